@@ -1,0 +1,409 @@
+"""Settings and inventory: one TOML file, overridable by ``COLDCHAIN_*`` environment variables.
+
+Every model forbids unknown keys so a typo names itself. Secrets are ``SecretStr`` and can come
+from the TOML file, the environment (``COLDCHAIN_MQTT__PASSWORD``) or a file named by the
+sibling ``*_file`` key (``COLDCHAIN_MQTT__PASSWORD_FILE=/run/secrets/mqtt``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from coldchain.durations import Duration
+
+
+class ConfigModel(BaseModel):
+    """Base of every configuration table: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_secret_file(path: Path | None, current: SecretStr) -> SecretStr:
+    """The secret from ``path`` (trailing newline stripped) when given, else ``current``."""
+    if path is None:
+        return current
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from exc
+
+
+class MqttConfig(ConfigModel):
+    """The broker coldchain subscribes to and publishes alerts on."""
+
+    url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host:port, or mqtts:// for TLS.")
+    username: str = Field(default="", description="Broker user; empty for anonymous.")
+    password: SecretStr = Field(default=SecretStr(""), description="Broker password.")
+    password_file: Path | None = Field(default=None, description="File holding the broker password.")
+    client_id: str = Field(
+        default="coldchain", min_length=1, description="Fixed client id: it names the persistent session."
+    )
+    topic_prefix: str = Field(default="coldchain", min_length=1, description="First topic level(s).")
+    shared_group: str = Field(
+        default="",
+        pattern=r"^[^/+#]*$",
+        description="Subscribe through $share/<group>/ so several ingest replicas split the load.",
+    )
+    keepalive: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive, seconds.")
+    session_expiry: Duration = Field(
+        default=timedelta(days=7), description="How long the broker keeps our session while we are away."
+    )
+    receive_maximum: int = Field(
+        default=20000,
+        ge=1,
+        le=65535,
+        description="Most unacknowledged QoS-1 messages the broker may have in flight to us.",
+    )
+    tls_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://; system CAs if unset.")
+    tls_insecure: bool = Field(default=False, description="Skip TLS hostname checks (testing only).")
+    reconnect_min: Duration = Field(default=timedelta(seconds=1), description="First reconnect delay.")
+    reconnect_max: Duration = Field(default=timedelta(seconds=30), description="Longest reconnect delay.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if any(ch in value for ch in "+#") or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must not contain '+' or '#' nor start or end with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _load_secret(self) -> Self:
+        object.__setattr__(self, "password", read_secret_file(self.password_file, self.password))
+        return self
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class InfluxConfig(ConfigModel):
+    """InfluxDB reached through the v1 HTTP API (/write, /query), served by 1.x, 2.x and 3.x."""
+
+    url: str = Field(default="http://127.0.0.1:8086", description="Base URL of InfluxDB.")
+    database: str = Field(default="coldchain", min_length=1, description="Database (bucket mapping on 2.x/3.x).")
+    retention_policy: str = Field(default="", description='Retention policy; "" is the database default.')
+    auth: Literal["none", "basic", "token"] = Field(default="none", description="token for InfluxDB 2.x/3.x.")
+    username: str = Field(default="", description="User for basic auth.")
+    password: SecretStr = Field(default=SecretStr(""), description="Password for basic auth.")
+    password_file: Path | None = Field(default=None, description="File holding the password.")
+    token: SecretStr = Field(default=SecretStr(""), description="API token for auth = token.")
+    token_file: Path | None = Field(default=None, description="File holding the token.")
+    create_database: bool = Field(default=True, description="CREATE DATABASE on start (1.x only).")
+    batch_size: int = Field(default=5000, ge=1, le=100_000, description="Most points in one write.")
+    linger: Duration = Field(
+        default=timedelta(milliseconds=200), description="Longest a reading waits for its batch to fill."
+    )
+    timeout: Duration = Field(default=timedelta(seconds=10), description="HTTP timeout of one request.")
+    gzip: bool = Field(default=True, description="Compress write bodies.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must look like http://host:8086")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _load_secrets(self) -> Self:
+        object.__setattr__(self, "password", read_secret_file(self.password_file, self.password))
+        object.__setattr__(self, "token", read_secret_file(self.token_file, self.token))
+        if self.auth == "token" and not self.token.get_secret_value():
+            raise ValueError("auth = 'token' needs influx.token (or influx.token_file)")
+        if self.auth == "basic" and not self.username:
+            raise ValueError("auth = 'basic' needs influx.username")
+        return self
+
+
+class SpoolConfig(ConfigModel):
+    """The on-disk spool that holds readings while InfluxDB is unreachable."""
+
+    path: Path = Field(default=Path("var/coldchain-spool.sqlite"), description="SQLite file of the spool.")
+    max_bytes: int = Field(
+        default=1 << 30,
+        ge=1 << 16,
+        description="Size cap; when reached ingest stops acknowledging so the broker holds messages.",
+    )
+
+
+class ApiUser(ConfigModel):
+    """A person (or machine) allowed to call /api/ with a bearer token."""
+
+    name: str = Field(min_length=1, description="Recorded on every action taken with this token.")
+    token: SecretStr = Field(default=SecretStr(""), description="Bearer token.")
+    token_file: Path | None = Field(default=None, description="File holding the token.")
+
+    @model_validator(mode="after")
+    def _load_secret(self) -> Self:
+        object.__setattr__(self, "token", read_secret_file(self.token_file, self.token))
+        if len(self.token.get_secret_value()) < 8:
+            raise ValueError(f"api user {self.name!r} needs a token of at least 8 characters")
+        return self
+
+
+class ApiConfig(ConfigModel):
+    """The HTTP endpoint: health, readiness, metrics and the operator API."""
+
+    listen: str = Field(default="127.0.0.1:8080", description="host:port to bind.")
+    users: list[ApiUser] = Field(default_factory=list, description="Who may call /api/.")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must look like 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class LogConfig(ConfigModel):
+    """Logging: JSON lines for machines, plain text on a terminal."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Minimum level.")
+    format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto = text on a terminal, JSON lines otherwise."
+    )
+
+
+class Profile(ConfigModel):
+    """A product's storage rules. Every key defaults to the natalizumab (Tysabri) label."""
+
+    min_celsius: float = Field(default=2.0, ge=-100, le=100, description="Lowest in-range temperature.")
+    max_celsius: float = Field(default=8.0, ge=-100, le=100, description="Highest in-range temperature.")
+    freeze_celsius: float = Field(default=0.0, ge=-100, le=100, description="At or below: freezing.")
+    excursion_delay: Duration = Field(
+        default=timedelta(minutes=15), description="How long out of range before an excursion alert opens."
+    )
+    clear_after: Duration = Field(default=timedelta(minutes=5), description="How long back in range to resolve.")
+    agitation_g: float = Field(default=0.5, gt=0, description="Peak g at or above which the stock was shaken.")
+    agitation_clear: Duration = Field(default=timedelta(minutes=5), description="Quiet time to resolve agitation.")
+    diluted_use_within: Duration = Field(default=timedelta(hours=8), description="A diluted bag's shelf life.")
+    bag_warning_before: Duration = Field(default=timedelta(hours=1), description="Warn this long before expiry.")
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> Self:
+        problems = verify_profile(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def verify_profile(profile: Profile) -> list[str]:
+    """Cross-field problems of a profile, each as a sentence."""
+    problems: list[str] = []
+    if not profile.min_celsius < profile.max_celsius:
+        problems.append(f"min_celsius ({profile.min_celsius}) must be below max_celsius ({profile.max_celsius})")
+    if not profile.freeze_celsius <= profile.min_celsius:
+        problems.append(
+            f"freeze_celsius ({profile.freeze_celsius}) must not be above min_celsius ({profile.min_celsius})"
+        )
+    for name in ("excursion_delay", "clear_after", "agitation_clear", "diluted_use_within", "bag_warning_before"):
+        if getattr(profile, name) <= timedelta(0):
+            problems.append(f"{name} must be positive")
+    if profile.bag_warning_before >= profile.diluted_use_within:
+        problems.append("bag_warning_before must be shorter than diluted_use_within")
+    return problems
+
+
+BUILTIN_PROFILES: dict[str, Profile] = {"natalizumab": Profile()}
+
+
+class ProfileOverrides(ConfigModel):
+    """Per-unit changes to its profile; unset keys keep the profile's values."""
+
+    min_celsius: float | None = None
+    max_celsius: float | None = None
+    freeze_celsius: float | None = None
+    excursion_delay: Duration | None = None
+    clear_after: Duration | None = None
+    agitation_g: float | None = None
+    agitation_clear: Duration | None = None
+    diluted_use_within: Duration | None = None
+    bag_warning_before: Duration | None = None
+
+
+class Unit(ConfigModel):
+    """A fridge."""
+
+    id: str = Field(min_length=1, pattern=r"^[^/+#\s]+$", description="Stable identifier.")
+    site: str = Field(min_length=1, description="Pharmacy or building the unit stands in.")
+    name: str = Field(default="", description="What staff call it; defaults to the id.")
+    profile: str = Field(default="natalizumab", description="Name of the product profile it stores.")
+    offline_after: Duration = Field(
+        default=timedelta(minutes=15), description="Silence after which a sensor of this unit is offline."
+    )
+    overrides: ProfileOverrides = Field(default_factory=ProfileOverrides, description="Per-unit profile changes.")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class Sensor(ConfigModel):
+    """A temperature probe or a shake sensor inside a unit."""
+
+    id: str = Field(min_length=1, pattern=r"^[^/+#\s]+$", description="Its MQTT topic level; its identity.")
+    unit: str = Field(min_length=1, description="Id of the unit it is in.")
+    kind: Literal["temperature", "shake"] = Field(description="What it measures.")
+
+
+def _merged_profiles(value: Any) -> Any:
+    """Built-in profiles, each overridden key by key by the configured ones."""
+    if not isinstance(value, dict):
+        return value
+    merged: dict[str, Any] = {name: profile.model_dump() for name, profile in BUILTIN_PROFILES.items()}
+    for name, table in value.items():
+        if isinstance(table, Profile):
+            table = table.model_dump()
+        if isinstance(table, dict) and name in merged:
+            merged[name] = {**merged[name], **table}
+        else:
+            merged[name] = table
+    return merged
+
+
+class Settings(BaseSettings):
+    """The whole configuration: connections, profiles and the inventory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COLDCHAIN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        nested_model_default_partial_update=True,
+    )
+
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    influx: InfluxConfig = Field(default_factory=InfluxConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    units: list[Unit] = Field(default_factory=list)
+    sensors: list[Sensor] = Field(default_factory=list)
+
+    _profiles_merge = field_validator("profiles", mode="before")(lambda cls, v: _merged_profiles(v))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, which is handed in as init values.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check_inventory(self) -> Self:
+        problems = verify_inventory(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def unit_profile(self, unit: Unit) -> Profile:
+        """The unit's profile with its overrides applied (validated when the settings were loaded)."""
+        base = self.profiles[unit.profile]
+        changes = unit.overrides.model_dump(exclude_none=True)
+        return Profile.model_validate({**base.model_dump(), **changes}) if changes else base
+
+
+def verify_inventory(settings: Settings) -> list[str]:
+    """Dangling references, duplicate ids and bad per-unit profiles, each naming the entry at fault."""
+    problems: list[str] = []
+    unit_ids: set[str] = set()
+    for index, unit in enumerate(settings.units):
+        where = f"units[{index}] (id {unit.id!r})"
+        if unit.id in unit_ids:
+            problems.append(f"{where}: duplicate unit id")
+        unit_ids.add(unit.id)
+        if unit.profile not in settings.profiles:
+            known = ", ".join(sorted(settings.profiles))
+            problems.append(f"{where}.profile: unknown profile {unit.profile!r} (known: {known})")
+            continue
+        try:
+            settings.unit_profile(unit)
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append(f"{where}.overrides: {error['msg'].removeprefix('Value error, ')}")
+    sensor_ids: set[str] = set()
+    for index, sensor in enumerate(settings.sensors):
+        where = f"sensors[{index}] (id {sensor.id!r})"
+        if sensor.id in sensor_ids:
+            problems.append(f"{where}: duplicate sensor id")
+        sensor_ids.add(sensor.id)
+        if sensor.unit not in unit_ids:
+            problems.append(f"{where}.unit: unknown unit {sensor.unit!r}")
+    return problems
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` lists every reason, each naming its key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _error_lines(source: str, exc: ValidationError) -> list[str]:
+    lines: list[str] = []
+    for error in exc.errors():
+        key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        for line in message.splitlines():
+            lines.append(f"{source}: {key}: {line}" if key else f"{source}: {line}")
+    return lines
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read ``path`` (TOML; None for defaults only) under ``COLDCHAIN_*`` overrides; raise ConfigError."""
+    source = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(source, [f"cannot read: {exc.strerror}"]) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, [f"not valid TOML: {exc}"]) from exc
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(source, _error_lines(source, exc)) from exc

@@ -7,7 +7,7 @@ they are stored, so a redelivered reading maps to the same point and overwrites 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -23,7 +23,7 @@ def to_millis(ts: datetime) -> int:
 
 def from_millis(millis: int) -> datetime:
     """The aware UTC datetime of a millisecond epoch timestamp."""
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    return EPOCH + timedelta(milliseconds=millis)
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

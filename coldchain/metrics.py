@@ -1,0 +1,99 @@
+"""Prometheus metrics of the service, on a registry of its own (so tests can run several services)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class _LastReadingCollector(Collector):
+    """``coldchain_sensor_seconds_since_last_reading{sensor}``, computed when scraped."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "coldchain_sensor_seconds_since_last_reading",
+            "Seconds since the newest reading (by sensor timestamp) stored for each sensor.",
+            labels=["sensor"],
+        )
+        now = time.time()
+        for sensor, ts in self._metrics.last_reading_snapshot().items():
+            family.add_metric([sensor], max(0.0, now - ts))
+        yield family
+
+
+class Metrics:
+    """Every metric coldchain exports. Counters only ever go up; nothing is dropped uncounted."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.messages_received = Counter(
+            "coldchain_messages_received", "MQTT messages received on data topics.", registry=r
+        )
+        self.records_stored = Counter(
+            "coldchain_records_stored", "Records written to the store, by measurement.", ["measurement"], registry=r
+        )
+        self.rejections = Counter(
+            "coldchain_rejections", "Messages or records rejected, by reason.", ["reason"], registry=r
+        )
+        self.write_errors = Counter(
+            "coldchain_write_errors",
+            "Failed store writes by class: transient (retried), config (auth/db), refused (dead-lettered).",
+            ["error_class"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "coldchain_dropped_records",
+            "Dead letters the store refused to take even into 'rejected' (logged with their content).",
+            registry=r,
+        )
+        self.spool_full = Counter(
+            "coldchain_spool_full", "Times a batch found the spool at its cap (acks held back).", registry=r
+        )
+        self.spool_depth = Gauge("coldchain_spool_depth_records", "Records waiting in the spool.", registry=r)
+        self.spool_oldest_age = Gauge(
+            "coldchain_spool_oldest_age_seconds", "Age of the oldest batch waiting in the spool.", registry=r
+        )
+        self.spool_bytes = Gauge("coldchain_spool_bytes", "Bytes of data waiting in the spool.", registry=r)
+        self.broker_connected = Gauge(
+            "coldchain_broker_connected", "1 while connected to the MQTT broker.", ["role"], registry=r
+        )
+        self.store_reachable = Gauge(
+            "coldchain_store_reachable", "1 when the last store request succeeded.", registry=r
+        )
+        self.acks_pending = Gauge(
+            "coldchain_acks_pending", "Messages received but not yet acknowledged to the broker.", registry=r
+        )
+        self._last_reading: dict[str, float] = {}
+        self._lock = threading.Lock()
+        r.register(_LastReadingCollector(self))
+
+    def saw_reading(self, sensor: str, ts: float) -> None:
+        """Remember the newest reading timestamp (epoch seconds) of a sensor."""
+        with self._lock:
+            if ts > self._last_reading.get(sensor, float("-inf")):
+                self._last_reading[sensor] = ts
+
+    def last_reading_snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._last_reading)
+
+    def bind_spool(
+        self, depth: Callable[[], float], oldest_age: Callable[[], float], size: Callable[[], float]
+    ) -> None:
+        """Read the spool gauges from the spool itself at scrape time."""
+        self.spool_depth.set_function(depth)
+        self.spool_oldest_age.set_function(oldest_age)
+        self.spool_bytes.set_function(size)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,191 @@
+"""The MQTT edge: one paho-mqtt 2.x client with a persistent MQTT 5 session and manual acks.
+
+Callbacks only convert paho's message into our frozen ``InboundMessage`` and hand it over on a
+queue; parsing, rules and storage happen elsewhere. Acks are explicit (``ack``) and only for the
+connection the message arrived on: after a reconnect the broker redelivers whatever we had not
+acked, so a stale ack is skipped rather than sent for a packet id the new session may reuse.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from coldchain.config import MqttConfig
+
+log = logging.getLogger("coldchain.mqtt")
+
+
+class MqttError(Exception):
+    """Base of the MQTT edge's errors."""
+
+
+class PublishError(MqttError):
+    """A publish could not be queued or was not acknowledged in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message as the rest of coldchain sees it; ``epoch`` names the connection it came on."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    dup: bool
+    retain: bool
+    received_at: datetime
+    epoch: int
+
+
+class MqttConnection:
+    """A long-lived broker connection that reconnects by itself with backoff and never gives up."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        client_id: str,
+        subscriptions: Sequence[str] = (),
+        inbox: queue.Queue[InboundMessage] | None = None,
+        on_connected: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.client_id = client_id
+        self.subscriptions = tuple(
+            f"$share/{config.shared_group}/{topic}" if config.shared_group else topic for topic in subscriptions
+        )
+        self.inbox: queue.Queue[InboundMessage] = inbox if inbox is not None else queue.Queue()
+        self._on_connected = on_connected
+        self._epoch = 0
+        self._epoch_lock = threading.Lock()
+        self.connected = threading.Event()
+        self._client = self._make_client()
+
+    def _make_client(self) -> paho.Client:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=paho.MQTTv5,
+            manual_ack=True,
+        )
+        if self.config.username:
+            client.username_pw_set(self.config.username, self.config.password.get_secret_value() or None)
+        if self.config.tls:
+            context = ssl.create_default_context(
+                cafile=str(self.config.tls_ca_file) if self.config.tls_ca_file else None
+            )
+            if self.config.tls_insecure:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            client.tls_set_context(context)
+        client.reconnect_delay_set(
+            max(1, int(self.config.reconnect_min.total_seconds())),
+            max(1, int(self.config.reconnect_max.total_seconds())),
+        )
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        return client
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (retrying until the broker answers) and keep the session."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = int(self.config.session_expiry.total_seconds())
+        properties.ReceiveMaximum = self.config.receive_maximum
+        # clean_start=False on *every* connect: the default (first only) would wipe our session on restart
+        self._client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive,
+            clean_start=False,
+            properties=properties,
+        )
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect (keeping the session on the broker) and stop the network thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    # -- callbacks: convert and hand over, nothing more -----------------------------------
+
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason, extra={"client_id": self.client_id})
+            return
+        with self._epoch_lock:
+            self._epoch += 1
+        session_present = bool(getattr(flags, "session_present", False))
+        log.info(
+            "connected to broker",
+            extra={"client_id": self.client_id, "session_present": session_present, "broker": self.config.url},
+        )
+        if self.subscriptions:
+            client.subscribe([(topic, 1) for topic in self.subscriptions])
+        self.connected.set()
+        if self._on_connected is not None:
+            self._on_connected(True)
+
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if self.connected.is_set():
+            log.warning("disconnected from broker: %s; reconnecting", reason, extra={"client_id": self.client_id})
+        self.connected.clear()
+        if self._on_connected is not None:
+            self._on_connected(False)
+
+    def _handle_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self.inbox.put(
+            InboundMessage(
+                topic=message.topic,
+                payload=message.payload,
+                qos=message.qos,
+                mid=message.mid,
+                dup=bool(message.dup),
+                retain=bool(message.retain),
+                received_at=datetime.now(UTC),
+                epoch=self._epoch,
+            )
+        )
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def ack(self, message: InboundMessage) -> bool:
+        """Acknowledge a QoS-1 message; False (and no ack) if it came on an earlier connection."""
+        if message.qos == 0:
+            return True
+        if message.epoch != self._epoch or not self.connected.is_set():
+            return False
+        return self._client.ack(message.mid, message.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout: float = 10.0) -> None:
+        """Publish and wait for the broker's PUBACK (QoS 1). Raises PublishError."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise PublishError(f"cannot publish to {topic}: {paho.error_string(info.rc)}")
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            raise PublishError(f"publish to {topic} failed: {exc}") from exc
+        if not info.is_published():
+            raise PublishError(f"broker did not acknowledge {topic} within {timeout}s")

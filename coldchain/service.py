@@ -1,0 +1,119 @@
+"""Assembles the service's roles (ingest, HTTP; rules and alerting join later) and runs them until a signal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterable
+
+from coldchain import __version__
+from coldchain.api import HttpApi
+from coldchain.config import Settings
+from coldchain.ingest import Ingest
+from coldchain.metrics import Metrics
+from coldchain.store.durable import DurableWriter
+from coldchain.store.influx import InfluxStore
+from coldchain.store.port import Store, StoreError
+from coldchain.store.spool import Spool
+
+log = logging.getLogger("coldchain.service")
+
+ROLES = ("ingest", "api")
+
+
+class _CachedPing:
+    """Ask the store whether it answers at most every ``interval`` seconds (readiness is polled often)."""
+
+    def __init__(self, store: Store, interval: float = 2.0) -> None:
+        self.store = store
+        self.interval = interval
+        self._checked = 0.0
+        self._problem: str | None = None
+        self._lock = threading.Lock()
+
+    def problem(self) -> str | None:
+        with self._lock:
+            if time.monotonic() - self._checked >= self.interval:
+                try:
+                    self.store.ping()
+                    self._problem = None
+                except StoreError as exc:
+                    self._problem = f"store unreachable: {exc}"
+                self._checked = time.monotonic()
+            return self._problem
+
+
+class Service:
+    """The roles of one coldchain process, sharing metrics, the store and the spool."""
+
+    def __init__(self, settings: Settings, roles: Iterable[str] = ROLES) -> None:
+        self.settings = settings
+        self.roles = tuple(roles)
+        self.metrics = Metrics()
+        self.store = InfluxStore(settings.influx)
+        self.spool = Spool(settings.spool.path, settings.spool.max_bytes)
+        self.writer = DurableWriter(self.store, self.spool, self.metrics)
+        self.ingest = Ingest(settings, self.writer, self.metrics) if "ingest" in self.roles else None
+        self._ping = _CachedPing(self.store)
+        self.api = (
+            HttpApi(settings.api.host, settings.api.port, self.metrics, self.readiness) if "api" in self.roles else None
+        )
+        self._stop = threading.Event()
+
+    def readiness(self) -> list[str]:
+        """Why the service is not ready (empty when it is)."""
+        problems: list[str] = []
+        if self.ingest is not None and not self.ingest.connection.connected.is_set():
+            problems.append(f"broker unreachable: {self.settings.mqtt.url}")
+        store_problem = self._ping.problem()
+        if store_problem:
+            problems.append(store_problem)
+        if self.spool.full:
+            problems.append(f"spool full ({self.spool.size_bytes} of {self.spool.max_bytes} bytes)")
+        return problems
+
+    def start(self) -> None:
+        log.info(
+            "coldchain %s starting",
+            __version__,
+            extra={
+                "roles": ",".join(self.roles),
+                "units": len(self.settings.units),
+                "sensors": len(self.settings.sensors),
+            },
+        )
+        self.writer.start()
+        if self.ingest is not None:
+            self.ingest.start()
+        if self.api is not None:
+            self.api.start()
+
+    def stop(self) -> None:
+        """Flush and stop every role; spooled data stays on disk for the next start."""
+        log.info("coldchain stopping")
+        if self.ingest is not None:
+            self.ingest.request_stop()
+        self.writer.stop()
+        if self.ingest is not None:
+            self.ingest.stop()
+        if self.api is not None:
+            self.api.stop()
+        self.store.close()
+        self.spool.close()
+        log.info("coldchain stopped")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def run_until_signal(self) -> None:
+        """Start, wait for SIGTERM or SIGINT, stop cleanly."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.request_stop())
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()

@@ -1,0 +1,65 @@
+"""Fixtures: one real influxd and one real mosquitto per test session, fresh ones on demand."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from coldchain.config import InfluxConfig
+from tests.servers import Influxd, Mosquitto
+
+
+@pytest.fixture(scope="session")
+def influxd() -> Iterator[Influxd]:
+    """The session's shared influxd (no auth); tests keep apart through their own database."""
+    with Influxd() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[Mosquitto]:
+    """The session's shared broker; tests keep apart through their own client ids and topics."""
+    with Mosquitto() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_influxd() -> Iterator[Callable[..., Influxd]]:
+    """Factory of started influxd servers that this test alone may stop, kill or restart."""
+    servers: list[Influxd] = []
+
+    def make(**options: Any) -> Influxd:
+        server = Influxd(**options)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def fresh_mosquitto() -> Iterator[Callable[..., Mosquitto]]:
+    """Factory of started brokers that this test alone may stop, kill or restart."""
+    servers: list[Mosquitto] = []
+
+    def make(**options: Any) -> Mosquitto:
+        server = Mosquitto(**options)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def influx_config(influxd: Influxd) -> Iterator[InfluxConfig]:
+    """Settings for the shared influxd with a database of this test's own (dropped afterwards)."""
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    yield InfluxConfig(url=influxd.url, database=database)
+    if influxd.running:
+        influxd.query(f'DROP DATABASE "{database}"')

@@ -1,0 +1,181 @@
+"""Configuration: TOML + COLDCHAIN_* overrides, secrets, profiles and inventory checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from coldchain.cli import main
+from coldchain.config import ConfigError, load_settings
+from coldchain.durations import format_duration, parse_duration
+
+VALID = """
+[influx]
+database = "pharmacy"
+
+[[units]]
+id = "fridge-a"
+site = "main-pharmacy"
+name = "Infusion fridge A"
+
+[[sensors]]
+id = "t-001"
+unit = "fridge-a"
+kind = "temperature"
+"""
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean COLDCHAIN_* environment for each test (pydantic-settings' own test style)."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("COLDCHAIN_"):
+            monkeypatch.delenv(key)
+    return monkeypatch
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "coldchain.toml"
+    path.write_text(text)
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    return info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),  # the contract's own examples
+        ("15m", 900),
+        ("8h", 28800),
+        ("1h30m", 5400),  # compound
+        ("500ms", 0.5),  # sub-second, for short test configs
+        ("2d", 172800),
+    ],
+)
+def test_durations_parse(text: str, seconds: float) -> None:
+    """Durations are written like 90s, 15m, 8h and round-trip through their printed form."""
+    assert parse_duration(text) == timedelta(seconds=seconds)
+    assert parse_duration(format_duration(parse_duration(text))) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["15", "m15", "15 minutes", "-5m", "", "1.5.2h"])
+def test_bad_durations_are_refused(text: str) -> None:
+    """A duration without a unit, or in words, is an error rather than a guess."""
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_defaults_and_builtin_profile(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A minimal file gets the contract's defaults and the natalizumab profile."""
+    settings = load_settings(write(tmp_path, VALID))
+    assert settings.mqtt.client_id == "coldchain"
+    assert settings.influx.database == "pharmacy"
+    assert settings.api.listen == "127.0.0.1:8080"
+    profile = settings.profiles["natalizumab"]
+    assert (profile.min_celsius, profile.max_celsius, profile.freeze_celsius) == (2.0, 8.0, 0.0)
+    assert profile.excursion_delay == timedelta(minutes=15)
+    assert profile.diluted_use_within == timedelta(hours=8)
+    assert settings.units[0].offline_after == timedelta(minutes=15)
+
+
+def test_environment_overrides_file(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """COLDCHAIN_INFLUX__URL beats the file; other keys of the same table keep the file's values."""
+    env.setenv("COLDCHAIN_INFLUX__URL", "http://influx.example:8086")
+    env.setenv("COLDCHAIN_MQTT__PASSWORD", "s3cret")
+    settings = load_settings(write(tmp_path, VALID))
+    assert settings.influx.url == "http://influx.example:8086"
+    assert settings.influx.database == "pharmacy"
+    assert settings.mqtt.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_secret_from_file(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A token can come from a secret file named by *_file (Docker secrets)."""
+    secret = tmp_path / "influx-token"
+    secret.write_text("tok-123456\n")
+    env.setenv("COLDCHAIN_INFLUX__AUTH", "token")
+    env.setenv("COLDCHAIN_INFLUX__TOKEN_FILE", str(secret))
+    settings = load_settings(write(tmp_path, VALID))
+    assert settings.influx.token.get_secret_value() == "tok-123456"
+
+
+def test_profile_override_keeps_other_keys(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Overriding one key of the built-in profile keeps the rest; units can override further."""
+    text = VALID + "\n[profiles.natalizumab]\nmax_celsius = 7.5\n"
+    text = text.replace('name = "Infusion fridge A"', 'name = "A"\noverrides = { excursion_delay = "10m" }')
+    settings = load_settings(write(tmp_path, text))
+    assert settings.profiles["natalizumab"].max_celsius == 7.5
+    assert settings.profiles["natalizumab"].min_celsius == 2.0
+    effective = settings.unit_profile(settings.units[0])
+    assert effective.excursion_delay == timedelta(minutes=10)
+    assert effective.max_celsius == 7.5
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # a typo in a key names the key and the file
+        (("[influx]", "[influx]\ndatabse = 'x'"), "influx.databse: unknown key"),
+        # a sensor pointing at a unit that does not exist names the sensor
+        (('unit = "fridge-a"', 'unit = "fridge-z"'), "sensors[0] (id 't-001').unit: unknown unit 'fridge-z'"),
+        # a bad kind names the field
+        (('kind = "temperature"', 'kind = "humidity"'), "sensors[0].kind"),
+        # a bad duration names the field
+        (('name = "Infusion fridge A"', 'offline_after = "soon"'), "units[0].offline_after"),
+        # an unknown profile names the unit
+        (('name = "Infusion fridge A"', 'profile = "insulin"'), "units[0] (id 'fridge-a').profile: unknown profile"),
+        # per-unit overrides are validated against the whole profile, naming the unit
+        (
+            ('name = "Infusion fridge A"', "overrides = { min_celsius = 9.0 }"),
+            "units[0] (id 'fridge-a').overrides: min_celsius (9.0) must be below max_celsius (8.0)",
+        ),
+        # a profile whose freezing point is above its minimum is refused
+        (("[influx]", "[profiles.natalizumab]\nfreeze_celsius = 3.0\n[influx]"), "freeze_celsius (3.0)"),
+        # token auth without a token
+        (("[influx]", "[influx]\nauth = 'token'"), "needs influx.token"),
+    ],
+)
+def test_problems_name_their_key(
+    env: pytest.MonkeyPatch, tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
+    """Every configuration problem names the file and the key (or inventory entry) at fault."""
+    path = write(tmp_path, VALID.replace(*change, 1))
+    problems = problems_of(path)
+    assert any(expected in p for p in problems), problems
+    assert all(p.startswith(str(path)) for p in problems)
+
+
+def test_duplicate_ids_are_errors(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Two sensors with one id would split a fridge's data: refused."""
+    text = VALID + '\n[[sensors]]\nid = "t-001"\nunit = "fridge-a"\nkind = "shake"\n'
+    assert any("sensors[1] (id 't-001'): duplicate sensor id" in p for p in problems_of(write(tmp_path, text)))
+
+
+def test_check_config_cli(env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check-config prints a summary and exits 0, or prints every problem and exits 1."""
+    good = write(tmp_path, VALID)
+    assert main(["check-config", "--config", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "1 units, 1 sensors" in out and "Infusion fridge A" in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(VALID.replace('unit = "fridge-a"', 'unit = "nope"').replace("[influx]", "[influx]\nport = 1"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check-config", "--config", str(bad)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "influx.port: unknown key" in err
+
+
+def test_unreadable_and_invalid_toml(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A missing file or broken TOML is reported, not raised as a traceback."""
+    assert "cannot read" in problems_of(tmp_path / "missing.toml")[0]
+    assert "not valid TOML" in problems_of(write(tmp_path, "[mqtt\nurl="))[0]

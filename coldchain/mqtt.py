@@ -71,6 +71,7 @@ class MqttConnection:
         self._epoch = 0
         self._epoch_lock = threading.Lock()
         self.connected = threading.Event()
+        self._closing = False
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -120,6 +121,7 @@ class MqttConnection:
 
     def stop(self) -> None:
         """Disconnect (keeping the session on the broker) and stop the network thread."""
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -148,7 +150,7 @@ class MqttConnection:
     def _handle_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._closing:
             log.warning("disconnected from broker: %s; reconnecting", reason, extra={"client_id": self.client_id})
         self.connected.clear()
         if self._on_connected is not None:

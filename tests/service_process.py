@@ -72,9 +72,10 @@ def write_config(
 class ColdchainProcess:
     """``coldchain <role> --config F`` as a child process; its log goes to a file in the test's dir."""
 
-    def __init__(self, config: Path, role: str = "ingest") -> None:
+    def __init__(self, config: Path, role: str = "ingest", env: dict[str, str] | None = None) -> None:
         self.config = config
         self.role = role
+        self.env = env or {}
         self.log_path = config.parent / f"coldchain-{role}.log"
         self.process: subprocess.Popen[bytes] | None = None
         text = config.read_text()
@@ -86,7 +87,7 @@ class ColdchainProcess:
             [sys.executable, "-m", "coldchain.cli", self.role, "--config", str(self.config)],
             stdout=log,
             stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         wait_for(self._healthy, 20, f"coldchain {self.role} /healthz (log: {self.log_path})")
         return self

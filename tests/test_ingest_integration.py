@@ -44,13 +44,13 @@ def count(url: str, database: str, measurement: str, field: str) -> int:
 class Scenario:
     """One test's world: a topic prefix, a database, a config and the ingest process."""
 
-    def __init__(self, tmp_path: Path, mqtt: Any, influx: Any, extra: str = "") -> None:
+    def __init__(self, tmp_path: Path, mqtt: Any, influx: Any, env: dict[str, str] | None = None) -> None:
         self.mqtt = mqtt
         self.influx = influx
         self.prefix = f"cc{uuid.uuid4().hex[:8]}"
         self.database = f"db_{uuid.uuid4().hex[:8]}"
-        self.config = write_config(tmp_path, mqtt.url, influx.url, self.database, self.prefix, extra)
-        self.ingest = ColdchainProcess(self.config, "ingest")
+        self.config = write_config(tmp_path, mqtt.url, influx.url, self.database, self.prefix)
+        self.ingest = ColdchainProcess(self.config, "ingest", env)
         self.publisher: Publisher | None = None
 
     def publisher_for(self) -> Publisher:
@@ -249,6 +249,32 @@ def test_influxdb_down_30s_then_everything_is_stored(tmp_path: Path, mosquitto: 
         wait_for(
             lambda: _gauge(world.ingest.get("/metrics").text, "coldchain_spool_depth_records") == 0, 15, "empty spool"
         )
+    finally:
+        world.close()
+
+
+def test_full_spool_holds_acks_instead_of_dropping(tmp_path: Path, mosquitto: Any, fresh_influxd: Any) -> None:
+    """With InfluxDB down and the spool at its cap, ingest stops acking; the broker keeps the rest."""
+    influx = fresh_influxd()
+    world = Scenario(tmp_path, mosquitto, influx, env={"COLDCHAIN_SPOOL__MAX_BYTES": "65536"})
+    try:
+        influx.stop()
+        world.ingest.start()
+        pub = world.publisher_for()
+        start = datetime.now(UTC) - timedelta(hours=1)
+        total = 3000  # about 3 x the spool's 64 KiB
+        for i in range(total):
+            reading = {"ts": iso(start + timedelta(seconds=i)), "celsius": 5.5, "seq": i}
+            pub.send(world.topic("t-001"), reading, wait=i % 500 == 499)
+        wait_for(lambda: "spool full" in world.ingest.get("/readyz").text, 30, "/readyz reporting the full spool")
+        metrics = world.ingest.get("/metrics").text
+        assert _gauge(metrics, "coldchain_spool_full_total") > 0
+        assert _gauge(metrics, "coldchain_acks_pending") > 0
+        assert any("SPOOL FULL" in str(e.get("message")) for e in world.ingest.log_entries())
+        world.ingest.kill()  # even a crash while acks are held loses nothing
+        influx.start()
+        world.ingest.start()
+        wait_for(lambda: world.count() == total, 60, f"all {total} readings once InfluxDB is back")
     finally:
         world.close()
 

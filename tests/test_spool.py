@@ -53,9 +53,11 @@ def test_cap_refuses_and_frees_space(tmp_path: Path) -> None:
         while True:
             spool.append(big)
     assert spool.size_bytes <= spool.max_bytes
+    assert spool.full
     oldest = spool.oldest()
     assert oldest is not None
     spool.remove(oldest.id)
+    assert not spool.full
     spool.append(big)
 
 

@@ -49,6 +49,7 @@ class Spool:
         )
         row = self._db.execute("SELECT count(*), coalesce(sum(n), 0), coalesce(sum(length(body)), 0) FROM batch")
         self._batches, self._records, self._bytes = row.fetchone()
+        self._refused = False
 
     @property
     def batches(self) -> int:
@@ -67,7 +68,8 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        return self._bytes >= self.max_bytes
+        """True from a refused append until a batch is removed (or when at the cap)."""
+        return self._refused or self._bytes >= self.max_bytes
 
     def oldest_age(self, now: float | None = None) -> float:
         """Seconds since the oldest waiting batch was spooled; 0 when empty."""
@@ -82,6 +84,7 @@ class Spool:
         body = record_codec.dumps(records)
         with self._lock:
             if self._bytes + len(body) > self.max_bytes:
+                self._refused = True
                 raise SpoolFull(
                     f"spool {self.path} holds {self._bytes} bytes; cap is {self.max_bytes}, batch needs {len(body)}"
                 )
@@ -105,6 +108,7 @@ class Spool:
         with self._lock:
             row = self._db.execute("DELETE FROM batch WHERE id = ? RETURNING n, length(body)", (batch_id,)).fetchone()
             if row is not None:
+                self._refused = False
                 self._batches -= 1
                 self._records -= int(row[0])
                 self._bytes -= int(row[1])

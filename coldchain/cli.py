@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections import Counter
@@ -52,7 +53,53 @@ def _run_roles(args: argparse.Namespace, roles: tuple[str, ...]) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Every role of the service in one process."""
-    return _run_roles(args, ("ingest", "api"))
+    return _run_roles(args, ("ingest", "rules", "api"))
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    """Only the rules worker (plus health and metrics over HTTP)."""
+    return _run_roles(args, ("rules", "api"))
+
+
+BAG_ACTIONS: dict[str, str] = {
+    "dilute": "diluted",
+    "start": "infusion_started",
+    "complete": "infusion_completed",
+    "discard": "discarded",
+}
+
+
+def cmd_bag(args: argparse.Namespace) -> int:
+    """Publish a bag event (the contract's payload) and wait for the broker's acknowledgement."""
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from coldchain.alert import format_time
+    from coldchain.messages import BagEventPayload, MessageParser, RejectedMessage
+    from coldchain.mqtt import MqttError, publish_once
+
+    settings = _load(args.config)
+    body: dict[str, object] = {"ts": format_time(datetime.now(UTC)), "event": BAG_ACTIONS[args.action], "by": args.by}
+    for key in ("unit", "lot", "product"):
+        if getattr(args, key):
+            body[key] = getattr(args, key)
+    try:  # refuse here what ingest would reject, with the same words
+        MessageParser(settings).bag_event(args.bag_id, BagEventPayload.model_validate(body))
+    except ValidationError as exc:
+        print(f"not sent: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    except RejectedMessage as exc:
+        print(f"not sent: {exc.detail}", file=sys.stderr)
+        return 2
+    topic = f"{settings.mqtt.topic_prefix}/bags/{args.bag_id}/events"
+    try:
+        publish_once(settings.mqtt, topic, json.dumps(body).encode())
+    except MqttError as exc:
+        print(f"not sent: {exc}", file=sys.stderr)
+        return 1
+    print(f"{topic} {json.dumps(body)}")
+    return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -70,8 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--config", type=Path, default=None, help="TOML configuration file")
         return command
 
-    with_config("run", "Run every role of the service (ingest; rules and API as they land).").set_defaults(func=cmd_run)
+    with_config("run", "Run every role of the service: ingest, rules, HTTP.").set_defaults(func=cmd_run)
     with_config("ingest", "Run the ingest role: MQTT readings into InfluxDB.").set_defaults(func=cmd_ingest)
+    with_config("rules", "Run the rules worker: readings and bag events into alerts.").set_defaults(func=cmd_rules)
+    bag = with_config("bag", "Record a diluted bag's life: dilute, start, complete, discard.")
+    bag.add_argument("action", choices=sorted(BAG_ACTIONS), help="what happened to the bag")
+    bag.add_argument("bag_id", help="the bag's label")
+    bag.add_argument("--unit", help="fridge it is stored in (required for dilute)")
+    bag.add_argument("--lot", help="lot number of the product")
+    bag.add_argument("--product", help="product (default: the unit's profile)")
+    bag.add_argument("--by", required=True, help="who did it")
+    bag.set_defaults(func=cmd_bag)
     with_config("check-config", "Validate a configuration and summarise its inventory.").set_defaults(
         func=cmd_check_config
     )

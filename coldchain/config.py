@@ -150,6 +150,40 @@ class SpoolConfig(ConfigModel):
     )
 
 
+class RulesConfig(ConfigModel):
+    """The rules worker: its own MQTT session and its durable state."""
+
+    client_id: str = Field(
+        default="coldchain-rules", min_length=1, description="Client id of the rules worker's persistent session."
+    )
+    state_path: Path = Field(
+        default=Path("var/coldchain-rules.sqlite"),
+        description="SQLite file holding the engine's snapshot (open alerts, pending excursions, bag timers).",
+    )
+    spool_path: Path = Field(
+        default=Path("var/coldchain-rules-spool.sqlite"),
+        description="Spool for alert records when `coldchain rules` runs in a process without ingest.",
+    )
+    tick: Duration = Field(default=timedelta(seconds=1), description="How often the clock rules run.")
+    checkpoint_every: Duration = Field(
+        default=timedelta(seconds=1), description="Longest time between snapshots (messages are acked after one)."
+    )
+
+    @field_validator("tick")
+    @classmethod
+    def _at_most_a_second(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=10) <= value <= timedelta(seconds=1):
+            raise ValueError("must be between 10ms and 1s (the clock rules run at least once a second)")
+        return value
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _sane_checkpoint(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=10) <= value <= timedelta(minutes=1):
+            raise ValueError("must be between 10ms and 1m")
+        return value
+
+
 class ApiUser(ConfigModel):
     """A person (or machine) allowed to call /api/ with a bearer token."""
 
@@ -308,6 +342,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))

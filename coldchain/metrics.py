@@ -72,6 +72,22 @@ class Metrics:
         self.acks_pending = Gauge(
             "coldchain_acks_pending", "Messages received but not yet acknowledged to the broker.", registry=r
         )
+        self.alert_transitions = Counter(
+            "coldchain_alert_transitions",
+            "Alert transitions published, by kind and change.",
+            ["kind", "change"],
+            registry=r,
+        )
+        self.alerts_open = Gauge("coldchain_alerts_open", "Alerts currently open.", registry=r)
+        self.late_readings = Gauge(
+            "coldchain_rules_late_readings",
+            "Readings older than the newest already judged for their sensor (stored, not re-judged).",
+            registry=r,
+        )
+        self.rules_checkpoints = Counter(
+            "coldchain_rules_checkpoints", "Durable snapshots of the rules engine.", registry=r
+        )
+        self.rules_errors = Counter("coldchain_rules_errors", "Batches the rules engine failed on.", registry=r)
         self._last_reading: dict[str, float] = {}
         self._lock = threading.Lock()
         r.register(_LastReadingCollector(self))

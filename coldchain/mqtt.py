@@ -12,6 +12,7 @@ import logging
 import queue
 import ssl
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,14 @@ class InboundMessage:
     epoch: int
 
 
+def _tls_context(config: MqttConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(config.tls_ca_file) if config.tls_ca_file else None)
+    if config.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class MqttConnection:
     """A long-lived broker connection that reconnects by itself with backoff and never gives up."""
 
@@ -84,13 +93,7 @@ class MqttConnection:
         if self.config.username:
             client.username_pw_set(self.config.username, self.config.password.get_secret_value() or None)
         if self.config.tls:
-            context = ssl.create_default_context(
-                cafile=str(self.config.tls_ca_file) if self.config.tls_ca_file else None
-            )
-            if self.config.tls_insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            client.tls_set_context(context)
+            client.tls_set_context(_tls_context(self.config))
         client.reconnect_delay_set(
             max(1, int(self.config.reconnect_min.total_seconds())),
             max(1, int(self.config.reconnect_max.total_seconds())),
@@ -100,6 +103,7 @@ class MqttConnection:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
+        client.on_subscribe = self._handle_subscribe
         return client
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -142,7 +146,21 @@ class MqttConnection:
             extra={"client_id": self.client_id, "session_present": session_present, "broker": self.config.url},
         )
         if self.subscriptions:
+            # "connected" only once the broker confirms the subscriptions: before that, messages could miss us
             client.subscribe([(topic, 1) for topic in self.subscriptions])
+        else:
+            self._mark_connected()
+
+    def _handle_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Any
+    ) -> None:
+        failed = [str(reason) for reason in reasons if reason.is_failure]
+        if failed:
+            log.error("broker refused our subscriptions %s: %s", self.subscriptions, ", ".join(failed))
+            return
+        self._mark_connected()
+
+    def _mark_connected(self) -> None:
         self.connected.set()
         if self._on_connected is not None:
             self._on_connected(True)
@@ -180,14 +198,56 @@ class MqttConnection:
             return False
         return self._client.ack(message.mid, message.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout: float = 10.0) -> None:
-        """Publish and wait for the broker's PUBACK (QoS 1). Raises PublishError."""
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> Delivery:
+        """Queue a message (sent now, or after a reconnect); the Delivery tells when the broker has it."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise PublishError(f"cannot publish to {topic}: {paho.error_string(info.rc)}")
+        return Delivery(topic, info)
+
+
+class Delivery:
+    """An outbound message on its way; ``done`` once the broker acknowledged it (QoS 1)."""
+
+    __slots__ = ("_info", "topic")
+
+    def __init__(self, topic: str, info: paho.MQTTMessageInfo) -> None:
+        self.topic = topic
+        self._info = info
+
+    def done(self) -> bool:
+        return self._info.is_published()
+
+    def wait(self, timeout: float) -> None:
+        """Block until the broker has it; raise PublishError after ``timeout`` seconds."""
         try:
-            info.wait_for_publish(timeout)
+            self._info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as exc:
-            raise PublishError(f"publish to {topic} failed: {exc}") from exc
-        if not info.is_published():
-            raise PublishError(f"broker did not acknowledge {topic} within {timeout}s")
+            raise PublishError(f"publish to {self.topic} failed: {exc}") from exc
+        if not self._info.is_published():
+            raise PublishError(f"broker did not acknowledge {self.topic} within {timeout}s")
+
+
+def publish_once(config: MqttConfig, topic: str, payload: bytes, *, timeout: float = 10.0) -> None:
+    """Connect with a throwaway clean session, publish one QoS-1 message, wait for PUBACK, disconnect.
+
+    For command-line tools (``coldchain bag …``). Raises MqttError when the broker cannot be reached
+    or does not acknowledge within ``timeout``.
+    """
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"coldchain-cli-{uuid.uuid4().hex[:10]}", protocol=paho.MQTTv5
+    )
+    if config.username:
+        client.username_pw_set(config.username, config.password.get_secret_value() or None)
+    if config.tls:
+        client.tls_set_context(_tls_context(config))
+    try:
+        client.connect(config.host, config.port, keepalive=config.keepalive, clean_start=True)
+    except OSError as exc:
+        raise MqttError(f"cannot reach the broker at {config.url}: {exc}") from exc
+    client.loop_start()
+    try:
+        Delivery(topic, client.publish(topic, payload, qos=1)).wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()

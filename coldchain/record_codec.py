@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from coldchain.alert import Alert
 from coldchain.records import (
     BagEvent,
     Record,
@@ -57,6 +58,8 @@ def record_to_dict(record: Record) -> dict[str, Any]:
                 "lot": record.lot,
                 "by": record.by,
             }
+        case Alert():
+            return {"type": "alert", **record.to_payload()}
         case Rejection():
             return {
                 "type": "rejected",
@@ -97,6 +100,8 @@ def record_from_dict(data: dict[str, Any]) -> Record:
             data["lot"],
             data["by"],
         )
+    if kind == "alert":
+        return Alert.from_payload(data)
     if kind == "rejected":
         return Rejection(
             RejectReason(data["reason"]),

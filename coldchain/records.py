@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+if TYPE_CHECKING:
+    from coldchain.alert import Alert
 
 BagEventKind = Literal["diluted", "infusion_started", "infusion_completed", "discarded"]
 BAG_EVENT_KINDS: tuple[BagEventKind, ...] = ("diluted", "infusion_started", "infusion_completed", "discarded")
@@ -97,4 +100,5 @@ class Rejection:
 
 
 Reading = TemperatureReading | ShakeReading
-Record = TemperatureReading | ShakeReading | BagEvent | Rejection
+Record: TypeAlias = "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert"
+"""Everything the store holds; alert states (``coldchain.alert.Alert``) are written by the rules worker."""

@@ -1,4 +1,4 @@
-"""Assembles the service's roles (ingest, HTTP; rules and alerting join later) and runs them until a signal."""
+"""Assembles the service's roles (ingest, rules, HTTP; alerting joins later) and runs them until a signal."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from coldchain.api import HttpApi
 from coldchain.config import Settings
 from coldchain.ingest import Ingest
 from coldchain.metrics import Metrics
+from coldchain.rules_worker import RulesWorker
 from coldchain.store.durable import DurableWriter
 from coldchain.store.influx import InfluxStore
 from coldchain.store.port import Store, StoreError
@@ -20,7 +21,7 @@ from coldchain.store.spool import Spool
 
 log = logging.getLogger("coldchain.service")
 
-ROLES = ("ingest", "api")
+ROLES = ("ingest", "rules", "api")
 
 
 class _CachedPing:
@@ -53,9 +54,12 @@ class Service:
         self.roles = tuple(roles)
         self.metrics = Metrics()
         self.store = InfluxStore(settings.influx)
-        self.spool = Spool(settings.spool.path, settings.spool.max_bytes)
+        # ingest and rules in one process share one writer; a rules-only process spools to a file of its own
+        spool_path = settings.spool.path if "ingest" in self.roles else settings.rules.spool_path
+        self.spool = Spool(spool_path, settings.spool.max_bytes)
         self.writer = DurableWriter(self.store, self.spool, self.metrics)
         self.ingest = Ingest(settings, self.writer, self.metrics) if "ingest" in self.roles else None
+        self.rules = RulesWorker(settings, self.writer, self.metrics) if "rules" in self.roles else None
         self._ping = _CachedPing(self.store)
         self.api = (
             HttpApi(settings.api.host, settings.api.port, self.metrics, self.readiness) if "api" in self.roles else None
@@ -65,7 +69,8 @@ class Service:
     def readiness(self) -> list[str]:
         """Why the service is not ready (empty when it is)."""
         problems: list[str] = []
-        if self.ingest is not None and not self.ingest.connection.connected.is_set():
+        connections = [role.connection for role in (self.ingest, self.rules) if role is not None]
+        if any(not connection.connected.is_set() for connection in connections):
             problems.append(f"broker unreachable: {self.settings.mqtt.url}")
         store_problem = self._ping.problem()
         if store_problem:
@@ -87,17 +92,21 @@ class Service:
         self.writer.start()
         if self.ingest is not None:
             self.ingest.start()
+        if self.rules is not None:
+            self.rules.start()
         if self.api is not None:
             self.api.start()
 
     def stop(self) -> None:
         """Flush and stop every role; spooled data stays on disk for the next start."""
         log.info("coldchain stopping")
-        if self.ingest is not None:
-            self.ingest.request_stop()
+        for role in (self.ingest, self.rules):
+            if role is not None:
+                role.request_stop()
         self.writer.stop()
-        if self.ingest is not None:
-            self.ingest.stop()
+        for role in (self.ingest, self.rules):
+            if role is not None:
+                role.stop()
         if self.api is not None:
             self.api.stop()
         self.store.close()

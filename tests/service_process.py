@@ -32,8 +32,13 @@ def write_config(
     prefix: str,
     extra: str = "",
     sensors: list[tuple[str, str, str]] | None = None,
+    unit_options: dict[str, list[str]] | None = None,
 ) -> Path:
-    """A TOML configuration for one test: two fridges, unique client id and topic prefix."""
+    """A TOML configuration for one test: two fridges, unique client ids, topic prefix and state files.
+
+    ``unit_options`` adds TOML lines to a unit's table, e.g. ``{"fridge-b": ['offline_after = "3s"']}``.
+    """
+    unit_options = unit_options or {}
     lines = [
         "[mqtt]",
         f'url = "{mqtt_url}"',
@@ -47,6 +52,10 @@ def write_config(
         'timeout = "2s"',
         "[spool]",
         f'path = "{directory / "spool.sqlite"}"',
+        "[rules]",
+        f'client_id = "ccr-{uuid.uuid4().hex[:8]}"',
+        f'state_path = "{directory / "rules.sqlite"}"',
+        f'spool_path = "{directory / "rules-spool.sqlite"}"',
         "[api]",
         f'listen = "127.0.0.1:{free_port()}"',
         "[log]",
@@ -57,10 +66,12 @@ def write_config(
         'id = "fridge-a"',
         'site = "main-pharmacy"',
         'name = "Infusion fridge A"',
+        *unit_options.get("fridge-a", []),
         "[[units]]",
         'id = "fridge-b"',
         'site = "main-pharmacy"',
         'name = "Infusion fridge B"',
+        *unit_options.get("fridge-b", []),
     ]
     for sensor_id, unit, kind in sensors or SENSORS:
         lines += ["[[sensors]]", f'id = "{sensor_id}"', f'unit = "{unit}"', f'kind = "{kind}"']
@@ -89,8 +100,17 @@ class ColdchainProcess:
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
-        wait_for(self._healthy, 20, f"coldchain {self.role} /healthz (log: {self.log_path})")
+        wait_for(self._subscribed, 20, f"coldchain {self.role} subscribed to the broker (log: {self.log_path})")
         return self
+
+    def _subscribed(self) -> bool:
+        """Healthy, and every MQTT role has its subscriptions confirmed (else early messages could miss it)."""
+        if not self._healthy():
+            return False
+        lines = [
+            line for line in self.get("/metrics").text.splitlines() if line.startswith("coldchain_broker_connected{")
+        ]
+        return bool(lines) and all(line.endswith(" 1.0") for line in lines)
 
     def _healthy(self) -> bool:
         assert self.process is not None

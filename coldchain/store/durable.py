@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from coldchain import record_codec
+from coldchain.alert import Alert
 from coldchain.metrics import Metrics
 from coldchain.records import Record, Rejection, RejectReason, ShakeReading, TemperatureReading
 from coldchain.store.port import Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
@@ -42,6 +43,8 @@ def _measurement(record: Record) -> str:
             return "shake"
         case Rejection():
             return "rejected"
+        case Alert():
+            return "alert"
     return "bag_event"
 
 

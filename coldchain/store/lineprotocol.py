@@ -6,6 +6,7 @@ Schema (one measurement per record type, tags in key order, timestamps in epoch 
 - ``shake,sensor=…,site=…,unit=… peak_g=0.7,seq=12i <ts>``
 - ``bag_event,bag=…,site=…,unit=… event="diluted",product="…",lot="…",by="…" <ts>``
 - ``rejected,reason=… topic="…",detail="…",payload="…" <received_at>``
+- ``alert,kind=…,severity=…,site=…,subject=…,unit=… id="…",state="open",… <updated_at>``
 
 Optional fields (None) and empty tags are left out. Float fields are written as ``repr(float(x))``
 (``4.0``, ``1e+16``) and integer fields with the ``i`` suffix, whatever Python type the caller
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from coldchain.alert import Alert, format_time
 from coldchain.records import BagEvent, Record, Rejection, ShakeReading, TemperatureReading, to_millis
 
 PAYLOAD_LIMIT = 1024
@@ -158,3 +160,26 @@ def encode_rejection(r: Rejection) -> str:
     payload = r.payload[:PAYLOAD_LIMIT].decode("utf-8", errors="replace")
     fields = f"topic={escape_string(r.topic)},detail={escape_string(r.detail)},payload={escape_string(payload)}"
     return f"{series_key('rejected', (('reason', str(r.reason)),))} {fields} {to_millis(r.received_at)}"
+
+
+@encoder(Alert)
+def encode_alert(a: Alert) -> str:
+    """An alert state: one point per transition, at its ``updated_at``; times as RFC 3339 strings."""
+    fields = [
+        f"id={escape_string(a.id)}",
+        f"state={escape_string(a.state)}",
+        f"started_at={escape_string(format_time(a.started_at))}",
+        f"updated_at={escape_string(format_time(a.updated_at))}",
+        f"message={escape_string(a.message)}",
+        f"affected_bags={escape_string(','.join(a.affected_bags))}",
+    ]
+    if a.resolved_at is not None:
+        fields.append(f"resolved_at={escape_string(format_time(a.resolved_at))}")
+    if a.value is not None:
+        fields.append(f"value={float(a.value)!r}")
+    for name in ("sensor", "bag", "acknowledged_by", "note"):
+        value = getattr(a, name)
+        if value is not None:
+            fields.append(f"{name}={escape_string(value)}")
+    tags = (("kind", a.kind), ("severity", a.severity), ("site", a.site), ("subject", a.subject), ("unit", a.unit))
+    return f"{series_key('alert', tags)} {','.join(fields)} {to_millis(a.updated_at)}"

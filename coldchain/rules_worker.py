@@ -1,0 +1,233 @@
+"""The rules worker: MQTT readings and bag events -> ``RulesEngine`` -> alert transitions out.
+
+It has its own persistent MQTT session (``rules.client_id``), independent of ingest, so each
+consumer gets every message. Per batch of messages it parses them (rejections are ingest's to
+store), feeds the engine with the wall clock as ``now``, publishes every transition retained on
+``<prefix>/alerts/<kind>/<subject>`` (QoS 1) and stores it in measurement ``alert``. The clock
+rules run every ``rules.tick`` (at most 1 s).
+
+Restart safety (``kill -9`` at any moment): every ``rules.checkpoint_every`` the worker waits for
+the broker to confirm the alerts published so far, saves the engine snapshot durably
+(``rules_state.py``), and only then acks the messages judged since the previous checkpoint. After
+a crash it restores the last snapshot and the broker redelivers the unacked messages, which the
+engine judges again in event-time order; deterministic alert ids make any re-published transition
+the same alert, never a second episode.
+
+After a (re)start the clock rules wait until the broker's backlog for our session has been read
+(the inbox was seen empty), at most ``_BACKLOG_GRACE`` seconds, so a restart does not report every
+sensor offline just before the queued readings arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from coldchain.alert import Transition
+from coldchain.config import Settings
+from coldchain.messages import MessageParser
+from coldchain.metrics import Metrics
+from coldchain.mqtt import Delivery, InboundMessage, MqttConnection, PublishError
+from coldchain.records import BagEvent, ShakeReading, TemperatureReading
+from coldchain.rules import RulesEngine
+from coldchain.rules_state import RulesState
+from coldchain.store.durable import DurableWriter, WriterStopped
+
+log = logging.getLogger("coldchain.rules")
+
+_BACKLOG_GRACE = 30.0
+_MAX_BATCH = 2000
+
+
+def alert_topic(prefix: str, transition: Transition) -> str:
+    """``<prefix>/alerts/<kind>/<subject>``."""
+    return f"{prefix}/alerts/{transition.alert.kind}/{transition.alert.subject}"
+
+
+def _take_batch(inbox: queue.Queue[InboundMessage], timeout: float) -> list[InboundMessage]:
+    """Wait up to ``timeout`` for a message, then take whatever else is already waiting (bounded)."""
+    try:
+        messages = [inbox.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while len(messages) < _MAX_BATCH:
+        try:
+            messages.append(inbox.get_nowait())
+        except queue.Empty:
+            break
+    return messages
+
+
+class RulesWorker:
+    """The rules role: owns its MQTT connection, the engine, its snapshot and its thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        writer: DurableWriter,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.metrics = metrics
+        self.clock = clock
+        self.parser = MessageParser(settings)
+        self.state = RulesState(settings.rules.state_path)
+        self.engine = self._restore()
+        self.connection = MqttConnection(
+            settings.mqtt,
+            client_id=settings.rules.client_id,
+            subscriptions=self.parser.subscriptions,
+            on_connected=self._connected,
+        )
+        self._tick = settings.rules.tick.total_seconds()
+        self._checkpoint_every = settings.rules.checkpoint_every.total_seconds()
+        self._pending: list[InboundMessage] = []
+        self._unconfirmed: list[Delivery] = []
+        self._dirty = False
+        self._last_checkpoint = time.monotonic()
+        self._clock_rules_from: float | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        metrics.alerts_open.set_function(lambda: len(self.engine.open_alerts()))
+        metrics.late_readings.set_function(lambda: self.engine.stats.late_readings)
+
+    def _restore(self) -> RulesEngine:
+        snapshot = self.state.load()
+        if snapshot is None:
+            log.info("no rules snapshot yet; starting fresh", extra={"path": str(self.state.path)})
+            return RulesEngine(self.settings)
+        try:
+            engine = RulesEngine.restore(self.settings, snapshot)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("rules snapshot unusable (%s); starting fresh: open alerts will be re-detected", exc)
+            return RulesEngine(self.settings)
+        log.info(
+            "rules state restored",
+            extra={"open_alerts": len(engine.open_alerts()), "path": str(self.state.path)},
+        )
+        return engine
+
+    def _connected(self, up: bool) -> None:
+        self.metrics.broker_connected.labels("rules").set(1 if up else 0)
+        if up:
+            self._clock_rules_from = time.monotonic() + _BACKLOG_GRACE
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
+        self._thread.start()
+        self.connection.start()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Judge what is in hand, checkpoint, ack, disconnect."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self.connection.stop()
+        self.state.close()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        inbox = self.connection.inbox
+        next_tick = time.monotonic() + self._tick
+        while not self._stopping.is_set():
+            messages = _take_batch(inbox, timeout=max(0.0, next_tick - time.monotonic()))
+            if messages:
+                self._judge(messages)
+            if time.monotonic() >= next_tick:
+                next_tick = max(next_tick + self._tick, time.monotonic())
+                if self._clock_rules_may_run(inbox.empty()):
+                    self._guarded(lambda: self._emit(self.engine.tick(self.clock())), "clock rules")
+            if time.monotonic() - self._last_checkpoint >= self._checkpoint_every:
+                self._checkpoint()
+        self._checkpoint(final=True)
+
+    def _guarded(self, action: Callable[[], None], what: str) -> bool:
+        """Run ``action``; False if it failed (logged). The worker outlives a bad batch."""
+        try:
+            action()
+        except WriterStopped:
+            log.warning("stopped before the alert records of %s were stored", what)
+            return False
+        except Exception:  # one bad batch must not stop alerting for every fridge
+            log.exception("rules failed on %s", what)
+            self.metrics.rules_errors.inc()
+            return False
+        return True
+
+    def _clock_rules_may_run(self, inbox_empty: bool) -> bool:
+        if not self.connection.connected.is_set():
+            return False
+        if self._clock_rules_from is None:
+            return True
+        if inbox_empty or time.monotonic() >= self._clock_rules_from:
+            self._clock_rules_from = None  # backlog read (or grace over): the clock rules run from now on
+            return True
+        return False
+
+    def _judge(self, messages: list[InboundMessage]) -> None:
+        records: list[TemperatureReading | ShakeReading | BagEvent] = []
+        for message in messages:
+            parsed = self.parser.parse(message.topic, message.payload, message.received_at)
+            if isinstance(parsed, list):
+                records.extend(parsed)
+        judged = self._guarded(lambda: self._emit(self.engine.observe(records, self.clock())), "a batch of messages")
+        # A batch the engine cannot judge is acked all the same (logged, counted), so it cannot block the
+        # session; only a batch cut short by stopping stays unacked, for redelivery.
+        if judged or not self._stopping.is_set():
+            self._pending.extend(messages)
+        self._dirty = True
+
+    def _emit(self, transitions: list[Transition]) -> None:
+        if not transitions:
+            return
+        prefix = self.settings.mqtt.topic_prefix
+        for transition in transitions:
+            alert = transition.alert
+            payload = json.dumps(alert.to_payload(), ensure_ascii=False).encode()
+            self._unconfirmed.append(self.connection.publish(alert_topic(prefix, transition), payload, retain=True))
+            self.metrics.alert_transitions.labels(alert.kind, transition.change).inc()
+            level = logging.WARNING if transition.change == "opened" else logging.INFO
+            log.log(
+                level,
+                "alert %s: %s",
+                transition.change,
+                alert.message,
+                extra={"alert_id": alert.id, "kind": alert.kind, "subject": alert.subject, "state": alert.state},
+            )
+        self.writer.write([t.alert for t in transitions])
+        self._dirty = True
+
+    def _checkpoint(self, final: bool = False) -> None:
+        """Snapshot durably once the broker holds every alert published so far; then ack."""
+        self._last_checkpoint = time.monotonic()
+        if not self._dirty and not self._pending:
+            return
+        if final:
+            for delivery in self._unconfirmed:
+                try:
+                    delivery.wait(5.0)
+                except PublishError as exc:
+                    log.warning("alert not confirmed by the broker before stopping: %s", exc)
+                    return
+        self._unconfirmed = [d for d in self._unconfirmed if not d.done()]
+        if self._unconfirmed:
+            return  # not yet: the snapshot must not run ahead of what subscribers can see
+        self.state.save(self.engine.snapshot())
+        self.metrics.rules_checkpoints.inc()
+        for message in self._pending:
+            self.connection.ack(message)
+        self._pending = []
+        self._dirty = False

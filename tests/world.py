@@ -1,0 +1,88 @@
+"""One integration test's world: its topic prefix, database, configuration and coldchain process."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.publishing import Publisher
+from tests.service_process import ColdchainProcess, write_config
+
+
+def influxql(url: str, database: str, query: str) -> list[dict[str, Any]]:
+    """Rows of the first series of an InfluxQL query, as dicts."""
+    response = httpx.get(f"{url}/query", params={"db": database, "q": query, "epoch": "ms"}, timeout=10)
+    response.raise_for_status()
+    result = response.json()["results"][0]
+    rows: list[dict[str, Any]] = []
+    for series in result.get("series", []):
+        for values in series["values"]:
+            row = dict(zip(series["columns"], values, strict=True))
+            row.update(series.get("tags") or {})
+            rows.append(row)
+    return rows
+
+
+def count(url: str, database: str, measurement: str, field: str) -> int:
+    try:
+        rows = influxql(url, database, f'SELECT count("{field}") FROM "{measurement}"')
+    except httpx.HTTPError:
+        return 0
+    return int(rows[0]["count"]) if rows else 0
+
+
+class Scenario:
+    """One test's world: a topic prefix, a database, a config and the coldchain process (`service`)."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        mqtt: Any,
+        influx: Any,
+        env: dict[str, str] | None = None,
+        role: str = "ingest",
+        unit_options: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.mqtt = mqtt
+        self.influx = influx
+        self.prefix = f"cc{uuid.uuid4().hex[:8]}"
+        self.database = f"db_{uuid.uuid4().hex[:8]}"
+        self.config = write_config(
+            tmp_path, mqtt.url, influx.url, self.database, self.prefix, unit_options=unit_options
+        )
+        self.service = ColdchainProcess(self.config, role, env)
+        self.publisher: Publisher | None = None
+
+    def publisher_for(self) -> Publisher:
+        if self.publisher is None:
+            self.publisher = Publisher("127.0.0.1", self.mqtt.port)
+        return self.publisher
+
+    def topic(self, sensor: str, kind: str = "temperature") -> str:
+        return f"{self.prefix}/sensors/{sensor}/{kind}"
+
+    def count(self, measurement: str = "temperature", field: str = "celsius") -> int:
+        return count(self.influx.url, self.database, measurement, field)
+
+    def rows(self, query: str) -> list[dict[str, Any]]:
+        return influxql(self.influx.url, self.database, query)
+
+    def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
+        self.service.kill()
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def gauge(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0

@@ -90,6 +90,9 @@ class Alert:
     acknowledged_by: str | None = None
     note: str | None = None
     affected_bags: tuple[str, ...] = ()
+    disposition: str | None = None
+    """What was done with the stock, recorded with the acknowledgement."""
+    acknowledged_at: datetime | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The contract's JSON object (times RFC 3339 UTC with ``Z``, ``affected_bags`` a list)."""
@@ -111,6 +114,8 @@ class Alert:
             "acknowledged_by": self.acknowledged_by,
             "note": self.note,
             "affected_bags": list(self.affected_bags),
+            "disposition": self.disposition,
+            "acknowledged_at": format_time(self.acknowledged_at) if self.acknowledged_at is not None else None,
         }
 
     @classmethod
@@ -136,6 +141,8 @@ class Alert:
             acknowledged_by=data["acknowledged_by"],
             note=data["note"],
             affected_bags=tuple(data["affected_bags"]),
+            disposition=data.get("disposition"),
+            acknowledged_at=parse_time(data["acknowledged_at"]) if data.get("acknowledged_at") else None,
         )
 
 

@@ -184,6 +184,99 @@ class RulesConfig(ConfigModel):
         return value
 
 
+class NotifyTarget(ConfigModel):
+    """A named notification channel: an apprise URL (mailto://, slack://, json://, ntfy://, …)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="How routes and tiers name it.")
+    url: SecretStr = Field(default=SecretStr(""), description="Apprise URL; it may hold credentials.")
+    url_file: Path | None = Field(default=None, description="File holding the apprise URL.")
+
+    @model_validator(mode="after")
+    def _load_secret(self) -> Self:
+        object.__setattr__(self, "url", read_secret_file(self.url_file, self.url))
+        if not self.url.get_secret_value():
+            raise ValueError(f"notify target {self.name!r} needs url (or url_file)")
+        return self
+
+
+Severity = Literal["critical", "warning"]
+AlertKindName = Literal[
+    "temperature_high",
+    "temperature_low",
+    "freezing",
+    "agitation",
+    "sensor_offline",
+    "bag_expiring",
+    "bag_expired",
+    "bag_used_after_expiry",
+]
+
+
+class NotifyRoute(ConfigModel):
+    """Alerts matching every given list go to ``targets``; an empty list matches anything."""
+
+    severity: list[Severity] = Field(default_factory=list, description="Match these severities.")
+    kind: list[AlertKindName] = Field(default_factory=list, description="Match these alert kinds.")
+    site: list[str] = Field(default_factory=list, description="Match these sites.")
+    unit: list[str] = Field(default_factory=list, description="Match these units.")
+    targets: list[str] = Field(min_length=1, description="Names of notify targets.")
+    continue_matching: bool = Field(default=False, description="Also try the routes after this one.")
+
+
+class NotifyConfig(ConfigModel):
+    """Where alert notifications go."""
+
+    targets: list[NotifyTarget] = Field(default_factory=list, description="Channels, by name.")
+    routes: list[NotifyRoute] = Field(default_factory=list, description="First match wins (unless continue).")
+    default_targets: list[str] = Field(
+        default_factory=lambda: ["log"],
+        min_length=1,
+        description="The default route: alerts no route matches. 'log' (built in) writes to the service log.",
+    )
+    retry_max: Duration = Field(default=timedelta(minutes=10), description="Longest backoff between retries.")
+    give_up_after: Duration = Field(default=timedelta(hours=24), description="Stop retrying a delivery after this.")
+
+
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class Shift(ConfigModel):
+    """A weekly shift: on ``days`` from ``start`` to ``end`` local time (end before start: overnight)."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), description="Days the shift starts on.")
+    start: str = Field(default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM local time.")
+    end: str = Field(default="24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", description="HH:MM local time.")
+
+
+class OncallTier(ConfigModel):
+    """People paged for critical alerts, in escalation order."""
+
+    name: str = Field(min_length=1, description="e.g. 'pharmacist on duty'.")
+    targets: list[str] = Field(min_length=1, description="Names of notify targets.")
+    timezone: str = Field(default="UTC", description="IANA time zone of the shifts, e.g. Europe/Berlin.")
+    shifts: list[Shift] = Field(default_factory=lambda: [Shift()], description="When this tier is on call.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class OncallConfig(ConfigModel):
+    """Escalation of critical alerts through the tiers until someone acknowledges."""
+
+    tiers: list[OncallTier] = Field(default_factory=list, description="Tier 1 first.")
+    escalate_after: Duration = Field(default=timedelta(minutes=15), description="Unacknowledged: next tier.")
+    repeat_interval: Duration = Field(default=timedelta(minutes=30), description="Repeat until ack or resolve.")
+
+
 class ApiUser(ConfigModel):
     """A person (or machine) allowed to call /api/ with a bearer token."""
 
@@ -204,6 +297,17 @@ class ApiConfig(ConfigModel):
 
     listen: str = Field(default="127.0.0.1:8080", description="host:port to bind.")
     users: list[ApiUser] = Field(default_factory=list, description="Who may call /api/.")
+    public_url: str = Field(
+        default="", description="How people reach this API (for acknowledge links in notifications)."
+    )
+    link_secret: SecretStr = Field(default=SecretStr(""), description="Key signing acknowledge links.")
+    link_secret_file: Path | None = Field(default=None, description="File holding the link key.")
+    link_valid_for: Duration = Field(default=timedelta(hours=24), description="How long an ack link works.")
+
+    @model_validator(mode="after")
+    def _load_secret(self) -> Self:
+        object.__setattr__(self, "link_secret", read_secret_file(self.link_secret_file, self.link_secret))
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -343,6 +447,8 @@ class Settings(BaseSettings):
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    oncall: OncallConfig = Field(default_factory=OncallConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
@@ -395,6 +501,7 @@ def verify_inventory(settings: Settings) -> list[str]:
         except ValidationError as exc:
             for error in exc.errors():
                 problems.append(f"{where}.overrides: {error['msg'].removeprefix('Value error, ')}")
+    problems += verify_notify(settings)
     sensor_ids: set[str] = set()
     for index, sensor in enumerate(settings.sensors):
         where = f"sensors[{index}] (id {sensor.id!r})"
@@ -403,6 +510,28 @@ def verify_inventory(settings: Settings) -> list[str]:
         sensor_ids.add(sensor.id)
         if sensor.unit not in unit_ids:
             problems.append(f"{where}.unit: unknown unit {sensor.unit!r}")
+    return problems
+
+
+def verify_notify(settings: Settings) -> list[str]:
+    """Every route and tier names existing targets; target names are unique."""
+    problems: list[str] = []
+    names: set[str] = {"log"}
+    for index, target in enumerate(settings.notify.targets):
+        if target.name in names:
+            problems.append(f"notify.targets[{index}] (name {target.name!r}): duplicate target name")
+        names.add(target.name)
+
+    def check(where: str, targets: list[str]) -> None:
+        for name in targets:
+            if name not in names:
+                problems.append(f"{where}: unknown notify target {name!r} (known: {', '.join(sorted(names))})")
+
+    check("notify.default_targets", settings.notify.default_targets)
+    for index, route in enumerate(settings.notify.routes):
+        check(f"notify.routes[{index}].targets", route.targets)
+    for index, tier in enumerate(settings.oncall.tiers):
+        check(f"oncall.tiers[{index}] ({tier.name!r}).targets", tier.targets)
     return problems
 
 

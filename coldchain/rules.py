@@ -28,7 +28,7 @@ Semantics shared by all rules (the per-rule details are in ``sensor_rules`` and 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -208,6 +208,41 @@ class RulesEngine:
         if len(out) > 1:
             out.sort(key=_by_updated)  # stable: sensors and bags interleave in time order
         return out
+
+    def acknowledge(
+        self, alert_id: str, by: str, note: str | None, disposition: str | None, at: datetime
+    ) -> Transition | None:
+        """Record who acknowledged an open alert, when, with what note and disposition.
+
+        The alert stays active (``acknowledged``) until its condition clears, except
+        ``bag_used_after_expiry``, which only an acknowledgement resolves. None if the alert is not
+        open (already resolved, or unknown).
+        """
+        at = _instant(at)
+        book = self._book
+        alert = book.open_alerts.get(alert_id)
+        if alert is None:
+            return None
+        acked = replace(
+            alert,
+            state="acknowledged",
+            updated_at=max(at, alert.updated_at),
+            acknowledged_by=by,
+            acknowledged_at=at,
+            note=note,
+            disposition=disposition,
+        )
+        if alert.kind == "bag_used_after_expiry":
+            del book.open_alerts[alert_id]
+            resolved = replace(acked, state="resolved", resolved_at=acked.updated_at)
+            return Transition(resolved, "resolved")
+        book.open_alerts[alert_id] = acked
+        return Transition(acked, "updated")
+
+    def running_bags(self) -> list[tuple[str, str, datetime, datetime]]:
+        """Bags whose timers run: (bag, unit, diluted at, deadline), most urgent first."""
+        timers = [t for t in self._bags.bags.values() if t.ended is None]
+        return [(t.bag, t.place.unit, t.diluted, t.deadline) for t in sorted(timers, key=lambda t: t.deadline)]
 
     def open_alerts(self) -> list[Alert]:
         """The open alerts as last emitted, oldest episode first."""

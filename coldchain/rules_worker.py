@@ -25,10 +25,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from coldchain.alert import Transition
+from coldchain.alert import Alert, Transition
 from coldchain.config import Settings
 from coldchain.messages import MessageParser
 from coldchain.metrics import Metrics
@@ -42,6 +46,23 @@ log = logging.getLogger("coldchain.rules")
 
 _BACKLOG_GRACE = 30.0
 _MAX_BATCH = 2000
+_RECENT_RESOLVED = 500
+_COMMAND_POLL = 0.05
+
+T = TypeVar("T")
+
+AlertListener = Callable[[Sequence[Transition], Sequence[Alert], datetime], None]
+"""Told of each step's transitions and of the alerts open after it (for notifications)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RulesView:
+    """What the HTTP API may read without touching the engine: a copy made after each step."""
+
+    alerts: tuple[Alert, ...]
+    """Open and acknowledged alerts, then recently resolved ones; newest first."""
+    bags: tuple[tuple[str, str, datetime, datetime], ...]
+    """Running bags: (bag, unit, diluted at, deadline), most urgent first."""
 
 
 def alert_topic(prefix: str, transition: Transition) -> str:
@@ -95,6 +116,12 @@ class RulesWorker:
         self._clock_rules_from: float | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        self._recent: OrderedDict[str, Alert] = OrderedDict()
+        self._listeners: list[AlertListener] = []
+        self._view = RulesView((), ())
+        self._restore_recent()
+        self._refresh_view()
         metrics.alerts_open.set_function(lambda: len(self.engine.open_alerts()))
         metrics.late_readings.set_function(lambda: self.engine.stats.late_readings)
 
@@ -113,6 +140,71 @@ class RulesWorker:
             extra={"open_alerts": len(engine.open_alerts()), "path": str(self.state.path)},
         )
         return engine
+
+    def _restore_recent(self) -> None:
+        snapshot = self.state.load() or {}
+        for payload in snapshot.get("recent_resolved", []):
+            alert = Alert.from_payload(payload)
+            self._recent[alert.id] = alert
+
+    def add_listener(self, listener: AlertListener) -> None:
+        """Call ``listener`` after every step (in the worker's thread); register before ``start``."""
+        self._listeners.append(listener)
+
+    @property
+    def view(self) -> RulesView:
+        return self._view
+
+    def _refresh_view(self) -> None:
+        active = sorted(self.engine.open_alerts(), key=lambda a: a.updated_at, reverse=True)
+        recent = sorted(self._recent.values(), key=lambda a: a.updated_at, reverse=True)
+        self._view = RulesView(tuple(active + recent), tuple(self.engine.running_bags()))
+
+    # -- commands from other threads (the HTTP API) -----------------------------------------
+
+    def call(self, action: Callable[[], T], timeout: float = 15.0) -> T:
+        """Run ``action`` in the worker's thread (the engine is not thread-safe) and return its result."""
+        future: Future[T] = Future()
+        self._commands.put((action, future))
+        return future.result(timeout)
+
+    def acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:
+        """Acknowledge an alert; the updated alert (published, stored, snapshotted), or None if unknown."""
+        return self.call(lambda: self._acknowledge(alert_id, by, note, disposition))
+
+    def publish_bag_event(self, bag_id: str, body: dict[str, Any]) -> None:
+        """Publish a bag event on the contract's topic (ingest stores it, the engine judges it)."""
+        topic = f"{self.settings.mqtt.topic_prefix}/bags/{bag_id}/events"
+        self.connection.publish(topic, json.dumps(body).encode()).wait(10.0)
+
+    def _acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:
+        now = self.clock()
+        transition = self.engine.acknowledge(alert_id, by, note, disposition, now)
+        if transition is None and alert_id in self._recent:
+            # a resolved alert keeps "resolved" and records the acknowledgement
+            alert = self._recent[alert_id]
+            acked = replace(
+                alert, acknowledged_by=by, acknowledged_at=now, note=note, disposition=disposition, updated_at=now
+            )
+            transition = Transition(acked, "updated")
+        if transition is None:
+            return None
+        self._emit([transition])
+        self._checkpoint(wait=True)
+        return transition.alert
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                action, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(action())
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who answers the HTTP request
+                future.set_exception(exc)
 
     def _connected(self, up: bool) -> None:
         self.metrics.broker_connected.labels("rules").set(1 if up else 0)
@@ -143,16 +235,18 @@ class RulesWorker:
         inbox = self.connection.inbox
         next_tick = time.monotonic() + self._tick
         while not self._stopping.is_set():
-            messages = _take_batch(inbox, timeout=max(0.0, next_tick - time.monotonic()))
+            self._run_commands()
+            messages = _take_batch(inbox, timeout=min(_COMMAND_POLL, max(0.0, next_tick - time.monotonic())))
             if messages:
                 self._judge(messages)
             if time.monotonic() >= next_tick:
                 next_tick = max(next_tick + self._tick, time.monotonic())
                 if self._clock_rules_may_run(inbox.empty()):
-                    self._guarded(lambda: self._emit(self.engine.tick(self.clock())), "clock rules")
+                    self._guarded(self._clock_step, "clock rules")
             if time.monotonic() - self._last_checkpoint >= self._checkpoint_every:
                 self._checkpoint()
-        self._checkpoint(final=True)
+        self._run_commands()
+        self._checkpoint(wait=True)
 
     def _guarded(self, action: Callable[[], None], what: str) -> bool:
         """Run ``action``; False if it failed (logged). The worker outlives a bad batch."""
@@ -177,6 +271,16 @@ class RulesWorker:
             return True
         return False
 
+    def _clock_step(self) -> None:
+        """The clock rules; listeners hear of every tick (escalations and repeats fall due by the clock)."""
+        transitions = self.engine.tick(self.clock())
+        if transitions:
+            self._emit(transitions)
+            return
+        now = self.clock()
+        for listener in self._listeners:
+            listener((), self._view.alerts, now)
+
     def _judge(self, messages: list[InboundMessage]) -> None:
         records: list[TemperatureReading | ShakeReading | BagEvent] = []
         for message in messages:
@@ -189,6 +293,7 @@ class RulesWorker:
         if judged or not self._stopping.is_set():
             self._pending.extend(messages)
         self._dirty = True
+        self._refresh_view()
 
     def _emit(self, transitions: list[Transition]) -> None:
         if not transitions:
@@ -208,14 +313,26 @@ class RulesWorker:
                 extra={"alert_id": alert.id, "kind": alert.kind, "subject": alert.subject, "state": alert.state},
             )
         self.writer.write([t.alert for t in transitions])
+        for transition in transitions:
+            if transition.alert.state == "resolved":
+                self._recent[transition.alert.id] = transition.alert
+                self._recent.move_to_end(transition.alert.id)
+                while len(self._recent) > _RECENT_RESOLVED:
+                    self._recent.popitem(last=False)
+            elif transition.alert.id in self._recent:
+                self._recent[transition.alert.id] = transition.alert
         self._dirty = True
+        self._refresh_view()
+        now = self.clock()
+        for listener in self._listeners:
+            listener(transitions, self._view.alerts, now)
 
-    def _checkpoint(self, final: bool = False) -> None:
+    def _checkpoint(self, wait: bool = False) -> None:
         """Snapshot durably once the broker holds every alert published so far; then ack."""
         self._last_checkpoint = time.monotonic()
         if not self._dirty and not self._pending:
             return
-        if final:
+        if wait:
             for delivery in self._unconfirmed:
                 try:
                     delivery.wait(5.0)
@@ -225,7 +342,9 @@ class RulesWorker:
         self._unconfirmed = [d for d in self._unconfirmed if not d.done()]
         if self._unconfirmed:
             return  # not yet: the snapshot must not run ahead of what subscribers can see
-        self.state.save(self.engine.snapshot())
+        snapshot = self.engine.snapshot()
+        snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent.values()]
+        self.state.save(snapshot)
         self.metrics.rules_checkpoints.inc()
         for message in self._pending:
             self.connection.ack(message)

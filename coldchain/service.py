@@ -62,7 +62,7 @@ class Service:
         self.rules = RulesWorker(settings, self.writer, self.metrics) if "rules" in self.roles else None
         self._ping = _CachedPing(self.store)
         self.api = (
-            HttpApi(settings.api.host, settings.api.port, self.metrics, self.readiness) if "api" in self.roles else None
+            HttpApi(settings, self.metrics, self.readiness, self.store, self.rules) if "api" in self.roles else None
         )
         self._stop = threading.Event()
 

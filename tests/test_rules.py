@@ -273,6 +273,9 @@ def test_contract_example_payload() -> None:
         "acknowledged_by": None,
         "note": None,
         "affected_bags": ["B-0042"],
+        # additions to the contract's example (backward compatible): the acknowledgement's details
+        "disposition": None,
+        "acknowledged_at": None,
     }
     assert len(transition.alert.id) == 20
 
@@ -718,3 +721,40 @@ def test_now_must_be_aware() -> None:
     """A naive now is a caller bug and is refused."""
     with pytest.raises(ValueError, match="timezone-aware"):
         RulesEngine(settings_with()).tick(datetime(2026, 11, 30))
+
+
+def test_acknowledgement_keeps_the_alert_active_until_it_clears() -> None:
+    """An acknowledged excursion stays acknowledged, and its resolve keeps who acknowledged it."""
+    engine = RulesEngine(settings_with("t-001"))
+    (opened_t,) = engine.observe([reading("t-001", T0, -1.0)], T0)
+    acked = engine.acknowledge(opened_t.alert.id, "j.doe", "moved stock", "quarantined", T0 + timedelta(minutes=1))
+    assert acked is not None and acked.change == "updated"
+    assert (acked.alert.state, acked.alert.acknowledged_by, acked.alert.disposition) == (
+        "acknowledged",
+        "j.doe",
+        "quarantined",
+    )
+    assert engine.open_alerts()[0].state == "acknowledged"
+    later = [reading("t-001", T0 + timedelta(minutes=m), 4.0) for m in (2, 8)]
+    (resolved_t,) = engine.observe(later, T0 + timedelta(minutes=8))
+    assert resolved_t.alert.state == "resolved" and resolved_t.alert.acknowledged_by == "j.doe"
+    assert engine.acknowledge(opened_t.alert.id, "j.doe", None, None, T0 + timedelta(hours=1)) is None
+
+
+def test_acknowledgement_resolves_use_after_expiry() -> None:
+    """bag_used_after_expiry resolves only when acknowledged."""
+    engine = RulesEngine(settings_with("t-001"))
+    events = [
+        BagEvent("B-1", "diluted", T0, "fridge-a", "main-pharmacy", None, None, None),
+        BagEvent("B-1", "infusion_started", T0 + timedelta(hours=9), None, None, None, None, None),
+    ]
+    transitions = engine.observe(events, T0 + timedelta(hours=9))
+    used = next(t.alert for t in transitions if t.alert.kind == "bag_used_after_expiry")
+    done = engine.acknowledge(used.id, "a.smith", "patient informed", None, T0 + timedelta(hours=10))
+    assert done is not None and done.change == "resolved"
+    assert done.alert.resolved_at == T0 + timedelta(hours=10) and done.alert.acknowledged_by == "a.smith"
+    assert all(alert.kind != "bag_used_after_expiry" for alert in engine.open_alerts())
+
+
+def reading(sensor: str, ts: datetime, celsius: float) -> TemperatureReading:
+    return TemperatureReading(sensor, "fridge-a", "main-pharmacy", ts, celsius)

@@ -27,8 +27,15 @@ pytestmark = pytest.mark.integration
 class AlertWorld(Scenario):
     """A Scenario running ``coldchain run`` with a collector on the alert topics."""
 
-    def __init__(self, tmp_path: Path, mqtt: Any, influx: Any, unit_options: dict[str, list[str]] | None = None):
-        super().__init__(tmp_path, mqtt, influx, role="run", unit_options=unit_options)
+    def __init__(
+        self,
+        tmp_path: Path,
+        mqtt: Any,
+        influx: Any,
+        unit_options: dict[str, list[str]] | None = None,
+        extra: str = "",
+    ) -> None:
+        super().__init__(tmp_path, mqtt, influx, role="run", unit_options=unit_options, extra=extra)
         self.alerts = Collector("127.0.0.1", mqtt.port, f"{self.prefix}/alerts/#")
 
     def payloads(self, kind: str | None = None, subject: str | None = None) -> list[dict[str, Any]]:

@@ -46,13 +46,14 @@ class Scenario:
         env: dict[str, str] | None = None,
         role: str = "ingest",
         unit_options: dict[str, list[str]] | None = None,
+        extra: str = "",
     ) -> None:
         self.mqtt = mqtt
         self.influx = influx
         self.prefix = f"cc{uuid.uuid4().hex[:8]}"
         self.database = f"db_{uuid.uuid4().hex[:8]}"
         self.config = write_config(
-            tmp_path, mqtt.url, influx.url, self.database, self.prefix, unit_options=unit_options
+            tmp_path, mqtt.url, influx.url, self.database, self.prefix, extra, unit_options=unit_options
         )
         self.service = ColdchainProcess(self.config, role, env)
         self.publisher: Publisher | None = None

@@ -40,6 +40,7 @@ ReadinessCheck = Callable[[], list[str]]
 MAX_BODY = 64 * 1024
 _ACK = re.compile(r"^/api/alerts/([^/]+)/ack$")
 _BAG = re.compile(r"^/api/bags/([^/+#]+)/events$")
+_ACK_TOKEN = re.compile(r"/ack/[^\s\"?]+")
 
 
 class AckBody(BaseModel):
@@ -121,7 +122,8 @@ class HttpApi:
                 api.serve(self, "POST")
 
             def log_message(self, format: str, *args: object) -> None:
-                log.debug("http %s", format % args)
+                # acknowledge links carry a credential in their path: never log it
+                log.debug("http %s", _ACK_TOKEN.sub("/ack/<token>", format % args))
 
         self._server = ThreadingHTTPServer((settings.api.host, settings.api.port), Handler)
         self._server.daemon_threads = True

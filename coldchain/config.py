@@ -233,6 +233,10 @@ class NotifyConfig(ConfigModel):
         min_length=1,
         description="The default route: alerts no route matches. 'log' (built in) writes to the service log.",
     )
+    state_path: Path = Field(
+        default=Path("var/coldchain-notify.sqlite"),
+        description="The durable outbox: every notice planned, with its delivery state.",
+    )
     retry_max: Duration = Field(default=timedelta(minutes=10), description="Longest backoff between retries.")
     give_up_after: Duration = Field(default=timedelta(hours=24), description="Stop retrying a delivery after this.")
 
@@ -307,6 +311,8 @@ class ApiConfig(ConfigModel):
     @model_validator(mode="after")
     def _load_secret(self) -> Self:
         object.__setattr__(self, "link_secret", read_secret_file(self.link_secret_file, self.link_secret))
+        if 0 < len(self.link_secret.get_secret_value().encode()) < 16:
+            raise ValueError("api.link_secret needs at least 16 bytes (or leave it empty for a generated key)")
         return self
 
     @field_validator("listen")

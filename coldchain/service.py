@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterable
 
 from coldchain import __version__
+from coldchain.ack_links import LinkSigner, load_link_key
+from coldchain.ack_page import AckPage
 from coldchain.api import HttpApi
 from coldchain.config import Settings
 from coldchain.ingest import Ingest
@@ -64,6 +66,14 @@ class Service:
         self.api = (
             HttpApi(settings, self.metrics, self.readiness, self.store, self.rules) if "api" in self.roles else None
         )
+        self.link_signer: LinkSigner | None = None
+        if self.rules is not None:
+            key = load_link_key(settings.api, settings.notify.state_path.parent)
+            self.link_signer = LinkSigner(key, settings.api.link_valid_for)
+            if self.api is not None:
+                units = {unit.id: unit.display_name for unit in settings.units}
+                page = AckPage(self.link_signer, self.rules, public_url=settings.api.public_url, unit_names=units)
+                self.api.extra_routes.append(page.route)
         self._stop = threading.Event()
 
     def readiness(self) -> list[str]:

@@ -56,6 +56,8 @@ def write_config(
         f'client_id = "ccr-{uuid.uuid4().hex[:8]}"',
         f'state_path = "{directory / "rules.sqlite"}"',
         f'spool_path = "{directory / "rules-spool.sqlite"}"',
+        "[notify]",
+        f'state_path = "{directory / "notify.sqlite"}"',
         "[api]",
         f'listen = "127.0.0.1:{free_port()}"',
         "[log]",

@@ -80,6 +80,8 @@ class MqttConnection:
         self._epoch = 0
         self._epoch_lock = threading.Lock()
         self.connected = threading.Event()
+        """Set once connected *and* subscribed: what readiness reports."""
+        self._link_up = False
         self._closing = False
         self._client = self._make_client()
 
@@ -140,6 +142,7 @@ class MqttConnection:
             return
         with self._epoch_lock:
             self._epoch += 1
+        self._link_up = True  # acks may flow from now on, even before the SUBACK
         session_present = bool(getattr(flags, "session_present", False))
         log.info(
             "connected to broker",
@@ -168,6 +171,7 @@ class MqttConnection:
     def _handle_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
+        self._link_up = False
         if self.connected.is_set() and not self._closing:
             log.warning("disconnected from broker: %s; reconnecting", reason, extra={"client_id": self.client_id})
         self.connected.clear()
@@ -194,7 +198,7 @@ class MqttConnection:
         """Acknowledge a QoS-1 message; False (and no ack) if it came on an earlier connection."""
         if message.qos == 0:
             return True
-        if message.epoch != self._epoch or not self.connected.is_set():
+        if message.epoch != self._epoch or not self._link_up:
             return False
         return self._client.ack(message.mid, message.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
 

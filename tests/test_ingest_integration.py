@@ -269,3 +269,23 @@ def scenario(tmp_path: Path, mosquitto: Any, influxd: Any) -> Iterator[Scenario]
     world = Scenario(tmp_path, mosquitto, influxd)
     yield world
     world.close()
+
+
+def test_a_drained_backlog_is_not_redelivered(scenario: Scenario) -> None:
+    """After ingest drains a large backlog and stops cleanly, the broker redelivers nothing: every ack arrived."""
+    scenario.service.start()
+    scenario.service.stop()
+    pub = scenario.publisher_for()
+    start = datetime.now(UTC) - timedelta(hours=2)
+    total = 20_000  # more than a batch arrives before the SUBACK on a reconnect
+    for i in range(total):
+        reading = {"ts": iso(start + timedelta(milliseconds=300 * i)), "celsius": 5.0}
+        pub.send(scenario.topic(("t-001", "t-002")[i % 2]), reading, wait=i % 2000 == 1999)
+    scenario.service.start()
+    wait_for(lambda: scenario.count() == total, 60, f"all {total} readings stored")
+    assert scenario.service.stop() == 0
+    scenario.service.start()
+    pub.send(scenario.topic("t-001"), {"ts": iso(datetime.now(UTC)), "celsius": 4.0})  # queued after any redelivery
+    wait_for(lambda: scenario.count() == total + 1, 20, "the marker reading")
+    received = gauge(scenario.service.get("/metrics").text, "coldchain_messages_received_total")
+    assert received == 1, f"{received - 1:.0f} messages were redelivered after a clean drain"

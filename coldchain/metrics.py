@@ -88,6 +88,15 @@ class Metrics:
             "coldchain_rules_checkpoints", "Durable snapshots of the rules engine.", registry=r
         )
         self.rules_errors = Counter("coldchain_rules_errors", "Batches the rules engine failed on.", registry=r)
+        self.notifications = Counter(
+            "coldchain_notifications",
+            "Notification delivery attempts, by channel and outcome (sent, failed, gave_up).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.notifications_pending = Gauge(
+            "coldchain_notifications_pending", "Notices in the outbox still waiting to be delivered.", registry=r
+        )
         self._last_reading: dict[str, float] = {}
         self._lock = threading.Lock()
         r.register(_LastReadingCollector(self))
@@ -109,6 +118,10 @@ class Metrics:
         self.spool_depth.set_function(depth)
         self.spool_oldest_age.set_function(oldest_age)
         self.spool_bytes.set_function(size)
+
+    def bind_outbox(self, pending: Callable[[], float]) -> None:
+        """Read the pending-notifications gauge from the outbox at scrape time."""
+        self.notifications_pending.set_function(pending)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -12,6 +12,7 @@ from typing import Any
 from coldchain.alert import Alert
 from coldchain.records import (
     BagEvent,
+    NotificationAttempt,
     Record,
     Rejection,
     RejectReason,
@@ -69,6 +70,23 @@ def record_to_dict(record: Record) -> dict[str, Any]:
                 "payload": record.payload.decode("latin-1"),
                 "received_at": to_millis(record.received_at),
             }
+        case NotificationAttempt():
+            return {
+                "type": "notification",
+                "alert_id": record.alert_id,
+                "kind": record.kind,
+                "severity": record.severity,
+                "site": record.site,
+                "unit": record.unit,
+                "target": record.target,
+                "channel": record.channel,
+                "purpose": record.purpose,
+                "tier": record.tier,
+                "outcome": record.outcome,
+                "error": record.error,
+                "attempt": record.attempt,
+                "at": to_millis(record.at),
+            }
     raise TypeError(f"not a record: {record!r}")
 
 
@@ -109,6 +127,22 @@ def record_from_dict(data: dict[str, Any]) -> Record:
             data["detail"],
             data["payload"].encode("latin-1"),
             from_millis(data["received_at"]),
+        )
+    if kind == "notification":
+        return NotificationAttempt(
+            data["alert_id"],
+            data["kind"],
+            data["severity"],
+            data["site"],
+            data["unit"],
+            data["target"],
+            data["channel"],
+            data["purpose"],
+            data["tier"],
+            data["outcome"],
+            data["error"],
+            data["attempt"],
+            from_millis(data["at"]),
         )
     raise ValueError(f"unknown record type {kind!r}")
 

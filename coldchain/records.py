@@ -99,6 +99,35 @@ class Rejection:
     received_at: datetime
 
 
+NotificationOutcome = Literal["sent", "failed", "gave_up"]
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationAttempt:
+    """One attempt to deliver one notice of an alert to one target; stored in measurement ``notification``.
+
+    ``channel`` is the kind of channel (``email``, ``webhook``, ``slack``, ``sms``, ``log``, …) derived
+    from the target's apprise URL scheme; ``attempt`` counts from 1 for each notice. ``at`` is unique
+    per notifier (bumped by a millisecond when two attempts fall in the same one), so no attempt
+    overwrites another in the store.
+    """
+
+    alert_id: str
+    kind: str
+    severity: str
+    site: str
+    unit: str
+    target: str
+    channel: str
+    purpose: str
+    tier: int
+    outcome: NotificationOutcome
+    error: str | None
+    attempt: int
+    at: datetime
+
+
 Reading = TemperatureReading | ShakeReading
-Record: TypeAlias = "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert"
-"""Everything the store holds; alert states (``coldchain.alert.Alert``) are written by the rules worker."""
+Record: TypeAlias = "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt"
+"""Everything the store holds; alert states (``coldchain.alert.Alert``) are written by the rules worker,
+notification attempts by the notifier."""

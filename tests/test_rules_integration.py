@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from coldchain.alert import alert_id, format_time
+from coldchain.rules_state import RulesState
 from tests.publishing import Collector, wait_for
 from tests.world import Scenario, gauge, iso
 
@@ -34,8 +35,9 @@ class AlertWorld(Scenario):
         influx: Any,
         unit_options: dict[str, list[str]] | None = None,
         extra: str = "",
+        env: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(tmp_path, mqtt, influx, role="run", unit_options=unit_options, extra=extra)
+        super().__init__(tmp_path, mqtt, influx, env=env, role="run", unit_options=unit_options, extra=extra)
         self.alerts = Collector("127.0.0.1", mqtt.port, f"{self.prefix}/alerts/#")
 
     def payloads(self, kind: str | None = None, subject: str | None = None) -> list[dict[str, Any]]:
@@ -61,6 +63,23 @@ class AlertWorld(Scenario):
 
     def checkpoints(self) -> float:
         return gauge(self.service.get("/metrics").text, "coldchain_rules_checkpoints_total")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The rules worker's durable snapshot as it is on disk now (read beside the running process)."""
+        state = RulesState(self.config.parent / "rules.sqlite")
+        try:
+            return state.load() or {}
+        finally:
+            state.close()
+
+    def wait_snapshot(self, holds: Callable[[dict[str, Any]], bool], what: str) -> None:
+        """Wait until the snapshot on disk shows ``what``: only then is a kill -9 after it meaningful."""
+
+        def shown() -> bool:
+            snapshot = self.snapshot()
+            return bool(snapshot) and holds(snapshot)
+
+        wait_for(shown, 15, what)
 
     def close(self) -> None:
         self.alerts.close()
@@ -234,7 +253,9 @@ def test_kill_9_mid_excursion_keeps_the_pending_episode(world: AlertWorld) -> No
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(minutes=14, seconds=30)
     pub.send(world.topic("t-001"), [{"ts": iso(start + timedelta(minutes=m)), "celsius": 9.5} for m in range(15)])
-    wait_for(lambda: world.checkpoints() >= 1, 15, "a rules checkpoint after the readings")
+    world.wait_snapshot(
+        lambda snap: snap["sensors"]["t-001"]["high"]["phase"] != "idle", "the pending excursion in the snapshot"
+    )
     assert world.payloads("temperature_high") == []
     world.service.kill()
     world.service.start()
@@ -250,7 +271,9 @@ def test_kill_9_with_open_alert_does_not_announce_it_again(world: AlertWorld) ->
     pub = world.publisher_for()
     pub.send(world.topic("t-001"), {"ts": iso(datetime.now(UTC)), "celsius": -2.0})
     opened = world.wait_alert("freezing", "t-001", "open")
-    wait_for(lambda: world.checkpoints() >= 1, 15, "a checkpoint holding the open alert")
+    world.wait_snapshot(
+        lambda snap: opened["id"] in [a["id"] for a in snap["alerts"]], "the open alert in the snapshot"
+    )
     world.service.kill()
     world.service.start()
     pub.send(world.topic("t-002"), {"ts": iso(datetime.now(UTC)), "celsius": 5.0})
@@ -271,7 +294,9 @@ def test_kill_9_mid_bag_timer(world: AlertWorld) -> None:
     diluted = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=8) + timedelta(seconds=6)
     pub.send(f"{world.prefix}/bags/B-7/events", {"ts": iso(diluted), "event": "diluted", "unit": "fridge-b"})
     world.wait_alert("bag_expiring", "B-7", "open")
-    wait_for(lambda: world.checkpoints() >= 1, 15, "a checkpoint holding the bag timer")
+    world.wait_snapshot(
+        lambda snap: any(b["bag"] == "B-7" and b["expiring"] for b in snap["bags"]), "the bag timer in the snapshot"
+    )
     world.service.kill()
     world.service.start()
     expired = world.wait_alert("bag_expired", "B-7", "open", timeout=20)

@@ -21,7 +21,14 @@ from datetime import UTC, datetime
 from coldchain import record_codec
 from coldchain.alert import Alert
 from coldchain.metrics import Metrics
-from coldchain.records import Record, Rejection, RejectReason, ShakeReading, TemperatureReading
+from coldchain.records import (
+    NotificationAttempt,
+    Record,
+    Rejection,
+    RejectReason,
+    ShakeReading,
+    TemperatureReading,
+)
 from coldchain.store.port import Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
 from coldchain.store.spool import Spool, SpoolFull
 
@@ -45,6 +52,8 @@ def _measurement(record: Record) -> str:
             return "rejected"
         case Alert():
             return "alert"
+        case NotificationAttempt():
+            return "notification"
     return "bag_event"
 
 

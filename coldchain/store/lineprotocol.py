@@ -7,6 +7,8 @@ Schema (one measurement per record type, tags in key order, timestamps in epoch 
 - ``bag_event,bag=…,site=…,unit=… event="diluted",product="…",lot="…",by="…" <ts>``
 - ``rejected,reason=… topic="…",detail="…",payload="…" <received_at>``
 - ``alert,kind=…,severity=…,site=…,subject=…,unit=… id="…",state="open",… <updated_at>``
+- ``notification,channel=…,kind=…,outcome=…,severity=…,site=…,unit=… alert_id="…",target="…",purpose="…",``
+  ``tier=1i,attempt=2i,error="…" <at>``
 
 Optional fields (None) and empty tags are left out. Float fields are written as ``repr(float(x))``
 (``4.0``, ``1e+16``) and integer fields with the ``i`` suffix, whatever Python type the caller
@@ -31,7 +33,15 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from coldchain.alert import Alert, format_time
-from coldchain.records import BagEvent, Record, Rejection, ShakeReading, TemperatureReading, to_millis
+from coldchain.records import (
+    BagEvent,
+    NotificationAttempt,
+    Record,
+    Rejection,
+    ShakeReading,
+    TemperatureReading,
+    to_millis,
+)
 
 PAYLOAD_LIMIT = 1024
 """Bytes of a rejected message's payload kept in measurement ``rejected``."""
@@ -183,3 +193,26 @@ def encode_alert(a: Alert) -> str:
             fields.append(f"{name}={escape_string(value)}")
     tags = (("kind", a.kind), ("severity", a.severity), ("site", a.site), ("subject", a.subject), ("unit", a.unit))
     return f"{series_key('alert', tags)} {','.join(fields)} {to_millis(a.updated_at)}"
+
+
+@encoder(NotificationAttempt)
+def encode_notification(n: NotificationAttempt) -> str:
+    """A delivery attempt: ids and the target as strings (not tags: unbounded), ``error`` only when set."""
+    fields = [
+        f"alert_id={escape_string(n.alert_id)}",
+        f"target={escape_string(n.target)}",
+        f"purpose={escape_string(n.purpose)}",
+        f"tier={int(n.tier)}i",
+        f"attempt={int(n.attempt)}i",
+    ]
+    if n.error is not None:
+        fields.append(f"error={escape_string(n.error)}")
+    tags = (
+        ("channel", n.channel),
+        ("kind", n.kind),
+        ("outcome", n.outcome),
+        ("severity", n.severity),
+        ("site", n.site),
+        ("unit", n.unit),
+    )
+    return f"{series_key('notification', tags)} {','.join(fields)} {to_millis(n.at)}"

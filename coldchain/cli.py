@@ -11,6 +11,7 @@ from pathlib import Path
 
 from coldchain import __version__
 from coldchain.config import ConfigError, LogConfig, Settings, load_settings
+from coldchain.dashboards_push import add_dashboards_command
 from coldchain.logs import configure_logging
 
 log = logging.getLogger("coldchain.cli")
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config("check-config", "Validate a configuration and summarise its inventory.").set_defaults(
         func=cmd_check_config
     )
+    add_dashboards_command(sub)
     return parser
 
 

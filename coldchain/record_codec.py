@@ -1,150 +1,107 @@
 """Records to and from plain JSON-able dicts, for the spool and for dead letters.
 
-Times travel as integer epoch milliseconds (the precision they are stored at), payload bytes as
-latin-1 text so any byte survives the round trip.
+Generic over the record dataclasses: each field is converted by its annotated type. Times travel
+as integer epoch milliseconds (the precision they are stored at), bytes as latin-1 text so any
+byte survives, enums as their values, tuples as lists.
 """
 
 from __future__ import annotations
 
 import json
+import types
+import typing
+from dataclasses import fields
+from datetime import datetime
+from enum import Enum
+from functools import cache
 from typing import Any
 
 from coldchain.alert import Alert
 from coldchain.records import (
     BagEvent,
+    BagStatus,
     NotificationAttempt,
     Record,
     Rejection,
-    RejectReason,
     ShakeReading,
     TemperatureReading,
     from_millis,
     to_millis,
 )
 
+RECORD_TYPES: dict[str, type] = {
+    "temperature": TemperatureReading,
+    "shake": ShakeReading,
+    "bag_event": BagEvent,
+    "rejected": Rejection,
+    "alert": Alert,
+    "notification": NotificationAttempt,
+    "bag_timer": BagStatus,
+}
+"""Each record type by the name of the measurement it is stored in."""
+
+_NAMES = {cls: name for name, cls in RECORD_TYPES.items()}
+
+
+def measurement_of(record: Record) -> str:
+    """The measurement a record is stored in."""
+    return _NAMES[type(record)]
+
+
+def _base(hint: Any) -> Any:
+    """The non-None member of ``X | None`` (our records never mix two other types in one field)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return members[0] if len(members) == 1 else Any
+    return hint
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return {name: _base(hint) for name, hint in typing.get_type_hints(cls).items()}
+
+
+def _out(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return to_millis(value)
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _in(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if hint is datetime:
+        return from_millis(value)
+    if hint is bytes:
+        return value.encode("latin-1")
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint(value)
+    if typing.get_origin(hint) is tuple:
+        return tuple(value)
+    return value
+
 
 def record_to_dict(record: Record) -> dict[str, Any]:
-    """A JSON-able dict with a ``type`` key naming the record type."""
-    match record:
-        case TemperatureReading():
-            return {
-                "type": "temperature",
-                "sensor": record.sensor,
-                "unit": record.unit,
-                "site": record.site,
-                "ts": to_millis(record.ts),
-                "celsius": record.celsius,
-                "seq": record.seq,
-                "battery_pct": record.battery_pct,
-            }
-        case ShakeReading():
-            return {
-                "type": "shake",
-                "sensor": record.sensor,
-                "unit": record.unit,
-                "site": record.site,
-                "ts": to_millis(record.ts),
-                "peak_g": record.peak_g,
-                "seq": record.seq,
-            }
-        case BagEvent():
-            return {
-                "type": "bag_event",
-                "bag": record.bag,
-                "event": record.event,
-                "ts": to_millis(record.ts),
-                "unit": record.unit,
-                "site": record.site,
-                "product": record.product,
-                "lot": record.lot,
-                "by": record.by,
-            }
-        case Alert():
-            return {"type": "alert", **record.to_payload()}
-        case Rejection():
-            return {
-                "type": "rejected",
-                "reason": record.reason.value,
-                "topic": record.topic,
-                "detail": record.detail,
-                "payload": record.payload.decode("latin-1"),
-                "received_at": to_millis(record.received_at),
-            }
-        case NotificationAttempt():
-            return {
-                "type": "notification",
-                "alert_id": record.alert_id,
-                "kind": record.kind,
-                "severity": record.severity,
-                "site": record.site,
-                "unit": record.unit,
-                "target": record.target,
-                "channel": record.channel,
-                "purpose": record.purpose,
-                "tier": record.tier,
-                "outcome": record.outcome,
-                "error": record.error,
-                "attempt": record.attempt,
-                "at": to_millis(record.at),
-            }
-    raise TypeError(f"not a record: {record!r}")
+    """A JSON-able dict with a ``type`` key naming the record's measurement."""
+    data: dict[str, Any] = {"type": measurement_of(record)}
+    for field in fields(record):  # type: ignore[arg-type]
+        data[field.name] = _out(getattr(record, field.name))
+    return data
 
 
 def record_from_dict(data: dict[str, Any]) -> Record:
     """The record a ``record_to_dict`` dict describes."""
-    kind = data["type"]
-    if kind == "temperature":
-        return TemperatureReading(
-            data["sensor"],
-            data["unit"],
-            data["site"],
-            from_millis(data["ts"]),
-            data["celsius"],
-            data["seq"],
-            data["battery_pct"],
-        )
-    if kind == "shake":
-        return ShakeReading(
-            data["sensor"], data["unit"], data["site"], from_millis(data["ts"]), data["peak_g"], data["seq"]
-        )
-    if kind == "bag_event":
-        return BagEvent(
-            data["bag"],
-            data["event"],
-            from_millis(data["ts"]),
-            data["unit"],
-            data["site"],
-            data["product"],
-            data["lot"],
-            data["by"],
-        )
-    if kind == "alert":
-        return Alert.from_payload(data)
-    if kind == "rejected":
-        return Rejection(
-            RejectReason(data["reason"]),
-            data["topic"],
-            data["detail"],
-            data["payload"].encode("latin-1"),
-            from_millis(data["received_at"]),
-        )
-    if kind == "notification":
-        return NotificationAttempt(
-            data["alert_id"],
-            data["kind"],
-            data["severity"],
-            data["site"],
-            data["unit"],
-            data["target"],
-            data["channel"],
-            data["purpose"],
-            data["tier"],
-            data["outcome"],
-            data["error"],
-            data["attempt"],
-            from_millis(data["at"]),
-        )
-    raise ValueError(f"unknown record type {kind!r}")
+    cls = RECORD_TYPES.get(data["type"])
+    if cls is None:
+        raise ValueError(f"unknown record type {data['type']!r}")
+    hints = _hints(cls)
+    return cls(**{field.name: _in(hints[field.name], data.get(field.name)) for field in fields(cls)})  # type: ignore[no-any-return]
 
 
 def dumps(records: list[Record]) -> bytes:

@@ -71,6 +71,20 @@ class BagEvent:
     by: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class BagStatus:
+    """A diluted bag's timer as dashboards read it (measurement ``bag_timer``), written by the rules
+    worker on each bag event. The point's time is the deadline, so "most urgent first" is time order;
+    stopping the timer rewrites the same point with ``state = "done"``."""
+
+    bag: str
+    unit: str
+    site: str
+    diluted_at: datetime
+    deadline: datetime
+    state: Literal["running", "done"]
+
+
 class RejectReason(StrEnum):
     """Why a message (or a record the store refused) was not stored as data."""
 
@@ -128,6 +142,6 @@ class NotificationAttempt:
 
 
 Reading = TemperatureReading | ShakeReading
-Record: TypeAlias = "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt"
+Record: TypeAlias = "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus"
 """Everything the store holds; alert states (``coldchain.alert.Alert``) are written by the rules worker,
 notification attempts by the notifier."""

@@ -31,12 +31,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, Literal
 
 from coldchain.alert import Alert, AlertBook, Place, Transition
 from coldchain.bag_rules import BagRules
 from coldchain.config import Profile, Settings
-from coldchain.records import BagEvent, ShakeReading, TemperatureReading
+from coldchain.records import BagEvent, BagStatus, ShakeReading, TemperatureReading
 from coldchain.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
 
 SNAPSHOT_VERSION = 1
@@ -238,6 +238,14 @@ class RulesEngine:
             return Transition(resolved, "resolved")
         book.open_alerts[alert_id] = acked
         return Transition(acked, "updated")
+
+    def bag_status(self, bag: str) -> BagStatus | None:
+        """The bag's timer as dashboards show it, or None for a bag the engine does not know."""
+        timer = self._bags.bags.get(bag)
+        if timer is None:
+            return None
+        state: Literal["running", "done"] = "running" if timer.ended is None else "done"
+        return BagStatus(timer.bag, timer.place.unit, timer.place.site, timer.diluted, timer.deadline, state)
 
     def running_bags(self) -> list[tuple[str, str, datetime, datetime]]:
         """Bags whose timers run: (bag, unit, diluted at, deadline), most urgent first."""

@@ -287,13 +287,20 @@ class RulesWorker:
             parsed = self.parser.parse(message.topic, message.payload, message.received_at)
             if isinstance(parsed, list):
                 records.extend(parsed)
-        judged = self._guarded(lambda: self._emit(self.engine.observe(records, self.clock())), "a batch of messages")
+        judged = self._guarded(lambda: self._observe(records), "a batch of messages")
         # A batch the engine cannot judge is acked all the same (logged, counted), so it cannot block the
         # session; only a batch cut short by stopping stays unacked, for redelivery.
         if judged or not self._stopping.is_set():
             self._pending.extend(messages)
         self._dirty = True
         self._refresh_view()
+
+    def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent]) -> None:
+        self._emit(self.engine.observe(records, self.clock()))
+        bags = dict.fromkeys(record.bag for record in records if isinstance(record, BagEvent))
+        statuses = [status for bag in bags if (status := self.engine.bag_status(bag)) is not None]
+        if statuses:
+            self.writer.write(statuses)  # measurement bag_timer: the dashboards' "time left"
 
     def _emit(self, transitions: list[Transition]) -> None:
         if not transitions:

@@ -238,6 +238,14 @@ def test_bag_timers_and_use_after_expiry(world: AlertWorld) -> None:
     )
     assert stored
     wait_for(lambda: world.count("bag_event", "event") == 3, 15, "the three bag events stored")
+    timer = wait_for(
+        lambda: [row for row in world.rows('SELECT * FROM "bag_timer"') if row["state"] == "done"], 15, "bag_timer"
+    )
+    assert (timer[0]["bag"], timer[0]["unit"], timer[0]["time"]) == (
+        "B-0042",
+        "fridge-a",
+        int(deadline.timestamp() * 1000),
+    )
     events = world.rows('SELECT * FROM "bag_event"')
     assert [(row["event"], row.get("by")) for row in events] == [
         ("diluted", "j.doe"),

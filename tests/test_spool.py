@@ -10,7 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coldchain import record_codec
-from coldchain.records import BagEvent, Record, Rejection, RejectReason, ShakeReading, TemperatureReading
+from coldchain.alert import Alert
+from coldchain.records import (
+    BagEvent,
+    BagStatus,
+    NotificationAttempt,
+    Record,
+    Rejection,
+    RejectReason,
+    ShakeReading,
+    TemperatureReading,
+)
 from coldchain.store.spool import Spool, SpoolFull
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
@@ -104,4 +114,35 @@ records = st.one_of(
 @given(batch=st.lists(records, min_size=1, max_size=5))
 def test_codec_round_trips_every_record(batch: list[Record]) -> None:
     """Any record survives the spool's encoding exactly (payload bytes included)."""
+    assert record_codec.loads(record_codec.dumps(batch)) == batch
+
+
+def test_codec_round_trips_alerts_bag_timers_and_attempts() -> None:
+    """Alert states (tuples, optional times), bag timers and notification attempts survive the spool."""
+    alert = Alert(
+        "a1",
+        "freezing",
+        "t-001",
+        "acknowledged",
+        "critical",
+        "main",
+        "fridge-a",
+        "t-001",
+        None,
+        T0,
+        T0,
+        None,
+        -1.5,
+        "m",
+        "j.doe",
+        "note",
+        ("B-1", "B-2"),
+        "quarantined",
+        T0,
+    )
+    status = BagStatus("B-1", "fridge-a", "main", T0, T0 + timedelta(hours=8), "running")
+    attempt = NotificationAttempt(
+        "a1", "freezing", "critical", "main", "fridge-a", "mail", "email", "opened", 1, "failed", "refused", 2, T0
+    )
+    batch: list[Record] = [alert, status, attempt]
     assert record_codec.loads(record_codec.dumps(batch)) == batch

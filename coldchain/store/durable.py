@@ -19,15 +19,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from coldchain import record_codec
-from coldchain.alert import Alert
 from coldchain.metrics import Metrics
 from coldchain.records import (
-    NotificationAttempt,
     Record,
     Rejection,
     RejectReason,
-    ShakeReading,
-    TemperatureReading,
 )
 from coldchain.store.port import Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
 from coldchain.store.spool import Spool, SpoolFull
@@ -40,21 +36,6 @@ _BACKOFF_MAX = 30.0
 
 class WriterStopped(Exception):
     """The writer was stopped before the batch became durable; the caller must not ack it."""
-
-
-def _measurement(record: Record) -> str:
-    match record:
-        case TemperatureReading():
-            return "temperature"
-        case ShakeReading():
-            return "shake"
-        case Rejection():
-            return "rejected"
-        case Alert():
-            return "alert"
-        case NotificationAttempt():
-            return "notification"
-    return "bag_event"
 
 
 class DurableWriter:
@@ -140,7 +121,7 @@ class DurableWriter:
 
     def _count_stored(self, batch: list[Record], refused: list[Refused]) -> None:
         refused_ids = {id(r.record) for r in refused}
-        tally = Tally(_measurement(r) for r in batch if id(r) not in refused_ids)
+        tally = Tally(record_codec.measurement_of(r) for r in batch if id(r) not in refused_ids)
         for measurement, count in tally.items():
             self.metrics.records_stored.labels(measurement).inc(count)
 

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from coldchain.alert import Alert, format_time
 from coldchain.records import (
     BagEvent,
+    BagStatus,
     NotificationAttempt,
     Record,
     Rejection,
@@ -187,7 +188,9 @@ def encode_alert(a: Alert) -> str:
         fields.append(f"resolved_at={escape_string(format_time(a.resolved_at))}")
     if a.value is not None:
         fields.append(f"value={float(a.value)!r}")
-    for name in ("sensor", "bag", "acknowledged_by", "note"):
+    if a.acknowledged_at is not None:
+        fields.append(f"acknowledged_at={escape_string(format_time(a.acknowledged_at))}")
+    for name in ("sensor", "bag", "acknowledged_by", "note", "disposition"):
         value = getattr(a, name)
         if value is not None:
             fields.append(f"{name}={escape_string(value)}")
@@ -216,3 +219,11 @@ def encode_notification(n: NotificationAttempt) -> str:
         ("unit", n.unit),
     )
     return f"{series_key('notification', tags)} {','.join(fields)} {to_millis(n.at)}"
+
+
+@encoder(BagStatus)
+def encode_bag_status(b: BagStatus) -> str:
+    """A bag's timer at its deadline: ``state`` running or done, ``diluted_at`` as RFC 3339."""
+    key = series_key("bag_timer", (("bag", b.bag), ("site", b.site), ("unit", b.unit)))
+    fields = f"state={escape_string(b.state)},diluted_at={escape_string(format_time(b.diluted_at))}"
+    return f"{key} {fields} {to_millis(b.deadline)}"

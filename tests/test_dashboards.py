@@ -1,0 +1,869 @@
+"""Every InfluxQL query of the committed dashboards runs against a real influxd seeded with one scenario.
+
+The queries are read from ``dashboards/*.json`` (panels' targets, template variables, annotations) and
+interpolated as Grafana's InfluxDB datasource does: ``$timeFilter`` becomes
+``time >= <from>ms and time <= <to>ms`` for the dashboard's range (or the panel's own ``timeFrom``),
+``$__interval`` a Grafana-like interval for that range, and template variables their selected values, a
+multi-value or include-all variable as regex-escaped values joined with ``|`` ("All" = every value its
+own query returns). A repeated panel runs once per value of its variable, as Grafana's clones do.
+
+``CHECKS`` holds one function per query, asserting the shape and values the panel relies on; a query
+in the JSON without a check (a new panel) fails ``test_every_query_has_a_check`` and its own test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from coldchain.alert import SEVERITY, Alert, alert_id, format_time
+from coldchain.dashboards import DATASOURCE_UID, build_dashboards, render, with_datasource
+from coldchain.records import (
+    Rejection,
+    RejectReason,
+    ShakeReading,
+    TemperatureReading,
+    from_millis,
+)
+from coldchain.store.lineprotocol import encode, escape_string, series_key
+from tests.servers import Influxd
+
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARD_DIR = ROOT / "dashboards"
+DATASOURCES_DIR = ROOT / "deploy" / "grafana" / "provisioning" / "datasources"
+
+S = 1000
+M = 60 * S
+H = 60 * M
+D = 24 * H
+
+Row = dict[str, Any]
+
+
+# -- the dashboards as files ----------------------------------------------------------------
+
+
+def load_boards() -> dict[str, dict[str, Any]]:
+    """The committed dashboards by uid."""
+    boards = {}
+    for path in sorted(DASHBOARD_DIR.glob("*.json")):
+        board = json.loads(path.read_text(encoding="utf-8"))
+        boards[board["uid"]] = board
+    return boards
+
+
+BOARDS = load_boards()
+
+
+@dataclass(frozen=True)
+class QueryRef:
+    """One InfluxQL query of a dashboard and the JSON object holding it (panel, variable, annotation)."""
+
+    board: str
+    where: str
+    name: str
+    ref_id: str
+    query: str
+    holder: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.board}/{self.where}/{self.name}/{self.ref_id}"
+
+
+def panels_of(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those inside (collapsed) rows."""
+    for item in board.get("panels", []):
+        yield item
+        yield from item.get("panels", [])
+
+
+def queries_of(boards: dict[str, dict[str, Any]]) -> list[QueryRef]:
+    """Every InfluxQL query of the dashboards."""
+    found = []
+    for uid, board in boards.items():
+        for item in panels_of(board):
+            for target in item.get("targets", []):
+                found.append(QueryRef(uid, "panel", item["title"], target["refId"], target["query"], item))
+        for variable in board["templating"]["list"]:
+            if variable["type"] == "query":
+                found.append(QueryRef(uid, "variable", variable["name"], "query", variable["query"], variable))
+        for annotation in board["annotations"]["list"]:
+            if not annotation.get("builtIn"):
+                target = annotation["target"]
+                found.append(QueryRef(uid, "annotation", annotation["name"], target["refId"], target["query"], {}))
+    return found
+
+
+QUERIES = {ref.key: ref for ref in queries_of(BOARDS)}
+
+
+# -- Grafana's interpolation ----------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_MS = {"s": S, "m": M, "h": H, "d": D, "w": 7 * D}
+# Grafana's rangeutil.roundInterval: (below this many ms, use this interval)
+_ROUND_INTERVAL = (
+    (12_500, "10s"), (17_500, "15s"), (25_000, "20s"), (45_000, "30s"), (90_000, "1m"), (210_000, "2m"),
+    (450_000, "5m"), (750_000, "10m"), (1_050_000, "15m"), (1_500_000, "20m"), (2_700_000, "30m"),
+    (5_400_000, "1h"), (9_000_000, "2h"), (16_200_000, "3h"), (32_400_000, "6h"), (86_400_000, "12h"),
+)  # fmt: skip
+_ESCAPE = re.compile(r"[\\^$*+?.()|\[\]{}/']")
+_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def duration_ms(text: str) -> int:
+    match = _DURATION.match(text)
+    assert match, f"not a duration: {text!r}"
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def time_range(board: dict[str, Any], holder: dict[str, Any], now: int) -> tuple[int, int]:
+    """The range a panel queries: its own ``timeFrom`` (the last N), else the dashboard's ``now-N``."""
+    assert board["time"]["to"] == "now"
+    if holder.get("timeFrom"):
+        return now - duration_ms(holder["timeFrom"]), now
+    return now - duration_ms(board["time"]["from"].removeprefix("now-")), now
+
+
+def grafana_interval(span_ms: int, max_data_points: int = 1000, min_interval: str = "10s") -> str:
+    """``$__interval``: the range over the panel's points, rounded as Grafana rounds it, at least the minimum."""
+    wanted = span_ms / max_data_points
+    rounded = next((nice for limit, nice in _ROUND_INTERVAL if wanted < limit), "1d")
+    return rounded if duration_ms(rounded) >= duration_ms(min_interval) else min_interval
+
+
+def regex_escape(value: str) -> str:
+    """What Grafana's InfluxQL interpolation escapes in a value (regex metacharacters, quote, slash)."""
+    return _ESCAPE.sub(lambda m: "\\" + m.group(0), value)
+
+
+def format_variable(definition: dict[str, Any], values: list[str]) -> str:
+    """A variable's value as Grafana writes it into an InfluxQL query."""
+    if definition.get("multi") or definition.get("includeAll"):
+        return "|".join(regex_escape(value) for value in values)
+    assert len(values) == 1, f"{definition['name']} takes one value"
+    value = values[0]
+    try:
+        float(value)
+    except ValueError:
+        return regex_escape(value)
+    return value
+
+
+def interpolate(
+    query: str,
+    board: dict[str, Any],
+    holder: dict[str, Any],
+    selection: dict[str, list[str]],
+    now: int,
+) -> str:
+    """``query`` as Grafana sends it to InfluxDB for this selection of variables at ``now``."""
+    start, end = time_range(board, holder, now)
+    text = query.replace("$timeFilter", f"time >= {start}ms and time <= {end}ms")
+    text = text.replace("$__interval_ms", str(duration_ms(grafana_interval(end - start))))
+    text = text.replace("$__interval", grafana_interval(end - start))
+    definitions = {variable["name"]: variable for variable in board["templating"]["list"]}
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        assert name in definitions, f"unknown variable ${name} in {query!r}"
+        assert name in selection, f"${name} used before it is selected in {query!r}"
+        return format_variable(definitions[name], selection[name])
+
+    text = _VARIABLE.sub(substitute, text)
+    assert "$" not in text.replace("$/", ""), f"left uninterpolated: {text!r}"
+    return text
+
+
+# -- the scenario ---------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """The seeded database and the moment the scenario is built around (epoch ms)."""
+
+    influxd: Influxd
+    db: str
+    now: int
+
+    def rows(self, query: str) -> list[Row]:
+        """Every row of every series of the answer, tags merged in, ``_series`` the measurement."""
+        answer = self.influxd.query(query, db=self.db)
+        (result,) = answer["results"]
+        assert "error" not in result, f"{result['error']} in {query}"
+        found = []
+        for series in result.get("series", []):
+            for values in series["values"]:
+                fields = dict(zip(series["columns"], values, strict=True))
+                found.append({"_series": series["name"], **series.get("tags", {}), **fields})
+        return found
+
+
+def temperature(sensor: str, unit: str, site: str, at: int, celsius: float) -> str:
+    return encode(TemperatureReading(sensor, unit, site, from_millis(at), celsius))
+
+
+def shake(sensor: str, unit: str, site: str, at: int, peak_g: float) -> str:
+    return encode(ShakeReading(sensor, unit, site, from_millis(at), peak_g))
+
+
+def alert(
+    kind: str,
+    subject: str,
+    site: str,
+    unit: str,
+    state: str,
+    started: int,
+    updated: int,
+    *,
+    resolved: int | None = None,
+    by: str | None = None,
+    note: str | None = None,
+    disposition: str | None = None,
+) -> str:
+    """An alert transition as the rules worker stores it (``disposition``: the ack's, coming in alerting)."""
+    is_bag = kind.startswith("bag_")
+    line = encode(
+        Alert(
+            id=alert_id(kind, subject, from_millis(started)),
+            kind=kind,
+            subject=subject,
+            state=state,
+            severity=SEVERITY[kind],
+            site=site,
+            unit=unit,
+            sensor=None if is_bag else subject,
+            bag=subject if is_bag else None,
+            started_at=from_millis(started),
+            updated_at=from_millis(updated),
+            resolved_at=from_millis(resolved) if resolved is not None else None,
+            value=None,
+            message=f"{kind} of {subject} in {unit}",
+            acknowledged_by=by,
+            note=note,
+        )
+    )
+    if disposition is not None and "disposition=" not in line:
+        head, stamp = line.rsplit(" ", 1)
+        line = f"{head},disposition={escape_string(disposition)} {stamp}"
+    return line
+
+
+def bag_timer(bag: str, unit: str, site: str, deadline: int, state: str, diluted: int) -> str:
+    """The proposed ``bag_timer`` point: at the bag's deadline, overwritten when the timer stops."""
+    key = series_key("bag_timer", (("bag", bag), ("site", site), ("unit", unit)))
+    return (
+        f"{key} state={escape_string(state)},diluted_at={escape_string(format_time(from_millis(diluted)))} {deadline}"
+    )
+
+
+def notification(channel: str, outcome: str, kind: str, unit: str, at: int, *, error: str | None = None) -> str:
+    """A notification attempt as the notifier stores it (tags channel, kind, outcome, severity, site, unit)."""
+    tags = (
+        ("channel", channel),
+        ("kind", kind),
+        ("outcome", outcome),
+        ("severity", SEVERITY[kind]),
+        ("site", "main-pharmacy"),
+        ("unit", unit),
+    )
+    fields = f'alert_id="{kind}-1",target="{channel}://on-call",purpose="opened",tier=1i,attempt=1i'
+    if error is not None:
+        fields += f",error={escape_string(error)}"
+    return f"{series_key('notification', tags)} {fields} {at}"
+
+
+def rejected(reason: RejectReason, at: int) -> str:
+    return encode(Rejection(reason, "coldchain/sensors/t-001/temperature", f"{reason} here", b"{oops", from_millis(at)))
+
+
+def scenario(now: int) -> list[str]:
+    """Two sites, four fridges; excursions, alerts in every state, bags, notifications, rejections."""
+    n = now
+    lines: list[str] = []
+    # fridge-a: in range for hours, above 8 °C for the last 16 minutes; a cold reading two days ago
+    for i in range(180, 0, -1):
+        lines.append(temperature("t-001", "fridge-a", "main-pharmacy", n - i * M, 9.6 if i <= 16 else 4.5))
+    lines.append(temperature("t-001", "fridge-a", "main-pharmacy", n - 2 * D, 1.5))
+    lines.append(temperature("t-001", "fridge-a", "main-pharmacy", n - 2 * D + H, 7.0))
+    # fridge-b: steady 5 °C, last heard 30 s ago
+    for i in range(180, -1, -1):
+        lines.append(temperature("t-002", "fridge-b", "main-pharmacy", n - i * M - 30 * S, 5.2 if i == 0 else 5.0))
+    # fridge-c (ward-3): fell to -0.5 °C, then silent for 20 minutes
+    for i in range(180, 19, -1):
+        lines.append(temperature("t-003", "fridge-c", "ward-3", n - i * M, -0.5 if i == 20 else 3.0))
+    # fridge-d: one reading ten days ago, nothing since
+    lines.append(temperature("t-004", "fridge-d", "main-pharmacy", n - 10 * D, 6.0))
+    # shakes: fridge-a was shaken 30 minutes ago
+    for i in range(60, 0, -1):
+        lines.append(shake("s-001", "fridge-a", "main-pharmacy", n - i * M, 0.7 if i == 30 else 0.04))
+    for i in range(60, 0, -5):
+        lines.append(shake("s-002", "fridge-b", "main-pharmacy", n - i * M + 3 * M, 0.02))
+    # alerts: open, resolved, acknowledged (with a disposition), old ones outside the ranges
+    lines += [
+        alert("temperature_high", "t-001", "main-pharmacy", "fridge-a", "open", n - 16 * M, n - 1 * M),
+        alert("agitation", "s-001", "main-pharmacy", "fridge-a", "open", n - 30 * M, n - 30 * M),
+        alert(
+            "agitation", "s-001", "main-pharmacy", "fridge-a", "resolved", n - 30 * M, n - 25 * M, resolved=n - 25 * M
+        ),
+        alert("sensor_offline", "t-003", "ward-3", "fridge-c", "open", n - 5 * M, n - 5 * M),
+        alert(
+            "sensor_offline",
+            "t-003",
+            "ward-3",
+            "fridge-c",
+            "acknowledged",
+            n - 5 * M,
+            n - 2 * M,
+            by="j.doe",
+            note="probe cable checked",
+        ),
+        alert("freezing", "t-003", "ward-3", "fridge-c", "open", n - 20 * M, n - 20 * M),
+        alert("bag_expiring", "B-4", "main-pharmacy", "fridge-a", "open", n - 70 * M, n - 70 * M),
+        alert("bag_expired", "B-4", "main-pharmacy", "fridge-a", "open", n - 10 * M, n - 10 * M),
+        alert("temperature_low", "t-002", "main-pharmacy", "fridge-b", "open", n - 6 * H, n - 6 * H),
+        alert(
+            "temperature_low",
+            "t-002",
+            "main-pharmacy",
+            "fridge-b",
+            "acknowledged",
+            n - 6 * H,
+            n - 6 * H + 10 * M,
+            by="a.smith",
+            note="moved to fridge A",
+            disposition="quarantined",
+        ),
+        alert(
+            "temperature_low",
+            "t-002",
+            "main-pharmacy",
+            "fridge-b",
+            "resolved",
+            n - 6 * H,
+            n - 6 * H + 30 * M,
+            resolved=n - 6 * H + 30 * M,
+            by="a.smith",
+            note="moved to fridge A",
+            disposition="quarantined",
+        ),
+        alert("temperature_high", "t-002", "main-pharmacy", "fridge-b", "open", n - 10 * D, n - 10 * D),
+        alert(
+            "temperature_high",
+            "t-002",
+            "main-pharmacy",
+            "fridge-b",
+            "resolved",
+            n - 10 * D,
+            n - 10 * D + 20 * M,
+            resolved=n - 10 * D + 20 * M,
+        ),
+        alert("sensor_offline", "t-004", "main-pharmacy", "fridge-d", "open", n - 9 * D, n - 9 * D),
+    ]
+    # bag timers: one expired but still in the fridge, two running, two done
+    lines += [
+        bag_timer("B-4", "fridge-a", "main-pharmacy", n - 10 * M, "running", n - 8 * H - 10 * M),
+        bag_timer("B-1", "fridge-a", "main-pharmacy", n + 40 * M, "running", n - 7 * H - 20 * M),
+        bag_timer("B-2", "fridge-b", "main-pharmacy", n + 5 * H, "running", n - 3 * H),
+        bag_timer("B-3", "fridge-b", "main-pharmacy", n + 2 * H, "running", n - 6 * H),
+        bag_timer("B-3", "fridge-b", "main-pharmacy", n + 2 * H, "done", n - 6 * H),
+        bag_timer("B-5", "fridge-c", "ward-3", n - 3 * D, "done", n - 3 * D - 8 * H),
+        bag_timer("B-6", "fridge-c", "ward-3", n + 3 * H, "running", n - 5 * H),
+    ]
+    lines += [
+        notification("email", "sent", "temperature_high", "fridge-a", n - 1 * M),
+        notification("slack", "sent", "temperature_high", "fridge-a", n - 1 * M + 1),
+        notification("webhook", "failed", "freezing", "fridge-c", n - 20 * M, error="HTTP 500"),
+        notification("webhook", "gave_up", "freezing", "fridge-c", n - 19 * M, error="HTTP 500, 3 attempts"),
+        notification("email", "sent", "temperature_low", "fridge-b", n - 6 * H),
+        notification("email", "sent", "temperature_high", "fridge-b", n - 8 * D),
+    ]
+    lines += [
+        rejected(RejectReason.INVALID_JSON, n - 3 * M),
+        rejected(RejectReason.INVALID_JSON, n - 3 * M + 1),
+        rejected(RejectReason.INVALID_JSON, n - 2 * M),
+        rejected(RejectReason.UNKNOWN_SENSOR, n - 1 * H),
+        rejected(RejectReason.UNKNOWN_SENSOR, n - 1 * H + 1),
+        rejected(RejectReason.TS_TOO_OLD, n - 2 * D),
+        rejected(RejectReason.INVALID_JSON, n - 8 * D),
+    ]
+    return lines
+
+
+@pytest.fixture(scope="module")
+def world(influxd: Influxd) -> Iterator[World]:
+    """The scenario in a database of its own on the session's influxd, built around the current second."""
+    db = f"dash_{uuid.uuid4().hex[:12]}"
+    influxd.query(f'CREATE DATABASE "{db}"')
+    now = int(time.time()) * 1000
+    response = influxd.write("\n".join(scenario(now)), db=db)
+    assert response.status_code == 204, response.text
+    yield World(influxd, db, now)
+    influxd.query(f'DROP DATABASE "{db}"')
+
+
+class Runner:
+    """Runs a dashboard query in the world with variables selected as a user (or a repeat) would."""
+
+    def __init__(self, world: World, ref: QueryRef) -> None:
+        self.world = world
+        self.ref = ref
+        self.board = BOARDS[ref.board]
+
+    def options(self, name: str, selection: dict[str, list[str]]) -> list[str]:
+        """The values a variable offers, by running its query with the variables before it selected."""
+        definition = next(v for v in self.board["templating"]["list"] if v["name"] == name)
+        query = interpolate(definition["query"], self.board, {}, selection, self.world.now)
+        values = sorted({row["value"] for row in self.world.rows(query)})
+        assert values, f"variable {name} offers nothing"
+        return values
+
+    def selection(self, chosen: dict[str, str | list[str]]) -> dict[str, list[str]]:
+        """Each variable: the chosen value(s), else All (include-all variables) or the first value."""
+        selected: dict[str, list[str]] = {}
+        for definition in self.board["templating"]["list"]:
+            name = definition["name"]
+            if name in chosen:
+                value = chosen[name]
+                selected[name] = [value] if isinstance(value, str) else list(value)
+            elif definition.get("includeAll"):
+                selected[name] = self.options(name, selected)
+            else:
+                selected[name] = self.options(name, selected)[:1]
+        return selected
+
+    def __call__(self, **chosen: str | list[str]) -> list[Row]:
+        selection = self.selection(chosen)
+        query = interpolate(self.ref.query, self.board, self.ref.holder, selection, self.world.now)
+        return self.world.rows(query)
+
+
+Check = Callable[[Runner, World], None]
+CHECKS: dict[str, Check] = {}
+
+
+def check(board: str, where: str, name: str, ref_id: str = "A") -> Callable[[Check], Check]:
+    """Register the check of one query (``ref_id`` "query" for a variable)."""
+
+    def register(function: Check) -> Check:
+        key = f"{board}/{where}/{name}/{ref_id}"
+        assert key not in CHECKS, f"two checks for {key}"
+        CHECKS[key] = function
+        return function
+
+    return register
+
+
+def by(rows: list[Row], key: str) -> dict[Any, Row]:
+    found = {row[key]: row for row in rows}
+    assert len(found) == len(rows), f"{key} repeats in {rows}"
+    return found
+
+
+# -- Cold chain — overview ------------------------------------------------------------------
+
+OVERVIEW = "coldchain-overview"
+
+
+@check(OVERVIEW, "variable", "site", "query")
+def _overview_sites(run: Runner, w: World) -> None:
+    rows = run()
+    assert sorted(row["value"] for row in rows) == ["main-pharmacy", "ward-3"]
+
+
+@check(OVERVIEW, "variable", "unit", "query")
+def _overview_units(run: Runner, w: World) -> None:
+    assert sorted({row["value"] for row in run()}) == ["fridge-a", "fridge-b", "fridge-c", "fridge-d"]
+    assert [row["value"] for row in run(site="ward-3")] == ["fridge-c"]
+
+
+@check(OVERVIEW, "panel", "${unit}")
+def _overview_temperature_tile(run: Runner, w: World) -> None:
+    expected = {"fridge-a": (9.6, w.now - 1 * M), "fridge-b": (5.2, w.now - 30 * S), "fridge-c": (-0.5, w.now - 20 * M)}
+    for unit, (celsius, at) in expected.items():
+        (row,) = run(unit=unit)  # the repeated tile of this unit
+        assert row["celsius"] == celsius and row["time"] == at, (unit, row)
+    assert run(unit="fridge-d") == []  # last heard ten days ago: beyond the tile's 7 days ("no reading")
+
+
+@check(OVERVIEW, "panel", "${unit} alerts")
+def _overview_state_tile(run: Runner, w: World) -> None:
+    assert [row["open alerts"] for row in run(unit="fridge-a")] == [3]  # excursion, bag expiring and expired
+    assert [row["open alerts"] for row in run(unit="fridge-c")] == [2]  # an acknowledged one still counts
+    assert [row["open alerts"] for row in run(unit="fridge-d")] == [1]  # opened 9 days ago, still open
+    assert run(unit="fridge-b") == []  # everything resolved: the tile shows its noValue, OK
+    assert run(site="ward-3", unit="fridge-a") == []
+
+
+@check(OVERVIEW, "panel", "Open alerts")
+def _overview_open_alerts(run: Runner, w: World) -> None:
+    rows = run()
+    assert [(row["kind"], row["subject"]) for row in rows] == [
+        ("temperature_high", "t-001"),
+        ("sensor_offline", "t-003"),
+        ("bag_expired", "B-4"),
+        ("freezing", "t-003"),
+        ("bag_expiring", "B-4"),
+        ("sensor_offline", "t-004"),
+    ]  # most recently changed first; resolved alerts (agitation, temperature_low) are gone
+    first, acked = rows[0], rows[1]
+    assert first["unit"] == "fridge-a" and first["state"] == "open"
+    assert first["started_at"] == format_time(from_millis(w.now - 16 * M))
+    assert first["acknowledged_by"] is None
+    assert acked["state"] == "acknowledged" and acked["acknowledged_by"] == "j.doe"
+    assert {row["site"] for row in run(site="ward-3")} == {"ward-3"}
+    assert len(run(site="ward-3")) == 2
+
+
+@check(OVERVIEW, "panel", "Diluted bags — time left")
+def _overview_bags(run: Runner, w: World) -> None:
+    rows = run()
+    assert [row["bag"] for row in rows] == ["B-4", "B-1", "B-6", "B-2"]  # expired first, then by deadline
+    assert [row["time"] for row in rows] == [w.now - 10 * M, w.now + 40 * M, w.now + 3 * H, w.now + 5 * H]
+    assert rows[0]["unit"] == "fridge-a"
+    assert rows[0]["diluted_at"] == format_time(from_millis(w.now - 8 * H - 10 * M))
+    assert [row["bag"] for row in run(site="main-pharmacy")] == ["B-4", "B-1", "B-2"]
+
+
+@check(OVERVIEW, "panel", "Sensors — last heard", "A")
+def _overview_last_heard_temperature(run: Runner, w: World) -> None:
+    rows = by(run(), "sensor")
+    assert {sensor: row["time"] for sensor, row in rows.items()} == {
+        "t-001": w.now - 1 * M,
+        "t-002": w.now - 30 * S,
+        "t-003": w.now - 20 * M,
+        "t-004": w.now - 10 * D,  # silent for ten days, still listed (30 days)
+    }
+    assert rows["t-003"]["unit"] == "fridge-c" and rows["t-003"]["site"] == "ward-3"
+    assert rows["t-003"]["reading"] == -0.5
+
+
+@check(OVERVIEW, "panel", "Sensors — last heard", "B")
+def _overview_last_heard_shake(run: Runner, w: World) -> None:
+    rows = by(run(), "sensor")
+    assert {sensor: row["time"] for sensor, row in rows.items()} == {"s-001": w.now - 1 * M, "s-002": w.now - 2 * M}
+    assert run(site="ward-3") == []
+
+
+# -- Cold chain — unit ----------------------------------------------------------------------
+
+UNIT = "coldchain-unit"
+
+
+@check(UNIT, "variable", "site", "query")
+def _unit_sites(run: Runner, w: World) -> None:
+    assert sorted(row["value"] for row in run()) == ["main-pharmacy", "ward-3"]
+
+
+@check(UNIT, "variable", "unit", "query")
+def _unit_units(run: Runner, w: World) -> None:
+    assert sorted(row["value"] for row in run(site="main-pharmacy")) == ["fridge-a", "fridge-b", "fridge-d"]
+    assert [row["value"] for row in run(site="ward-3")] == ["fridge-c"]
+
+
+@check(UNIT, "variable", "sensor", "query")
+def _unit_sensors(run: Runner, w: World) -> None:
+    values = sorted({row["value"] for row in run(site="main-pharmacy", unit="fridge-a")})
+    assert values == ["s-001", "t-001"]  # temperature and shake sensors of the unit
+
+
+@check(UNIT, "panel", "Temperature")
+def _unit_temperature(run: Runner, w: World) -> None:
+    rows = run(site="main-pharmacy", unit="fridge-a")
+    assert {row["sensor"] for row in rows} == {"t-001"}  # the shake sensor has no temperature
+    means = [row["mean"] for row in rows if row["mean"] is not None]
+    last_hour = [row["mean"] for row in rows if row["mean"] is not None and row["time"] >= w.now - H]
+    assert max(means) == pytest.approx(9.6) and min(means) == pytest.approx(1.5)
+    assert last_hour[-1] == pytest.approx(9.6)
+    steps = {b["time"] - a["time"] for a, b in itertools.pairwise(rows)}
+    assert steps == {10 * M}  # GROUP BY time($__interval): 7 days in 10-minute buckets, gaps as nulls
+    assert any(row["mean"] is None for row in rows)
+    only = run(site="main-pharmacy", unit="fridge-a", sensor=["s-001"])
+    assert only == []
+
+
+@check(UNIT, "panel", "Shake peak_g")
+def _unit_shake(run: Runner, w: World) -> None:
+    rows = [row for row in run(site="main-pharmacy", unit="fridge-a") if row["max"] is not None]
+    assert {row["sensor"] for row in rows} == {"s-001"}
+    agitated = [row for row in rows if row["max"] >= 0.5]
+    assert len(agitated) == 1 and agitated[0]["max"] == pytest.approx(0.7)
+    assert agitated[0]["time"] <= w.now - 30 * M < agitated[0]["time"] + 10 * M
+
+
+@check(UNIT, "panel", "Alert episodes")
+def _unit_episodes(run: Runner, w: World) -> None:
+    rows = run(site="main-pharmacy", unit="fridge-a")
+    states: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        states.setdefault((row["kind"], row["subject"]), []).append(row["state"])
+    assert states == {
+        ("temperature_high", "t-001"): ["open"],
+        ("agitation", "s-001"): ["open", "resolved"],
+        ("bag_expiring", "B-4"): ["open"],
+        ("bag_expired", "B-4"): ["open"],
+    }
+    fridge_b = run(site="main-pharmacy", unit="fridge-b")
+    assert [row["state"] for row in fridge_b] == ["open", "acknowledged", "resolved"]  # 10-day-old one outside
+
+
+@check(UNIT, "panel", "Daily min/max")
+def _unit_daily(run: Runner, w: World) -> None:
+    rows = run(site="main-pharmacy", unit="fridge-a")
+    assert {row["sensor"] for row in rows} == {"t-001"}
+    assert all(row["time"] % D == 0 for row in rows)  # UTC days
+    assert min(row["min"] for row in rows) == 1.5
+    assert max(row["max"] for row in rows) == 9.6
+    two_days_ago = next(row for row in rows if row["time"] <= w.now - 2 * D < row["time"] + D)
+    assert two_days_ago["min"] == 1.5
+
+
+@check(UNIT, "annotation", "Alert transitions", "Anno")
+def _unit_annotations(run: Runner, w: World) -> None:
+    rows = run(site="main-pharmacy", unit="fridge-a")
+    assert sorted((row["kind"], row["state"]) for row in rows) == [
+        ("agitation", "open"),
+        ("agitation", "resolved"),
+        ("bag_expired", "open"),
+        ("bag_expiring", "open"),
+        ("temperature_high", "open"),
+    ]
+    assert all(row["message"] for row in rows)  # the text column
+
+
+# -- Cold chain — alerts and audit ----------------------------------------------------------
+
+ALERTS = "coldchain-alerts"
+
+
+@check(ALERTS, "panel", "Alert history")
+def _alerts_history(run: Runner, w: World) -> None:
+    rows = run()
+    assert len(rows) == 11  # every transition of the last 7 days; the 9- and 10-day-old ones are outside
+    assert [row["time"] for row in rows] == sorted((row["time"] for row in rows), reverse=True)
+    assert (rows[0]["kind"], rows[0]["state"]) == ("temperature_high", "open")
+    dispositions = [row for row in rows if row["disposition"]]
+    assert [(row["state"], row["acknowledged_by"], row["disposition"]) for row in dispositions] == [
+        ("resolved", "a.smith", "quarantined"),
+        ("acknowledged", "a.smith", "quarantined"),
+    ]
+    assert all(row["id"] for row in rows)
+
+
+@check(ALERTS, "panel", "Acknowledgements and dispositions")
+def _alerts_acks(run: Runner, w: World) -> None:
+    rows = run()
+    assert [(row["subject"], row["state"], row["acknowledged_by"]) for row in rows] == [
+        ("t-003", "acknowledged", "j.doe"),
+        ("t-002", "resolved", "a.smith"),
+        ("t-002", "acknowledged", "a.smith"),
+    ]
+    assert rows[0]["note"] == "probe cable checked" and rows[0]["disposition"] is None
+    assert rows[1]["disposition"] == "quarantined"
+
+
+@check(ALERTS, "panel", "Notifications by channel and outcome")
+def _alerts_notification_counts(run: Runner, w: World) -> None:
+    counts = {(row["channel"], row["outcome"]): row["notifications"] for row in run()}
+    assert counts == {
+        ("email", "sent"): 2,  # the 8-day-old one is outside the range
+        ("slack", "sent"): 1,
+        ("webhook", "failed"): 1,
+        ("webhook", "gave_up"): 1,
+    }
+
+
+@check(ALERTS, "panel", "Notifications")
+def _alerts_notifications(run: Runner, w: World) -> None:
+    rows = run()
+    assert [(row["channel"], row["outcome"]) for row in rows] == [
+        ("slack", "sent"),
+        ("email", "sent"),
+        ("webhook", "gave_up"),
+        ("webhook", "failed"),
+        ("email", "sent"),
+    ]
+    assert rows[3]["error"] == "HTTP 500" and rows[3]["kind"] == "freezing"
+    assert rows[0]["tier"] == 1 and rows[0]["alert_id"] and rows[0]["target"] == "slack://on-call"
+
+
+@check(ALERTS, "panel", "Rejected messages by reason")
+def _alerts_rejected_counts(run: Runner, w: World) -> None:
+    counts = {row["reason"]: row["rejected"] for row in run()}
+    assert counts == {"invalid_json": 3, "unknown_sensor": 2, "ts_too_old": 1}
+
+
+@check(ALERTS, "panel", "Rejected messages")
+def _alerts_rejected(run: Runner, w: World) -> None:
+    rows = run()
+    assert len(rows) == 6
+    assert rows[0]["reason"] == "invalid_json" and rows[0]["time"] == w.now - 2 * M
+    assert rows[0]["topic"] == "coldchain/sensors/t-001/temperature"
+    assert rows[0]["detail"] == "invalid_json here" and rows[0]["payload"] == "{oops"
+    assert rows[-1]["reason"] == "ts_too_old"
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+def test_every_query_has_a_check() -> None:
+    """Each InfluxQL query in dashboards/ has a check here, and each check a query (no stale ones)."""
+    assert sorted(set(QUERIES) - set(CHECKS)) == [], "queries without a check"
+    assert sorted(set(CHECKS) - set(QUERIES)) == [], "checks of queries no dashboard has"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("key", sorted(QUERIES))
+def test_query(key: str, world: World) -> None:
+    """The query runs on a real influxd, interpolated as Grafana does, and returns what the panel needs."""
+    assert key in CHECKS, f"{key} has no check in tests/test_dashboards.py"
+    CHECKS[key](Runner(world, QUERIES[key]), world)
+
+
+def test_committed_json_is_what_the_code_builds() -> None:
+    """dashboards/*.json are exactly coldchain.dashboards' output (regenerate: python -m coldchain.dashboards)."""
+    built = build_dashboards()
+    assert sorted(BOARDS) == sorted(built)
+    for uid, board in built.items():
+        path = DASHBOARD_DIR / f"{uid}.json"
+        assert path.read_text(encoding="utf-8") == render(board), f"{path} is stale"
+
+
+def test_uids_and_titles_are_stable() -> None:
+    """Three dashboards with fixed uids and titles; each file is named after its uid; panel titles unique."""
+    assert {uid: board["title"] for uid, board in BOARDS.items()} == {
+        "coldchain-overview": "Cold chain — overview",
+        "coldchain-unit": "Cold chain — unit",
+        "coldchain-alerts": "Cold chain — alerts and audit",
+    }
+    for board in BOARDS.values():
+        assert board["id"] is None
+        titles = [item["title"] for item in panels_of(board)]
+        assert len(titles) == len(set(titles)), board["uid"]
+        assert len({item["id"] for item in panels_of(board)}) == len(titles)
+
+
+def datasource_refs(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "datasource" in node:
+            yield node["datasource"]
+        for value in node.values():
+            yield from datasource_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from datasource_refs(item)
+
+
+def test_every_query_uses_the_provisioned_datasource() -> None:
+    """Panels, targets, variables and annotations all name the InfluxDB datasource provisioning defines."""
+    provisioned = {}
+    for path in DATASOURCES_DIR.glob("*.y*ml"):
+        for source in yaml.safe_load(path.read_text(encoding="utf-8"))["datasources"]:
+            provisioned[source["uid"]] = source
+    assert provisioned[DATASOURCE_UID]["type"] == "influxdb"
+    for board in BOARDS.values():
+        refs = list(datasource_refs(board))
+        assert refs, board["uid"]
+        assert all(ref == {"type": "influxdb", "uid": DATASOURCE_UID} for ref in refs), board["uid"]
+        for item in panels_of(board):
+            for target in item.get("targets", []):
+                assert target["rawQuery"] is True and target["resultFormat"] in ("time_series", "table")
+
+
+def test_datasource_uid_can_be_swapped() -> None:
+    """with_datasource rewrites every datasource reference (for a Grafana whose InfluxDB has another uid)."""
+    board = with_datasource(BOARDS["coldchain-unit"], "other-influx")
+    refs = list(datasource_refs(board))
+    assert refs and all(ref == {"type": "influxdb", "uid": "other-influx"} for ref in refs)
+    assert next(datasource_refs(BOARDS["coldchain-unit"]))["uid"] == DATASOURCE_UID  # the original untouched
+
+
+def colour(field_config: dict[str, Any], value: float) -> str:
+    """The colour Grafana gives ``value``: a matching range mapping (both ends included), else thresholds."""
+    for mapping in field_config.get("mappings", []):
+        options = mapping["options"]
+        if mapping["type"] == "range" and options["from"] <= value <= options["to"]:
+            return str(options["result"]["color"])
+    steps = field_config["thresholds"]["steps"]
+    chosen = steps[0]["color"]
+    for step in steps[1:]:
+        if value >= step["value"]:
+            chosen = step["color"]
+    return str(chosen)
+
+
+@pytest.mark.parametrize(
+    ("celsius", "expected"),
+    [
+        (-5.0, "purple"),  # frozen
+        (0.0, "purple"),  # at the freezing point is freezing
+        (0.1, "blue"),  # cold, not frozen
+        (1.9, "blue"),
+        (2.0, "green"),  # 2.0 is in range
+        (4.7, "green"),
+        (8.0, "green"),  # 8.0 is in range
+        (8.1, "red"),  # above the band
+    ],
+)
+def test_tile_colours_follow_the_bands(celsius: float, expected: str) -> None:
+    """The overview tile: purple at or below 0 °C, blue below 2, green 2 to 8 inclusive, red above 8."""
+    tile = next(item for item in panels_of(BOARDS["coldchain-overview"]) if item["title"] == "${unit}")
+    assert colour(tile["fieldConfig"]["defaults"], celsius) == expected
+
+
+def test_overview_is_a_wall_display() -> None:
+    """Refresh 30 s; the tiles repeat per unit; everything fits 1920x1080 (27 grid rows) without overlaps."""
+    board = BOARDS["coldchain-overview"]
+    assert board["refresh"] == "30s"
+    repeated = [item for item in panels_of(board) if item.get("repeat")]
+    assert {item["repeat"] for item in repeated} == {"unit"}
+    cells: set[tuple[int, int]] = set()
+    for item in panels_of(board):
+        pos = item["gridPos"]
+        assert pos["x"] + pos["w"] <= 24 and pos["y"] + pos["h"] <= 27, item["title"]
+        area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
+        assert not area & cells, f"{item['title']} overlaps another panel"
+        cells |= area
+
+
+def test_panels_say_what_they_show() -> None:
+    """Every panel has a description; panels drawing the label's thresholds say they are constants."""
+    for board in BOARDS.values():
+        for item in panels_of(board):
+            assert item["description"], item["title"]
+            steps = item["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+            values = {step["value"] for step in steps}
+            if values & {2.0, 8.0, 0.5}:
+                assert "constants" in item["description"] or "constants" in board["description"], item["title"]
+
+
+def test_interpolation_is_grafanas() -> None:
+    """$timeFilter, $__interval and multi-value variables come out as Grafana's InfluxDB datasource writes them."""
+    board = BOARDS["coldchain-unit"]
+    holder: dict[str, Any] = {}
+    query = 'SELECT x FROM m WHERE "sensor" =~ /^(${sensor})$/ AND "unit" =~ /^(${unit})$/ AND $timeFilter'
+    text = interpolate(
+        query + " GROUP BY time($__interval)",
+        board,
+        holder,
+        {"site": ["s"], "unit": ["fridge.a"], "sensor": ["t-001", "t/2"]},
+        now=7 * D,
+    )
+    assert text == (
+        'SELECT x FROM m WHERE "sensor" =~ /^(t-001|t\\/2)$/ AND "unit" =~ /^(fridge\\.a)$/ '
+        "AND time >= 0ms and time <= 604800000ms GROUP BY time(10m)"
+    )
+    assert grafana_interval(int(timedelta(hours=1).total_seconds() * 1000)) == "10s"
+    assert grafana_interval(24 * H) == "1m"

@@ -18,6 +18,7 @@ from typing import Any
 
 from coldchain.alert import Alert
 from coldchain.records import (
+    AuditEvent,
     BagEvent,
     BagStatus,
     NotificationAttempt,
@@ -37,6 +38,7 @@ RECORD_TYPES: dict[str, type] = {
     "alert": Alert,
     "notification": NotificationAttempt,
     "bag_timer": BagStatus,
+    "audit": AuditEvent,
 }
 """Each record type by the name of the measurement it is stored in."""
 

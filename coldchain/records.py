@@ -85,6 +85,24 @@ class BagStatus:
     state: Literal["running", "done"]
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One link of the append-only, hash-chained audit trail (measurement ``audit``).
+
+    ``hash`` is SHA-256 over ``prev_hash`` and the canonical JSON of the other fields, so editing or
+    removing any event breaks every hash after it."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: str
+    """Canonical JSON (sorted keys) of what was done."""
+    prev_hash: str
+    hash: str
+
+
 class RejectReason(StrEnum):
     """Why a message (or a record the store refused) was not stored as data."""
 
@@ -142,6 +160,8 @@ class NotificationAttempt:
 
 
 Reading = TemperatureReading | ShakeReading
-Record: TypeAlias = "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus"
+Record: TypeAlias = (
+    "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus | AuditEvent"
+)
 """Everything the store holds; alert states (``coldchain.alert.Alert``) are written by the rules worker,
 notification attempts by the notifier."""

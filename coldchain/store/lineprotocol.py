@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from coldchain.alert import Alert, format_time
 from coldchain.records import (
+    AuditEvent,
     BagEvent,
     BagStatus,
     NotificationAttempt,
@@ -227,3 +228,13 @@ def encode_bag_status(b: BagStatus) -> str:
     key = series_key("bag_timer", (("bag", b.bag), ("site", b.site), ("unit", b.unit)))
     fields = f"state={escape_string(b.state)},diluted_at={escape_string(format_time(b.diluted_at))}"
     return f"{key} {fields} {to_millis(b.deadline)}"
+
+
+@encoder(AuditEvent)
+def encode_audit(e: AuditEvent) -> str:
+    """An audit event: tag ``action``; int ``seq``; strings actor, subject, details, prev_hash, hash."""
+    fields = (
+        f"seq={int(e.seq)}i,actor={escape_string(e.actor)},subject={escape_string(e.subject)},"
+        f"details={escape_string(e.details)},prev_hash={escape_string(e.prev_hash)},hash={escape_string(e.hash)}"
+    )
+    return f"{series_key('audit', (('action', e.action),))} {fields} {to_millis(e.at)}"

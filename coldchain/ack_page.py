@@ -35,7 +35,7 @@ from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from coldchain.ack_links import LinkClaim, LinkError, LinkExpired, LinkSigner
-from coldchain.alert import Alert, say_number, say_span, say_time
+from coldchain.alert import KIND_WORDS, VALUE_UNITS, Alert, say_number, say_span, say_time
 from coldchain.api import Reply, Request
 
 log = logging.getLogger("coldchain.ack_page")
@@ -53,24 +53,6 @@ DISPOSITIONS: dict[str, str] = {
     "none": "None yet — decide later",
 }
 """Form value -> label; ``none`` records no disposition."""
-
-KIND_WORDS: dict[str, str] = {
-    "temperature_high": "Too warm",
-    "temperature_low": "Too cold",
-    "freezing": "Freezing",
-    "agitation": "Shaken",
-    "sensor_offline": "Sensor offline",
-    "bag_expiring": "Bag expiring",
-    "bag_expired": "Bag expired",
-    "bag_used_after_expiry": "Bag used after expiry",
-}
-
-_VALUE_UNITS: dict[str, str] = {
-    "temperature_high": " °C",
-    "temperature_low": " °C",
-    "freezing": " °C",
-    "agitation": " g",
-}
 
 SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     (
@@ -309,7 +291,8 @@ class AckPage:
             since += f" ({say_span(max(now - alert.started_at, timedelta(0)))} ago)"
         rows.append(("Since", since))
         if alert.value is not None:
-            rows.append(("Value", say_number(alert.value) + _VALUE_UNITS.get(alert.kind, "")))
+            unit = VALUE_UNITS.get(alert.kind)
+            rows.append(("Value", say_number(alert.value) + (f" {unit}" if unit else "")))
         rows.append(("State", alert.state))
         if alert.resolved_at is not None:
             rows.append(("Resolved", say_time(alert.resolved_at)))

@@ -42,6 +42,26 @@ SEVERITY: dict[AlertKind, Severity] = {
     "bag_used_after_expiry": "critical",
 }
 
+KIND_WORDS: dict[AlertKind, str] = {
+    "temperature_high": "Too warm",
+    "temperature_low": "Too cold",
+    "freezing": "Freezing",
+    "agitation": "Shaken",
+    "sensor_offline": "Sensor offline",
+    "bag_expiring": "Bag expiring",
+    "bag_expired": "Bag expired",
+    "bag_used_after_expiry": "Bag used after expiry",
+}
+"""How people read each kind (titles of notifications and of the acknowledge page)."""
+
+VALUE_UNITS: dict[AlertKind, str] = {
+    "temperature_high": "°C",
+    "temperature_low": "°C",
+    "freezing": "°C",
+    "agitation": "g",
+}
+"""The unit of an alert's ``value``, for the kinds that have one."""
+
 
 def format_time(ts: datetime) -> str:
     """RFC 3339 in UTC with ``Z``; milliseconds only when non-zero (microseconds only if present)."""

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from coldchain.alert import AlertKind, Severity
 from coldchain.durations import Duration
 
 
@@ -199,24 +200,11 @@ class NotifyTarget(ConfigModel):
         return self
 
 
-Severity = Literal["critical", "warning"]
-AlertKindName = Literal[
-    "temperature_high",
-    "temperature_low",
-    "freezing",
-    "agitation",
-    "sensor_offline",
-    "bag_expiring",
-    "bag_expired",
-    "bag_used_after_expiry",
-]
-
-
 class NotifyRoute(ConfigModel):
     """Alerts matching every given list go to ``targets``; an empty list matches anything."""
 
     severity: list[Severity] = Field(default_factory=list, description="Match these severities.")
-    kind: list[AlertKindName] = Field(default_factory=list, description="Match these alert kinds.")
+    kind: list[AlertKind] = Field(default_factory=list, description="Match these alert kinds.")
     site: list[str] = Field(default_factory=list, description="Match these sites.")
     unit: list[str] = Field(default_factory=list, description="Match these units.")
     targets: list[str] = Field(min_length=1, description="Names of notify targets.")

@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 import apprise
 
 from coldchain.ack_links import LinkSigner
-from coldchain.alert import Alert
+from coldchain.alert import KIND_WORDS, VALUE_UNITS, Alert
 from coldchain.config import ApiConfig, NotifyConfig, NotifyTarget
 from coldchain.metrics import Metrics
 from coldchain.outbox import Outbox, OutboxEntry
@@ -84,25 +84,7 @@ CHANNELS: dict[str, str] = {
 }
 """Channel (a bounded tag value) of each apprise URL scheme; other schemes are their own channel."""
 
-KIND_TITLES: dict[str, str] = {
-    "temperature_high": "Too warm",
-    "temperature_low": "Too cold",
-    "freezing": "Freezing",
-    "agitation": "Shaken",
-    "sensor_offline": "Sensor offline",
-    "bag_expiring": "Bag expiring",
-    "bag_expired": "Bag expired",
-    "bag_used_after_expiry": "Bag used after expiry",
-}
-
 _END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
-
-_VALUE_UNITS: dict[str, str] = {
-    "temperature_high": "°C",
-    "temperature_low": "°C",
-    "freezing": "°C",
-    "agitation": "g",
-}
 
 
 def utc_now() -> datetime:
@@ -187,7 +169,7 @@ class Renderer:
             prefix = "ACKNOWLEDGED"
         else:
             prefix = alert.severity.upper()
-        what = KIND_TITLES.get(alert.kind, alert.kind.replace("_", " ").capitalize())
+        what = KIND_WORDS.get(alert.kind, alert.kind.replace("_", " ").capitalize())
         title = f"[{prefix}] {what} — {self.unit_name(alert)} ({alert.subject})"
         if entry.purpose.startswith("repeat-"):
             title += f" (repeat {entry.purpose.removeprefix('repeat-')})"
@@ -219,7 +201,7 @@ class Renderer:
             since += f" ({_span(self.clock() - alert.started_at)} ago)"
         lines.append(since)
         if alert.value is not None:
-            unit = _VALUE_UNITS.get(alert.kind)
+            unit = VALUE_UNITS.get(alert.kind)
             lines.append(f"Value: {alert.value:g} {unit}" if unit else f"Value: {alert.value:g}")
         bags = ", ".join(alert.affected_bags) if alert.affected_bags else "none recorded"
         lines.append(f"Affected bags: {bags}")

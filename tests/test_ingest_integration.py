@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.publishing import Publisher, wait_for
+from tests.service_process import ColdchainProcess, free_port
 from tests.world import Scenario, gauge, iso
 
 pytestmark = pytest.mark.integration
@@ -289,3 +290,35 @@ def test_a_drained_backlog_is_not_redelivered(scenario: Scenario) -> None:
     wait_for(lambda: scenario.count() == total + 1, 20, "the marker reading")
     received = gauge(scenario.service.get("/metrics").text, "coldchain_messages_received_total")
     assert received == 1, f"{received - 1:.0f} messages were redelivered after a clean drain"
+
+
+def test_shared_subscription_splits_the_load_between_replicas(tmp_path: Path, mosquitto: Any, influxd: Any) -> None:
+    """Two ingest replicas in one shared group each take part of the stream; together they store all of it once."""
+    world = Scenario(tmp_path, mosquitto, influxd, env={"COLDCHAIN_MQTT__SHARED_GROUP": "ingest"})
+    second = ColdchainProcess(
+        world.config,
+        "ingest",
+        env={
+            "COLDCHAIN_MQTT__SHARED_GROUP": "ingest",
+            "COLDCHAIN_MQTT__CLIENT_ID": f"replica-2-{world.prefix}",
+            "COLDCHAIN_API__LISTEN": f"127.0.0.1:{free_port()}",
+            "COLDCHAIN_SPOOL__PATH": str(tmp_path / "spool-2.sqlite"),
+        },
+    )
+    second.api = "http://" + second.env["COLDCHAIN_API__LISTEN"]
+    second.log_path = tmp_path / "coldchain-ingest-2.log"
+    try:
+        world.service.start()
+        second.start()
+        pub = world.publisher_for()
+        start = datetime.now(UTC) - timedelta(hours=1)
+        for i in range(1000):
+            pub.send(
+                world.topic("t-001"), {"ts": iso(start + timedelta(seconds=i)), "celsius": 5.0}, wait=i % 200 == 199
+            )
+        wait_for(lambda: world.count() == 1000, 30, "all 1000 readings")
+        got = [gauge(p.get("/metrics").text, "coldchain_messages_received_total") for p in (world.service, second)]
+        assert sum(got) == 1000 and min(got) > 0, got
+    finally:
+        second.kill()
+        world.close()

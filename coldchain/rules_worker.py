@@ -70,7 +70,7 @@ def alert_topic(prefix: str, transition: Transition) -> str:
     return f"{prefix}/alerts/{transition.alert.kind}/{transition.alert.subject}"
 
 
-def _take_batch(inbox: queue.Queue[InboundMessage], timeout: float) -> list[InboundMessage]:
+def _take_batch(inbox: queue.SimpleQueue[InboundMessage], timeout: float) -> list[InboundMessage]:
     """Wait up to ``timeout`` for a message, then take whatever else is already waiting (bounded)."""
     try:
         messages = [inbox.get(timeout=timeout)]

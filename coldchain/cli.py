@@ -10,9 +10,13 @@ from collections import Counter
 from pathlib import Path
 
 from coldchain import __version__
+from coldchain.audit import add_audit_command
 from coldchain.config import ConfigError, LogConfig, Settings, load_settings
 from coldchain.dashboards_push import add_dashboards_command
+from coldchain.demo import add_demo_command
+from coldchain.export import add_export_command
 from coldchain.logs import configure_logging
+from coldchain.simulate import add_simulate_command
 
 log = logging.getLogger("coldchain.cli")
 
@@ -48,7 +52,10 @@ def _run_roles(args: argparse.Namespace, roles: tuple[str, ...]) -> int:
 
     settings = _load(args.config)
     configure_logging(settings.log)
-    Service(settings, roles).run_until_signal()
+    service = Service(settings, roles)
+    if service.rules is not None:  # named in the audit trail's config_loaded event
+        service.rules.config_source = str(args.config.resolve()) if args.config is not None else "<defaults>"
+    service.run_until_signal()
     return 0
 
 
@@ -132,7 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_config("check-config", "Validate a configuration and summarise its inventory.").set_defaults(
         func=cmd_check_config
     )
+    add_audit_command(sub)
+    add_export_command(sub)
     add_dashboards_command(sub)
+    add_simulate_command(sub)
+    add_demo_command(sub)
     return parser
 
 

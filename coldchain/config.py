@@ -39,7 +39,11 @@ def read_secret_file(path: Path | None, current: SecretStr) -> SecretStr:
 class MqttConfig(ConfigModel):
     """The broker coldchain subscribes to and publishes alerts on."""
 
-    url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host:port, or mqtts:// for TLS.")
+    url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        description="mqtt://host:port, mqtts:// for TLS, or embedded://host:port to run a broker in-process "
+        "(MQTT 3.1.1).",
+    )
     username: str = Field(default="", description="Broker user; empty for anonymous.")
     password: SecretStr = Field(default=SecretStr(""), description="Broker password.")
     password_file: Path | None = Field(default=None, description="File holding the broker password.")
@@ -71,8 +75,8 @@ class MqttConfig(ConfigModel):
     @classmethod
     def _check_url(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        if parts.scheme not in ("mqtt", "mqtts", "embedded") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:1883, mqtts://host:8883 or embedded://127.0.0.1:1883")
         return value
 
     @field_validator("topic_prefix")
@@ -85,7 +89,14 @@ class MqttConfig(ConfigModel):
     @model_validator(mode="after")
     def _load_secret(self) -> Self:
         object.__setattr__(self, "password", read_secret_file(self.password_file, self.password))
+        if self.embedded and self.shared_group:
+            raise ValueError("shared_group needs an MQTT 5 broker; the embedded broker speaks MQTT 3.1.1 only")
         return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when coldchain runs the broker itself (``embedded://``): clients speak MQTT 3.1.1 to it."""
+        return urlsplit(self.url).scheme == "embedded"
 
     @property
     def host(self) -> str:
@@ -140,6 +151,32 @@ class InfluxConfig(ConfigModel):
         return self
 
 
+class StoreConfig(ConfigModel):
+    """Where records are stored: InfluxDB (the ``[influx]`` table) or one SQLite file."""
+
+    url: str = Field(
+        default="influx",
+        description='"influx" to use [influx]; "sqlite:///path/coldchain.db" for one SQLite file (small sites).',
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value != "influx" and not (value.startswith("sqlite:///") and len(value) > len("sqlite:///")):
+            raise ValueError('must be "influx" or look like sqlite:///var/coldchain.db')
+        return value
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file (relative to the working directory unless absolute), or None for InfluxDB.
+
+        ``sqlite:///var/x.db`` is ``var/x.db``; ``sqlite:////srv/x.db`` is ``/srv/x.db``, as in SQLAlchemy.
+        """
+        if not self.url.startswith("sqlite:///"):
+            return None
+        return Path(self.url.removeprefix("sqlite:///"))
+
+
 class SpoolConfig(ConfigModel):
     """The on-disk spool that holds readings while InfluxDB is unreachable."""
 
@@ -165,10 +202,20 @@ class RulesConfig(ConfigModel):
         default=Path("var/coldchain-rules-spool.sqlite"),
         description="Spool for alert records when `coldchain rules` runs in a process without ingest.",
     )
+    audit_path: Path | None = Field(
+        default=None,
+        description="SQLite file of the local audit log (the hash chain's head); default: coldchain-audit.sqlite "
+        "beside state_path.",
+    )
     tick: Duration = Field(default=timedelta(seconds=1), description="How often the clock rules run.")
     checkpoint_every: Duration = Field(
         default=timedelta(seconds=1), description="Longest time between snapshots (messages are acked after one)."
     )
+
+    @property
+    def audit_log_path(self) -> Path:
+        """Where the audit log lives: ``audit_path``, or beside the snapshot."""
+        return self.audit_path if self.audit_path is not None else self.state_path.with_name("coldchain-audit.sqlite")
 
     @field_validator("tick")
     @classmethod
@@ -183,6 +230,34 @@ class RulesConfig(ConfigModel):
         if not timedelta(milliseconds=10) <= value <= timedelta(minutes=1):
             raise ValueError("must be between 10ms and 1m")
         return value
+
+
+class ExportConfig(ConfigModel):
+    """Audit exports (``coldchain export``): how gaps are judged and how manifests are signed."""
+
+    signing_key: SecretStr = Field(
+        default=SecretStr(""), description="HMAC-SHA256 key signing manifest.json; empty: manifests are unsigned."
+    )
+    signing_key_file: Path | None = Field(default=None, description="File holding the signing key.")
+    gap_after: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Two consecutive readings of a sensor further apart than this leave the time between "
+        "them unknown (a data gap), never in range.",
+    )
+
+    @field_validator("gap_after")
+    @classmethod
+    def _sane_gap(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(days=1):
+            raise ValueError("must be between 1s and 1d")
+        return value
+
+    @model_validator(mode="after")
+    def _load_secret(self) -> Self:
+        object.__setattr__(self, "signing_key", read_secret_file(self.signing_key_file, self.signing_key))
+        if 0 < len(self.signing_key.get_secret_value().encode()) < 16:
+            raise ValueError("export.signing_key needs at least 16 bytes (or leave it empty for unsigned manifests)")
+        return self
 
 
 class NotifyTarget(ConfigModel):
@@ -439,11 +514,13 @@ class Settings(BaseSettings):
 
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     oncall: OncallConfig = Field(default_factory=OncallConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
     units: list[Unit] = Field(default_factory=list)

@@ -91,22 +91,14 @@ class MqttConnection:
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
-        if self.config.embedded:
-            # The embedded broker speaks MQTT 3.1.1: clean_session=False keeps our session (and queue).
-            client = paho.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.client_id,
-                protocol=paho.MQTTv311,
-                clean_session=False,
-                manual_ack=True,
-            )
-        else:
-            client = paho.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.client_id,
-                protocol=paho.MQTTv5,
-                manual_ack=True,
-            )
+        v311 = self.config.embedded  # the embedded broker speaks 3.1.1, where clean_session=False keeps our session
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=paho.MQTTv311 if v311 else paho.MQTTv5,
+            clean_session=False if v311 else None,
+            manual_ack=True,
+        )
         if self.config.username:
             client.username_pw_set(self.config.username, self.config.password.get_secret_value() or None)
         if self.config.tls:

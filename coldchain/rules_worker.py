@@ -16,6 +16,12 @@ the same alert, never a second episode.
 After a (re)start the clock rules wait until the broker's backlog for our session has been read
 (the inbox was seen empty), at most ``_BACKLOG_GRACE`` seconds, so a restart does not report every
 sensor offline just before the queued readings arrive.
+
+Audit trail (``audit.py``): at start the worker records ``config_loaded``; every bag event it judges
+and every acknowledgement becomes a hash-chained event in its local ``AuditLog`` (a redelivered
+message or a replayed action carries the same dedupe key and is recorded once), then goes to the
+store (measurement ``audit``) through the durable writer. Events a crash kept from the store are
+sent at the next start.
 """
 
 from __future__ import annotations
@@ -32,12 +38,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from coldchain.alert import Alert, Transition
+from coldchain import __version__
+from coldchain.alert import Alert, Transition, format_time
+from coldchain.audit import AuditLog, settings_digest
 from coldchain.config import Settings
 from coldchain.messages import MessageParser
 from coldchain.metrics import Metrics
 from coldchain.mqtt import Delivery, InboundMessage, MqttConnection, PublishError
-from coldchain.records import BagEvent, ShakeReading, TemperatureReading
+from coldchain.records import BagEvent, ShakeReading, TemperatureReading, to_millis
 from coldchain.rules import RulesEngine
 from coldchain.rules_state import RulesState
 from coldchain.store.durable import DurableWriter, WriterStopped
@@ -100,6 +108,9 @@ class RulesWorker:
         self.clock = clock
         self.parser = MessageParser(settings)
         self.state = RulesState(settings.rules.state_path)
+        self.audit = AuditLog(settings.rules.audit_log_path)
+        self.config_source = "<defaults>"
+        """The configuration file's path, recorded in the audit trail's ``config_loaded`` (set by the CLI)."""
         self.engine = self._restore()
         self.connection = MqttConnection(
             settings.mqtt,
@@ -190,6 +201,7 @@ class RulesWorker:
         if transition is None:
             return None
         self._emit([transition])
+        self._guarded(lambda: self._audit_ack(transition.alert, by, now), "the audit of an acknowledgement")
         self._checkpoint(wait=True)
         return transition.alert
 
@@ -228,10 +240,12 @@ class RulesWorker:
             self._thread.join(timeout=60)
         self.connection.stop()
         self.state.close()
+        self.audit.close()
 
     # -- the loop --------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._guarded(self._audit_start, "the audit of the configuration")
         inbox = self.connection.inbox
         next_tick = time.monotonic() + self._tick
         while not self._stopping.is_set():
@@ -288,6 +302,9 @@ class RulesWorker:
             if isinstance(parsed, list):
                 records.extend(parsed)
         judged = self._guarded(lambda: self._observe(records), "a batch of messages")
+        bag_events = [record for record in records if isinstance(record, BagEvent)]
+        if bag_events:
+            self._guarded(lambda: self._audit_bag_events(bag_events), "the audit of bag events")
         # A batch the engine cannot judge is acked all the same (logged, counted), so it cannot block the
         # session; only a batch cut short by stopping stays unacked, for redelivery.
         if judged or not self._stopping.is_set():
@@ -301,6 +318,55 @@ class RulesWorker:
         statuses = [status for bag in bags if (status := self.engine.bag_status(bag)) is not None]
         if statuses:
             self.writer.write(statuses)  # measurement bag_timer: the dashboards' "time left"
+
+    # -- audit trail -------------------------------------------------------------------------
+
+    def _audit_start(self) -> None:
+        """Record the configuration this worker runs with (secrets masked), and store what a crash held back."""
+        s = self.settings
+        details = {
+            "settings_sha256": settings_digest(s),
+            "units": len(s.units),
+            "sensors": len(s.sensors),
+            "coldchain_version": __version__,
+        }
+        self.audit.append("coldchain", "config_loaded", self.config_source, details, self.clock())
+        self._store_audit()
+
+    def _audit_bag_events(self, events: list[BagEvent]) -> None:
+        for e in events:
+            details = {
+                "event": e.event,
+                "ts": format_time(e.ts),
+                "unit": e.unit,
+                "site": e.site,
+                "product": e.product,
+                "lot": e.lot,
+                "by": e.by,
+            }
+            key = f"bag:{e.bag}:{e.event}:{to_millis(e.ts)}"
+            self.audit.append(e.by or "unknown", "bag_event", e.bag, details, self.clock(), dedupe_key=key)
+        self._store_audit()
+
+    def _audit_ack(self, alert: Alert, by: str, at: datetime) -> None:
+        details = {
+            "note": alert.note,
+            "disposition": alert.disposition,
+            "kind": alert.kind,
+            "unit": alert.unit,
+            "site": alert.site,
+            "subject": alert.subject,
+            "state": alert.state,
+        }
+        self.audit.append(by, "acknowledged", alert.id, details, at, dedupe_key=f"ack:{alert.id}:{to_millis(at)}")
+        self._store_audit()
+
+    def _store_audit(self) -> None:
+        """Copy the events the store does not have yet (raises WriterStopped when stopping: kept for next time)."""
+        events = self.audit.unstored()
+        if events:
+            self.writer.write(events)
+            self.audit.mark_stored(event.seq for event in events)
 
     def _emit(self, transitions: list[Transition]) -> None:
         if not transitions:

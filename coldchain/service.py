@@ -7,7 +7,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from coldchain import __version__
 from coldchain.ack_links import LinkSigner, load_link_key
@@ -22,9 +24,12 @@ from coldchain.notify import Notifier, Renderer
 from coldchain.outbox import Outbox
 from coldchain.rules_worker import RulesWorker
 from coldchain.store.durable import DurableWriter
-from coldchain.store.influx import InfluxStore
+from coldchain.store.factory import open_store
 from coldchain.store.port import Store, StoreError
 from coldchain.store.spool import Spool
+
+if TYPE_CHECKING:
+    from coldchain.broker import EmbeddedBroker
 
 log = logging.getLogger("coldchain.service")
 
@@ -56,17 +61,29 @@ class _CachedPing:
 class Service:
     """The roles of one coldchain process, sharing metrics, the store and the spool."""
 
-    def __init__(self, settings: Settings, roles: Iterable[str] = ROLES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        roles: Iterable[str] = ROLES,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """``clock`` is the ``now`` of the rules, the notifier and its messages (the demo passes a simulated one)."""
         self.settings = settings
         self.roles = tuple(roles)
         self.metrics = Metrics()
-        self.store = InfluxStore(settings.influx)
+        # the process that ingests runs the embedded broker (mqtt.url = "embedded://…"); others connect to it
+        self.broker: EmbeddedBroker | None = None
+        if settings.mqtt.embedded and "ingest" in self.roles:
+            from coldchain.broker import EmbeddedBroker  # amqtt is imported only when used
+
+            self.broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port)
+        self.store = open_store(settings)
         # ingest and rules in one process share one writer; a rules-only process spools to a file of its own
         spool_path = settings.spool.path if "ingest" in self.roles else settings.rules.spool_path
         self.spool = Spool(spool_path, settings.spool.max_bytes)
         self.writer = DurableWriter(self.store, self.spool, self.metrics)
         self.ingest = Ingest(settings, self.writer, self.metrics) if "ingest" in self.roles else None
-        self.rules = RulesWorker(settings, self.writer, self.metrics) if "rules" in self.roles else None
+        self.rules = RulesWorker(settings, self.writer, self.metrics, clock) if "rules" in self.roles else None
         self._ping = _CachedPing(self.store)
         self.api = (
             HttpApi(settings, self.metrics, self.readiness, self.store, self.rules) if "api" in self.roles else None
@@ -80,8 +97,8 @@ class Service:
             self.link_signer = LinkSigner(key, settings.api.link_valid_for)
             units = {unit.id: unit.display_name for unit in settings.units}
             self.outbox = Outbox(settings.notify.state_path)
-            render = Renderer(settings.api, self.link_signer, unit_names=units)
-            self.notifier = Notifier(settings.notify, self.outbox, self.writer, self.metrics, render)
+            render = Renderer(settings.api, self.link_signer, unit_names=units, clock=clock)
+            self.notifier = Notifier(settings.notify, self.outbox, self.writer, self.metrics, render, clock=clock)
             self.rules.add_listener(Dispatcher(Policy(settings.notify, settings.oncall), self.outbox, self.notifier))
             if self.api is not None:
                 page = AckPage(self.link_signer, self.rules, public_url=settings.api.public_url, unit_names=units)
@@ -111,6 +128,8 @@ class Service:
                 "sensors": len(self.settings.sensors),
             },
         )
+        if self.broker is not None:
+            self.broker.start()
         self.writer.start()
         if self.ingest is not None:
             self.ingest.start()
@@ -139,6 +158,8 @@ class Service:
             self.api.stop()
         self.store.close()
         self.spool.close()
+        if self.broker is not None:
+            self.broker.stop()
         log.info("coldchain stopped")
 
     def request_stop(self) -> None:

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Install what coldchain and its tests need on Debian (as root): the broker and database used by the
 # tests and the local stack, Python's venv, then the package into .venv with pinned versions.
+#
+#   scripts/bootstrap.sh              # everything the tests and scripts/run-local.sh need
+#   scripts/bootstrap.sh --runtime    # no servers or browser: Python and the package, enough for `coldchain demo`
 set -euo pipefail
 cd "$(dirname "$0")/.."
+runtime_only=false
+[ "${1:-}" = "--runtime" ] && runtime_only=true
 
 missing=()
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
-command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # headless browser tests (ack page)
-command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if ! $runtime_only; then
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # headless browser tests (ack page)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)  # export tests render report.pdf
+fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then

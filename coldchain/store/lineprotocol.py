@@ -22,8 +22,11 @@ what line protocol or InfluxQL cannot carry (the first two normalised as telegra
 - trailing backslashes of a tag value are dropped (1.x cannot parse a tag value ending in one);
 - U+0000 is dropped from tag values (InfluxQL cannot express it, so no query could select it).
 
-``encode`` dispatches on the record's type through ``ENCODERS``; a new record type needs one
-function decorated with ``@encoder(ItsType)``.
+Which attributes are tags and which are fields is ``points.py``'s schema, shared with the SQLite
+store: ``encode`` writes any record from its point (``encode_point``), except temperature and
+shake readings, which have hand-written encoders producing the same lines faster (they are most
+of the traffic; ``tests/test_points.py`` checks both agree). ``encode`` dispatches on the record's
+type through ``ENCODERS``; ``@encoder(ItsType)`` registers a function of one's own.
 """
 
 from __future__ import annotations
@@ -32,21 +35,8 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from coldchain.alert import Alert, format_time
-from coldchain.records import (
-    AuditEvent,
-    BagEvent,
-    BagStatus,
-    NotificationAttempt,
-    Record,
-    Rejection,
-    ShakeReading,
-    TemperatureReading,
-    to_millis,
-)
-
-PAYLOAD_LIMIT = 1024
-"""Bytes of a rejected message's payload kept in measurement ``rejected``."""
+from coldchain.records import Record, ShakeReading, TemperatureReading, to_millis
+from coldchain.store.points import POINT_MAKERS, Point
 
 ENCODERS: dict[type, Callable[[Any], str]] = {}
 """Line encoder of each record type."""
@@ -114,11 +104,13 @@ def encoder(record_type: type[_R]) -> Callable[[Callable[[_R], str]], Callable[[
 
 def encode(record: Record) -> str:
     """One record as one line of line protocol, without a trailing newline."""
-    try:
-        function = ENCODERS[type(record)]
-    except KeyError:
-        raise TypeError(f"no line protocol encoder for {type(record).__name__}") from None
-    return function(record)
+    function = ENCODERS.get(type(record))
+    if function is not None:
+        return function(record)
+    maker = POINT_MAKERS.get(type(record))
+    if maker is None:
+        raise TypeError(f"no line protocol encoder for {type(record).__name__}")
+    return encode_point(maker(record))
 
 
 def encode_batch(records: Iterable[Record]) -> bytes:
@@ -152,89 +144,17 @@ def encode_shake(r: ShakeReading) -> str:
     return f"{key} {fields} {to_millis(r.ts)}"
 
 
-@encoder(BagEvent)
-def encode_bag_event(r: BagEvent) -> str:
-    """A bag event: string fields ``event``, ``product``, ``lot``, ``by`` (None left out)."""
-    fields = f"event={escape_string(r.event)}"
-    if r.product is not None:
-        fields += f",product={escape_string(r.product)}"
-    if r.lot is not None:
-        fields += f",lot={escape_string(r.lot)}"
-    if r.by is not None:
-        fields += f",by={escape_string(r.by)}"
-    key = series_key("bag_event", (("bag", r.bag), ("site", r.site), ("unit", r.unit)))
-    return f"{key} {fields} {to_millis(r.ts)}"
-
-
-@encoder(Rejection)
-def encode_rejection(r: Rejection) -> str:
-    """A rejected message: its topic, the reason in words and the first 1024 bytes of its payload."""
-    payload = r.payload[:PAYLOAD_LIMIT].decode("utf-8", errors="replace")
-    fields = f"topic={escape_string(r.topic)},detail={escape_string(r.detail)},payload={escape_string(payload)}"
-    return f"{series_key('rejected', (('reason', str(r.reason)),))} {fields} {to_millis(r.received_at)}"
-
-
-@encoder(Alert)
-def encode_alert(a: Alert) -> str:
-    """An alert state: one point per transition, at its ``updated_at``; times as RFC 3339 strings."""
-    fields = [
-        f"id={escape_string(a.id)}",
-        f"state={escape_string(a.state)}",
-        f"started_at={escape_string(format_time(a.started_at))}",
-        f"updated_at={escape_string(format_time(a.updated_at))}",
-        f"message={escape_string(a.message)}",
-        f"affected_bags={escape_string(','.join(a.affected_bags))}",
-    ]
-    if a.resolved_at is not None:
-        fields.append(f"resolved_at={escape_string(format_time(a.resolved_at))}")
-    if a.value is not None:
-        fields.append(f"value={float(a.value)!r}")
-    if a.acknowledged_at is not None:
-        fields.append(f"acknowledged_at={escape_string(format_time(a.acknowledged_at))}")
-    for name in ("sensor", "bag", "acknowledged_by", "note", "disposition"):
-        value = getattr(a, name)
-        if value is not None:
-            fields.append(f"{name}={escape_string(value)}")
-    tags = (("kind", a.kind), ("severity", a.severity), ("site", a.site), ("subject", a.subject), ("unit", a.unit))
-    return f"{series_key('alert', tags)} {','.join(fields)} {to_millis(a.updated_at)}"
-
-
-@encoder(NotificationAttempt)
-def encode_notification(n: NotificationAttempt) -> str:
-    """A delivery attempt: ids and the target as strings (not tags: unbounded), ``error`` only when set."""
-    fields = [
-        f"alert_id={escape_string(n.alert_id)}",
-        f"target={escape_string(n.target)}",
-        f"purpose={escape_string(n.purpose)}",
-        f"tier={int(n.tier)}i",
-        f"attempt={int(n.attempt)}i",
-    ]
-    if n.error is not None:
-        fields.append(f"error={escape_string(n.error)}")
-    tags = (
-        ("channel", n.channel),
-        ("kind", n.kind),
-        ("outcome", n.outcome),
-        ("severity", n.severity),
-        ("site", n.site),
-        ("unit", n.unit),
-    )
-    return f"{series_key('notification', tags)} {','.join(fields)} {to_millis(n.at)}"
-
-
-@encoder(BagStatus)
-def encode_bag_status(b: BagStatus) -> str:
-    """A bag's timer at its deadline: ``state`` running or done, ``diluted_at`` as RFC 3339."""
-    key = series_key("bag_timer", (("bag", b.bag), ("site", b.site), ("unit", b.unit)))
-    fields = f"state={escape_string(b.state)},diluted_at={escape_string(format_time(b.diluted_at))}"
-    return f"{key} {fields} {to_millis(b.deadline)}"
-
-
-@encoder(AuditEvent)
-def encode_audit(e: AuditEvent) -> str:
-    """An audit event: tag ``action``; int ``seq``; strings actor, subject, details, prev_hash, hash."""
-    fields = (
-        f"seq={int(e.seq)}i,actor={escape_string(e.actor)},subject={escape_string(e.subject)},"
-        f"details={escape_string(e.details)},prev_hash={escape_string(e.prev_hash)},hash={escape_string(e.hash)}"
-    )
-    return f"{series_key('audit', (('action', e.action),))} {fields} {to_millis(e.at)}"
+def encode_point(point: Point) -> str:
+    """A point as one line: floats as ``repr``, integers with ``i``, strings quoted and escaped."""
+    fields = []
+    for name, value in point.fields:
+        if isinstance(value, str):
+            text = escape_string(value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int):
+            text = f"{value}i"
+        else:
+            text = repr(float(value))
+        fields.append(f"{escape_tag(name)}={text}")
+    return f"{series_key(point.measurement, point.tags)} {','.join(fields)} {point.time_ms}"

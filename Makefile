@@ -5,8 +5,7 @@
 # The whole system in one process on a simulated pharmacy, in about a minute: embedded MQTT broker,
 # SQLite, rules, console notifications, a live view; then the audit export. Needs only python3.
 demo:
-	scripts/bootstrap.sh --runtime
-	.venv/bin/coldchain demo
+	scripts/demo.sh
 
 # The test suite (unit, property and integration tests against real mosquitto and InfluxDB).
 test:

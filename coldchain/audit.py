@@ -288,7 +288,7 @@ def settings_digest(settings: Any) -> str:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Walk the store's chain: exit 0 with the count and head hash, 1 naming the first break."""
     from coldchain.cli import _load
-    from coldchain.export import open_store
+    from coldchain.store.factory import open_store
     from coldchain.store.port import StoreError
 
     settings = _load(args.config)

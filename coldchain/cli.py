@@ -17,6 +17,7 @@ from coldchain.demo import add_demo_command
 from coldchain.export import add_export_command
 from coldchain.logs import configure_logging
 from coldchain.simulate import add_simulate_command
+from coldchain.store.factory import describe_store
 
 log = logging.getLogger("coldchain.cli")
 
@@ -35,7 +36,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     print(f"{args.config or '<defaults>'}: OK")
     print(f"  mqtt   {settings.mqtt.url} (client id {settings.mqtt.client_id}, prefix {settings.mqtt.topic_prefix})")
-    print(f"  influx {settings.influx.url} database {settings.influx.database} (auth {settings.influx.auth})")
+    print(f"  store  {describe_store(settings)}")
     print(f"  profiles: {', '.join(sorted(settings.profiles))}")
     kinds_by_unit: dict[str, Counter[str]] = {unit.id: Counter() for unit in settings.units}
     for sensor in settings.sensors:

@@ -63,6 +63,7 @@ from coldchain.excursions import (
     overlaps,
 )
 from coldchain.records import AuditEvent, from_millis, to_millis
+from coldchain.store.factory import open_store
 from coldchain.store.port import Store, StoreError
 
 FORMATS = ("csv", "json", "pdf")
@@ -258,17 +259,6 @@ def sensor_info(settings: Settings, sensor: str, site: str, unit: str, kind: str
     if kind == "shake":
         return SensorInfo(sensor, site, unit, kind, None, profile.agitation_g)
     return SensorInfo(sensor, site, unit, kind, profile.min_celsius, profile.max_celsius)
-
-
-def open_store(settings: Settings) -> Store:
-    """The configured store: the store factory's choice where there is one, else InfluxDB (v1 HTTP API)."""
-    try:
-        from coldchain.store.factory import open_store as configured_store  # the store selection of issue 7
-    except ImportError:
-        from coldchain.store.influx import InfluxStore
-
-        return InfluxStore(settings.influx)
-    return configured_store(settings)
 
 
 # -- output -------------------------------------------------------------------------------------

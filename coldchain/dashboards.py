@@ -249,6 +249,25 @@ def latest_alert_states(where: str = "") -> str:
     return f'SELECT * FROM "alert" WHERE {condition}$timeFilter GROUP BY * ORDER BY time DESC LIMIT 1'
 
 
+def from_now_column(name: str) -> Json:
+    """A table column of times shown as "x minutes ago" / "in x minutes"."""
+    return {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": "dateTimeFromNow"}]}
+
+
+def span_column(name: str, steps: Json) -> Json:
+    """A table column of durations in ms, its cell coloured by ``steps``."""
+    return {
+        "matcher": {"id": "byName", "options": name},
+        "properties": [
+            {"id": "unit", "value": "ms"},
+            {"id": "decimals", "value": 0},
+            {"id": "color", "value": {"mode": "thresholds"}},
+            {"id": "thresholds", "value": steps},
+            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+        ],
+    }
+
+
 def age_since_to(field: str, alias: str, *, reverse: bool = False) -> Json:
     """Grafana transformation: ``$__to - field`` (or ``field - $__to``) in milliseconds, as a new column."""
     left: Json = {"fixed": "${__to}"}
@@ -448,20 +467,8 @@ def overview() -> Json:
         ],
         defaults={"custom": {"align": "auto", "cellOptions": {"type": "auto"}}},
         overrides=[
-            {
-                "matcher": {"id": "byName", "options": "Deadline"},
-                "properties": [{"id": "unit", "value": "dateTimeFromNow"}],
-            },
-            {
-                "matcher": {"id": "byName", "options": "Time left"},
-                "properties": [
-                    {"id": "unit", "value": "ms"},
-                    {"id": "decimals", "value": 0},
-                    {"id": "color", "value": {"mode": "thresholds"}},
-                    {"id": "thresholds", "value": thresholds(("red", None), ("orange", 0), ("green", BAG_WARNING_MS))},
-                    {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                ],
-            },
+            from_now_column("Deadline"),
+            span_column("Time left", thresholds(("red", None), ("orange", 0), ("green", BAG_WARNING_MS))),
         ],
         options=table_options(),
         transformations=[
@@ -500,23 +507,10 @@ def overview() -> Json:
         ],
         defaults={"custom": {"align": "auto", "cellOptions": {"type": "auto"}}},
         overrides=[
-            {
-                "matcher": {"id": "byName", "options": "Last reading"},
-                "properties": [{"id": "unit", "value": "dateTimeFromNow"}],
-            },
-            {
-                "matcher": {"id": "byName", "options": "Silent for"},
-                "properties": [
-                    {"id": "unit", "value": "ms"},
-                    {"id": "decimals", "value": 0},
-                    {"id": "color", "value": {"mode": "thresholds"}},
-                    {
-                        "id": "thresholds",
-                        "value": thresholds(("green", None), ("orange", 5 * 60 * 1000), ("red", OFFLINE_AFTER_MS)),
-                    },
-                    {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                ],
-            },
+            from_now_column("Last reading"),
+            span_column(
+                "Silent for", thresholds(("green", None), ("orange", 5 * 60 * 1000), ("red", OFFLINE_AFTER_MS))
+            ),
         ],
         options=table_options("Silent for", desc=True),
         transformations=[

@@ -641,4 +641,27 @@ def load_settings(path: Path | None) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(source, _error_lines(source, exc)) from exc
+        lines = _error_lines(source, exc)
+        # field errors stop pydantic before the cross-checks: run those on the raw tables too, so one
+        # run of check-config lists every problem (dangling references included)
+        lines += [f"{source}: {line}" for line in verify_raw_references(data) if f"{source}: {line}" not in lines]
+        raise ConfigError(source, lines) from exc
+
+
+def verify_raw_references(data: dict[str, Any]) -> list[str]:
+    """Dangling unit and profile references in unvalidated TOML tables (best effort, never raises)."""
+    units = data.get("units") if isinstance(data.get("units"), list) else []
+    sensors = data.get("sensors") if isinstance(data.get("sensors"), list) else []
+    profiles = set(BUILTIN_PROFILES) | set(data.get("profiles") or {} if isinstance(data.get("profiles"), dict) else {})
+    unit_ids = {unit.get("id") for unit in units if isinstance(unit, dict)}
+    problems: list[str] = []
+    for index, unit in enumerate(units):
+        if isinstance(unit, dict) and isinstance(unit.get("profile"), str) and unit["profile"] not in profiles:
+            known = ", ".join(sorted(profiles))
+            problems.append(
+                f"units[{index}] (id {unit.get('id')!r}).profile: unknown profile {unit['profile']!r} (known: {known})"
+            )
+    for index, sensor in enumerate(sensors):
+        if isinstance(sensor, dict) and isinstance(sensor.get("unit"), str) and sensor["unit"] not in unit_ids:
+            problems.append(f"sensors[{index}] (id {sensor.get('id')!r}).unit: unknown unit {sensor['unit']!r}")
+    return problems

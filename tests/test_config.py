@@ -173,6 +173,7 @@ def test_check_config_cli(env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytes
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "influx.port: unknown key" in err
+    assert "sensors[0] (id 't-001').unit: unknown unit 'nope'" in err  # reported in the same run
 
 
 def test_unreadable_and_invalid_toml(env: pytest.MonkeyPatch, tmp_path: Path) -> None:

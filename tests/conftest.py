@@ -63,3 +63,16 @@ def influx_config(influxd: Influxd) -> Iterator[InfluxConfig]:
     yield InfluxConfig(url=influxd.url, database=database)
     if influxd.running:
         influxd.query(f'DROP DATABASE "{database}"')
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Tests that call the CLI in-process install a handler on the captured stderr: take it away again,
+    or a later thread (an SMTP server's, say) logs into a closed stream."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

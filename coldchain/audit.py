@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import json
 import re
-import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.records import AuditEvent, from_millis, to_millis
+from coldchain.sqlite_files import open_durable
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event (seq 1)."""
@@ -183,11 +183,8 @@ class AuditLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL,"
             " action TEXT NOT NULL, subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL,"

@@ -23,6 +23,7 @@ from pathlib import Path
 from coldchain.alert import Alert
 from coldchain.alerts import Notice, Sent
 from coldchain.records import from_millis, to_millis
+from coldchain.sqlite_files import open_durable
 
 _SCHEMA_VERSION = 1
 
@@ -73,12 +74,12 @@ class Outbox:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_durable(path)
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"{path}: cannot use as the notification outbox: {exc}") from exc
+        try:
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, _SCHEMA_VERSION):
                 raise OutboxError(f"{path}: outbox schema version {version}, this coldchain knows {_SCHEMA_VERSION}")

@@ -6,7 +6,6 @@ A batch is durable once ``append`` returns; only then may the MQTT messages behi
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from coldchain import record_codec
 from coldchain.records import Record
+from coldchain.sqlite_files import open_durable
 
 
 class SpoolFull(Exception):
@@ -35,11 +35,8 @@ class Spool:
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS batch ("
             " id INTEGER PRIMARY KEY AUTOINCREMENT,"

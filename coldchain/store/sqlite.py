@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.records import Record, from_millis, to_millis
+from coldchain.sqlite_files import open_durable
 from coldchain.store.points import Point, to_point
 from coldchain.store.port import Refused, StoreMisconfigured, StoreUnavailable, WriteResult
 
@@ -95,13 +96,12 @@ class SqliteStore:
         if self._db is not None:
             return self._db
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+            db = open_durable(self.path, timeout=10.0)
+        except sqlite3.DatabaseError as exc:
+            raise StoreMisconfigured(f"SQLite store {self.path} unusable: {exc}") from exc
         except (OSError, sqlite3.Error) as exc:
             raise StoreMisconfigured(f"cannot open SQLite store {self.path}: {exc}") from exc
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -26,34 +26,33 @@ def mosquitto() -> Iterator[Mosquitto]:
         yield server
 
 
-@pytest.fixture
-def fresh_influxd() -> Iterator[Callable[..., Influxd]]:
-    """Factory of started influxd servers that this test alone may stop, kill or restart."""
-    servers: list[Influxd] = []
+S = TypeVar("S", Influxd, Mosquitto)
 
-    def make(**options: Any) -> Influxd:
-        server = Influxd(**options)
+
+def _started_servers(kind: type[S]) -> Iterator[Callable[..., S]]:
+    """A factory of started servers of ``kind``, each closed when the test ends."""
+    servers: list[S] = []
+
+    def make(**options: Any) -> S:
+        server = kind(**options)
         servers.append(server)
         return server.start()
 
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def fresh_influxd() -> Iterator[Callable[..., Influxd]]:
+    """Factory of started influxd servers that this test alone may stop, kill or restart."""
+    yield from _started_servers(Influxd)
 
 
 @pytest.fixture
 def fresh_mosquitto() -> Iterator[Callable[..., Mosquitto]]:
     """Factory of started brokers that this test alone may stop, kill or restart."""
-    servers: list[Mosquitto] = []
-
-    def make(**options: Any) -> Mosquitto:
-        server = Mosquitto(**options)
-        servers.append(server)
-        return server.start()
-
-    yield make
-    for server in servers:
-        server.close()
+    yield from _started_servers(Mosquitto)
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from coldchain.config import Settings
-from coldchain.records import TemperatureReading
-from coldchain.rules import RulesEngine
+from coldchain.core.records import TemperatureReading
+from coldchain.core.rules import RulesEngine
 
 TARGET = 200_000
 SENSORS_PER_UNIT = 20

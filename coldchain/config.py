@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from coldchain.alert import AlertKind, Severity
-from coldchain.durations import Duration
+from coldchain.core.alert import AlertKind, Severity
+from coldchain.core.durations import Duration
 
 
 class ConfigModel(BaseModel):

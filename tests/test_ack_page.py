@@ -23,11 +23,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from coldchain.ack_links import KEY_FILE, LinkError, LinkExpired, LinkSigner, load_link_key
-from coldchain.ack_page import COOKIE, AckPage
-from coldchain.alert import Alert
-from coldchain.api import Reply, Request
+from coldchain.adapters.http.ack_links import KEY_FILE, LinkError, LinkExpired, LinkSigner, load_link_key
+from coldchain.adapters.http.ack_page import COOKIE, AckPage
+from coldchain.adapters.http.api import Reply, Request
 from coldchain.config import ApiConfig
+from coldchain.core.alert import Alert
 from tests.service_process import ColdchainProcess
 from tests.test_rules_integration import AlertWorld
 from tests.world import iso

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coldchain.alert import Alert
-from coldchain.alerts import Notice, Policy, Sent, plan, route_targets, shift_covers
 from coldchain.config import NotifyConfig, OncallConfig, Shift
+from coldchain.core.alert import Alert
+from coldchain.core.policy import Notice, Policy, Sent, plan, route_targets, shift_covers
 
 # Monday 30 Nov 2026, 02:10 UTC = 03:10 in Berlin: night
 NIGHT = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)

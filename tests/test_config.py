@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from coldchain.cli import main
+from coldchain.cli.main import main
 from coldchain.config import ConfigError, load_settings
-from coldchain.durations import format_duration, parse_duration
+from coldchain.core.durations import format_duration, parse_duration
 
 VALID = """
 [influx]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from coldchain.daily import DAY_MS, DailyAggregator, DailyRow, Gap, SensorInfo
+from coldchain.core.daily import DAY_MS, DailyAggregator, DailyRow, Gap, SensorInfo
 
 START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
 END = START + 2 * DAY_MS

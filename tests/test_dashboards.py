@@ -27,16 +27,16 @@ from typing import Any
 import pytest
 import yaml
 
-from coldchain.alert import SEVERITY, Alert, alert_id, format_time
-from coldchain.dashboards import DATASOURCE_UID, build_dashboards, render, with_datasource
-from coldchain.records import (
+from coldchain.adapters.store.lineprotocol import encode, escape_string, series_key
+from coldchain.core.alert import SEVERITY, Alert, alert_id, format_time
+from coldchain.core.records import (
     Rejection,
     RejectReason,
     ShakeReading,
     TemperatureReading,
     from_millis,
 )
-from coldchain.store.lineprotocol import encode, escape_string, series_key
+from coldchain.dashboards.build import DATASOURCE_UID, build_dashboards, render, with_datasource
 from tests.servers import Influxd
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from coldchain.dashboards import DATASOURCE_UID, build_dashboards
-from coldchain.dashboards_push import folder_uid_for, main
+from coldchain.dashboards.build import DATASOURCE_UID, build_dashboards
+from coldchain.dashboards.push import folder_uid_for, main
 from tests.servers import free_ports
 
 TOKEN = "glsa_coldchain_test_token_1234"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from coldchain.demo import MARKER, DemoError, fresh_data_dir
-from coldchain.store.sqlite import SqliteStore
+from coldchain.adapters.store.sqlite import SqliteStore
+from coldchain.demo.run import MARKER, DemoError, fresh_data_dir
 from tests.servers import free_ports
 
 pytestmark = pytest.mark.integration

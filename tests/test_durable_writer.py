@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.store.durable import DurableWriter
+from coldchain.adapters.store.influx import InfluxStore
+from coldchain.adapters.store.spool import Spool
 from coldchain.config import InfluxConfig
-from coldchain.metrics import Metrics
-from coldchain.records import TemperatureReading
-from coldchain.store.durable import DurableWriter
-from coldchain.store.influx import InfluxStore
-from coldchain.store.spool import Spool
+from coldchain.core.records import TemperatureReading
 from tests.publishing import wait_for
 from tests.servers import Influxd
 

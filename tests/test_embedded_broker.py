@@ -15,10 +15,10 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from coldchain.broker import BrokerError, EmbeddedBroker
+from coldchain.adapters.broker import BrokerError, EmbeddedBroker
+from coldchain.adapters.store.sqlite import SqliteStore
 from coldchain.config import Settings
-from coldchain.service import Service
-from coldchain.store.sqlite import SqliteStore
+from coldchain.roles.service import Service
 from tests.publishing import wait_for
 from tests.servers import free_ports
 from tests.world import iso

@@ -28,12 +28,12 @@ from typing import Any
 
 import pytest
 
-from coldchain.alert import Alert, alert_id
-from coldchain.audit import next_event
+from coldchain.adapters.audit_log import next_event
+from coldchain.adapters.store.influx import InfluxStore
 from coldchain.config import InfluxConfig, Settings
-from coldchain.export import ExportError, ExportRequest, run_export
-from coldchain.records import AuditEvent, BagEvent, NotificationAttempt, ShakeReading, TemperatureReading
-from coldchain.store.influx import InfluxStore
+from coldchain.core.alert import Alert, alert_id
+from coldchain.core.records import AuditEvent, BagEvent, NotificationAttempt, ShakeReading, TemperatureReading
+from coldchain.reporting.export import ExportError, ExportRequest, run_export
 
 pytestmark = pytest.mark.integration
 

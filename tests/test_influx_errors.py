@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from coldchain.adapters.store.influx import InfluxStore, retry_after_seconds
+from coldchain.adapters.store.port import StoreMisconfigured, StoreUnavailable, WriteResult
 from coldchain.config import InfluxConfig
-from coldchain.records import TemperatureReading
-from coldchain.store.influx import InfluxStore, retry_after_seconds
-from coldchain.store.port import StoreMisconfigured, StoreUnavailable, WriteResult
+from coldchain.core.records import TemperatureReading
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 

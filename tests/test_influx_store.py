@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from coldchain.adapters.store.influx import InfluxStore
+from coldchain.adapters.store.port import StoreError, StoreMisconfigured, StoreUnavailable, WriteResult
 from coldchain.config import InfluxConfig
-from coldchain.records import BagEvent, Rejection, RejectReason, ShakeReading, TemperatureReading
-from coldchain.store.influx import InfluxStore
-from coldchain.store.port import StoreError, StoreMisconfigured, StoreUnavailable, WriteResult
+from coldchain.core.records import BagEvent, Rejection, RejectReason, ShakeReading, TemperatureReading
 from tests.servers import Influxd
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from decimal import Decimal, getcontext
 
 import pytest
 
-from coldchain.mkt import DELTA_H, KELVIN, MktAccumulator, R, mkt_celsius
+from coldchain.core.mkt import DELTA_H, KELVIN, MktAccumulator, R, mkt_celsius
 
 
 def reference_mkt(readings: list[float]) -> float:

@@ -28,19 +28,19 @@ from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 from pytest_httpserver import HTTPServer
 
-from coldchain import record_codec
-from coldchain.ack_links import LinkError, LinkSigner
-from coldchain.alert import Alert
-from coldchain.alerts import Notice
+from coldchain.adapters.http.ack_links import LinkError, LinkSigner
+from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.notify import Notifier, Renderer, backoff, channel_of
+from coldchain.adapters.outbox import Outbox, OutboxEntry
+from coldchain.adapters.store import codec as record_codec
+from coldchain.adapters.store.durable import DurableWriter
+from coldchain.adapters.store.influx import InfluxStore, quote_string
+from coldchain.adapters.store.lineprotocol import encode
+from coldchain.adapters.store.spool import Spool
 from coldchain.config import ApiConfig, InfluxConfig, NotifyConfig, NotifyTarget
-from coldchain.metrics import Metrics
-from coldchain.notify import Notifier, Renderer, backoff, channel_of
-from coldchain.outbox import Outbox, OutboxEntry
-from coldchain.records import NotificationAttempt
-from coldchain.store.durable import DurableWriter
-from coldchain.store.influx import InfluxStore, quote_string
-from coldchain.store.lineprotocol import encode
-from coldchain.store.spool import Spool
+from coldchain.core.alert import Alert
+from coldchain.core.policy import Notice
+from coldchain.core.records import NotificationAttempt
 from tests.publishing import wait_for
 from tests.servers import Influxd, free_ports
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from coldchain.alert import Alert
-from coldchain.alerts import Notice, Sent
-from coldchain.outbox import Outbox, OutboxError
+from coldchain.adapters.outbox import Outbox, OutboxError
+from coldchain.core.alert import Alert
+from coldchain.core.policy import Notice, Sent
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 S = timedelta(seconds=1)

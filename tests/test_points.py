@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coldchain.records import ShakeReading, TemperatureReading
-from coldchain.store.lineprotocol import encode, encode_point
-from coldchain.store.points import to_point
+from coldchain.adapters.store.lineprotocol import encode, encode_point
+from coldchain.adapters.store.points import to_point
+from coldchain.core.records import ShakeReading, TemperatureReading
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 TAGS = st.text(max_size=12)

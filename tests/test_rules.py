@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from coldchain.alert import Alert, Transition, alert_id
 from coldchain.config import Settings
-from coldchain.records import BagEvent, BagEventKind, ShakeReading, TemperatureReading
-from coldchain.rules import RulesEngine
+from coldchain.core.alert import Alert, Transition, alert_id
+from coldchain.core.records import BagEvent, BagEventKind, ShakeReading, TemperatureReading
+from coldchain.core.rules import RulesEngine
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from coldchain.alert import alert_id, format_time
-from coldchain.rules_state import RulesState
+from coldchain.adapters.rules_snapshot import RulesState
+from coldchain.core.alert import alert_id, format_time
 from tests.publishing import Collector, wait_for
 from tests.world import Scenario, gauge, iso
 

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coldchain.alert import Transition
 from coldchain.config import Settings
-from coldchain.records import BagEvent, BagEventKind, ShakeReading, TemperatureReading
-from coldchain.rules import RulesEngine
+from coldchain.core.alert import Transition
+from coldchain.core.records import BagEvent, BagEventKind, ShakeReading, TemperatureReading
+from coldchain.core.rules import RulesEngine
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 SETTINGS = Settings(

@@ -10,13 +10,13 @@ from importlib import resources
 
 import pytest
 
-from coldchain.alert import Alert
 from coldchain.config import Settings
-from coldchain.demo import Snapshot, render
-from coldchain.messages import MessageParser
-from coldchain.records import BagEvent, ShakeReading, TemperatureReading
-from coldchain.rules import RulesEngine
-from coldchain.simulate import (
+from coldchain.contract.messages import MessageParser
+from coldchain.core.alert import Alert
+from coldchain.core.records import BagEvent, ShakeReading, TemperatureReading
+from coldchain.core.rules import RulesEngine
+from coldchain.demo.run import Snapshot, render
+from coldchain.demo.simulate import (
     EXPECTED_ALERTS,
     HOUR,
     MINUTE,
@@ -34,7 +34,7 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def demo_settings() -> Settings:
-    return Settings(**tomllib.loads(resources.files("coldchain").joinpath("demo.toml").read_text("utf-8")))
+    return Settings(**tomllib.loads(resources.files("coldchain.demo").joinpath("demo.toml").read_text("utf-8")))
 
 
 def test_the_compressor_cycle_stays_between_its_bounds() -> None:

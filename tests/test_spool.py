@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coldchain import record_codec
-from coldchain.alert import Alert
-from coldchain.records import (
+from coldchain.adapters.store import codec as record_codec
+from coldchain.adapters.store.spool import Spool, SpoolFull
+from coldchain.core.alert import Alert
+from coldchain.core.records import (
     BagEvent,
     BagStatus,
     NotificationAttempt,
@@ -21,7 +22,6 @@ from coldchain.records import (
     ShakeReading,
     TemperatureReading,
 )
-from coldchain.store.spool import Spool, SpoolFull
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from coldchain.adapters.store.factory import describe_store, open_store
+from coldchain.adapters.store.influx import InfluxStore
+from coldchain.adapters.store.sqlite import SqliteStore
 from coldchain.config import ConfigError, Settings, load_settings
-from coldchain.store.factory import describe_store, open_store
-from coldchain.store.influx import InfluxStore
-from coldchain.store.sqlite import SqliteStore
 
 
 @pytest.fixture

@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 
-from coldchain.alert import Alert
-from coldchain.records import (
+from coldchain.adapters.store.influx import InfluxStore
+from coldchain.adapters.store.points import to_point
+from coldchain.adapters.store.port import Store, WriteResult
+from coldchain.adapters.store.sqlite import SqliteStore
+from coldchain.core.alert import Alert
+from coldchain.core.records import (
     AuditEvent,
     BagEvent,
     BagStatus,
@@ -27,10 +31,6 @@ from coldchain.records import (
     TemperatureReading,
     from_millis,
 )
-from coldchain.store.influx import InfluxStore
-from coldchain.store.points import to_point
-from coldchain.store.port import Store, WriteResult
-from coldchain.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)

@@ -1,0 +1,216 @@
+"""The durable writer: records reach the store, or the on-disk spool, before ``write`` returns.
+
+- The store is reachable and nothing is spooled: write straight to it.
+- The store fails transiently (or is misconfigured): spool the batch; a replay thread drains the
+  spool in order once the store answers again, with backoff that honours ``Retry-After``.
+- While anything is spooled, new batches are spooled behind it, so the store sees them in order.
+- Records the store refuses for good are dead-lettered to measurement ``rejected`` with the
+  server's message, and counted.
+- The spool is full: log loudly, count, and keep retrying (store first, then spool) without
+  returning, so the caller holds its MQTT acks and the broker keeps the messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter as Tally
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.store import codec as record_codec
+from coldchain.adapters.store.port import Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
+from coldchain.adapters.store.spool import Spool, SpoolFull
+from coldchain.core.records import (
+    Record,
+    Rejection,
+    RejectReason,
+)
+
+log = logging.getLogger("coldchain.store")
+
+_BACKOFF_MIN = 0.5
+_BACKOFF_MAX = 30.0
+
+
+class WriterStopped(Exception):
+    """The writer was stopped before the batch became durable; the caller must not ack it."""
+
+
+class DurableWriter:
+    """Write batches durably; owns the spool replay thread."""
+
+    def __init__(self, store: Store, spool: Spool, metrics: Metrics) -> None:
+        self.store = store
+        self.spool = spool
+        self.metrics = metrics
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._replayer: threading.Thread | None = None
+        self._backoff = _BACKOFF_MIN
+        self._prepared = False
+        metrics.bind_spool(lambda: spool.depth, spool.oldest_age, lambda: spool.size_bytes)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Prepare the store if it answers, and start replaying whatever the spool holds."""
+        self._prepare()
+        if self.spool.depth:
+            log.warning("spool holds records from before; replaying", extra={"records": self.spool.depth})
+        self._replayer = threading.Thread(target=self._replay_loop, name="spool-replay", daemon=True)
+        self._replayer.start()
+
+    def stop(self) -> None:
+        """Stop retrying; spooled data stays on disk for the next run."""
+        self._stopping.set()
+        self._wake.set()
+        if self._replayer is not None:
+            self._replayer.join(timeout=30)
+
+    @property
+    def healthy(self) -> bool:
+        """False while the spool is at its cap."""
+        return not self.spool.full
+
+    def _prepare(self) -> bool:
+        """Make the store ready (e.g. create the database); False if it cannot yet."""
+        if self._prepared:
+            return True
+        try:
+            self.store.prepare()
+        except StoreError as exc:
+            log.warning("store not ready yet (will retry): %s", exc)
+            self.metrics.store_reachable.set(0)
+            return False
+        self._prepared = True
+        self.metrics.store_reachable.set(1)
+        return True
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Return once every record is in the store or the spool. Raises WriterStopped."""
+        if not records:
+            return
+        batch = list(records)
+        if self.spool.batches == 0 and self._try_store(batch):
+            return
+        self._spool_until_room(batch)
+
+    def _try_store(self, batch: list[Record]) -> bool:
+        """Write to the store; True when it took the batch (refusals dead-lettered)."""
+        try:
+            result = self.store.write(batch)
+        except StoreMisconfigured as exc:
+            self.metrics.write_errors.labels("config").inc()
+            self.metrics.store_reachable.set(0)
+            log.error("store refuses our credentials or database; spooling: %s", exc)
+            return False
+        except StoreUnavailable as exc:
+            self.metrics.write_errors.labels("transient").inc()
+            self.metrics.store_reachable.set(0)
+            log.warning("store unavailable; spooling: %s", exc)
+            return False
+        self.metrics.store_reachable.set(1)
+        self._count_stored(batch, result.refused)
+        if result.refused:
+            self._dead_letter(result.refused)
+        return True
+
+    def _count_stored(self, batch: list[Record], refused: list[Refused]) -> None:
+        refused_ids = {id(r.record) for r in refused}
+        tally = Tally(record_codec.measurement_of(r) for r in batch if id(r) not in refused_ids)
+        for measurement, count in tally.items():
+            self.metrics.records_stored.labels(measurement).inc(count)
+
+    def _dead_letter(self, refused: list[Refused]) -> None:
+        now = datetime.now(UTC)
+        letters: list[Record] = []
+        for item in refused:
+            self.metrics.write_errors.labels("refused").inc()
+            if isinstance(item.record, Rejection):
+                # a rejection the store refuses cannot be dead-lettered again: log it whole
+                self.metrics.dropped.inc()
+                log.error(
+                    "store refused a rejection record; logged here instead",
+                    extra={"reason": item.reason, "record": record_codec.record_to_dict(item.record)},
+                )
+                continue
+            self.metrics.rejections.labels(RejectReason.STORE_REJECTED.value).inc()
+            body = record_codec.dumps([item.record])
+            log.warning("store refused a record; dead-lettered", extra={"reason": item.reason})
+            letters.append(Rejection(RejectReason.STORE_REJECTED, "", item.reason[:1000], body[:1024], now))
+        if letters:
+            self.write(letters)
+
+    def _spool_until_room(self, batch: list[Record]) -> None:
+        warned = False
+        while True:
+            try:
+                self.spool.append(batch)
+                self._wake.set()
+                return
+            except SpoolFull as exc:
+                self.metrics.spool_full.inc()
+                if not warned:
+                    log.error("SPOOL FULL: holding MQTT acks until the store takes data again: %s", exc)
+                    warned = True
+            # the store may be back: try it directly (order within the backlog is by event time anyway)
+            if self._try_store(batch):
+                return
+            if self._stopping.wait(self._next_backoff(None)):
+                raise WriterStopped("stopped while the spool was full")
+
+    # -- replay ----------------------------------------------------------------------------
+
+    def _next_backoff(self, retry_after: float | None) -> float:
+        delay = retry_after if retry_after is not None else self._backoff
+        self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
+        return min(max(delay, 0.0), 300.0)
+
+    def replay_once(self) -> bool:
+        """Move the oldest spooled batch into the store. True if it did; raises StoreUnavailable."""
+        batch = self.spool.oldest()
+        if batch is None:
+            return False
+        result = self.store.write(batch.records)
+        self.metrics.store_reachable.set(1)
+        self._count_stored(batch.records, result.refused)
+        if result.refused:
+            self._dead_letter(result.refused)
+        self.spool.remove(batch.id)
+        return True
+
+    def _replay_loop(self) -> None:
+        while not self._stopping.is_set():
+            if not self._prepare():
+                self._stopping.wait(self._next_backoff(None))
+                continue
+            try:
+                if self.replay_once():
+                    self._backoff = _BACKOFF_MIN
+                    if self.spool.batches == 0:
+                        log.info("spool drained; writing straight to the store again")
+                    continue
+            except StoreUnavailable as exc:
+                self.metrics.write_errors.labels("transient").inc()
+                self.metrics.store_reachable.set(0)
+                delay = self._next_backoff(exc.retry_after)
+                log.info("store still unavailable; retrying spool in %.1fs: %s", delay, exc)
+                self._stopping.wait(delay)
+                continue
+            except StoreMisconfigured as exc:
+                self.metrics.write_errors.labels("config").inc()
+                self.metrics.store_reachable.set(0)
+                delay = self._next_backoff(None)
+                log.error("store refuses our credentials or database; retrying spool in %.1fs: %s", delay, exc)
+                self._stopping.wait(delay)
+                continue
+            except Exception:
+                log.exception("unexpected error replaying the spool")
+                self._stopping.wait(self._next_backoff(None))
+                continue
+            self._wake.wait(1.0)
+            self._wake.clear()

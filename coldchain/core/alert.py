@@ -1,0 +1,286 @@
+"""The alert value object of the contract (section 4) and the book that records alert transitions.
+
+An ``Alert`` is one state of one episode: the rules engine emits it inside a ``Transition`` each
+time the episode opens or resolves, and ``to_payload`` renders it as the JSON published on
+``<prefix>/alerts/<kind>/<subject>``. Ids are derived from kind, subject and the episode's start,
+so replaying the same readings, or restarting from a snapshot, can never mint a second id for
+the same episode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from coldchain.core.records import to_millis
+
+AlertKind = Literal[
+    "temperature_high",
+    "temperature_low",
+    "freezing",
+    "agitation",
+    "sensor_offline",
+    "bag_expiring",
+    "bag_expired",
+    "bag_used_after_expiry",
+]
+AlertState = Literal["open", "acknowledged", "resolved"]
+Severity = Literal["critical", "warning"]
+Change = Literal["opened", "resolved", "updated"]
+
+SEVERITY: dict[AlertKind, Severity] = {
+    "temperature_high": "critical",
+    "temperature_low": "critical",
+    "freezing": "critical",
+    "agitation": "critical",
+    "sensor_offline": "warning",
+    "bag_expiring": "warning",
+    "bag_expired": "critical",
+    "bag_used_after_expiry": "critical",
+}
+
+KIND_WORDS: dict[AlertKind, str] = {
+    "temperature_high": "Too warm",
+    "temperature_low": "Too cold",
+    "freezing": "Freezing",
+    "agitation": "Shaken",
+    "sensor_offline": "Sensor offline",
+    "bag_expiring": "Bag expiring",
+    "bag_expired": "Bag expired",
+    "bag_used_after_expiry": "Bag used after expiry",
+}
+"""How people read each kind (titles of notifications and of the acknowledge page)."""
+
+VALUE_UNITS: dict[AlertKind, str] = {
+    "temperature_high": "°C",
+    "temperature_low": "°C",
+    "freezing": "°C",
+    "agitation": "g",
+}
+"""The unit of an alert's ``value``, for the kinds that have one."""
+
+
+def format_time(ts: datetime) -> str:
+    """RFC 3339 in UTC with ``Z``; milliseconds only when non-zero (microseconds only if present)."""
+    ts = ts.astimezone(UTC)
+    head = f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+    micro = ts.microsecond
+    if micro == 0:
+        return head + "Z"
+    if micro % 1000 == 0:
+        return f"{head}.{micro // 1000:03d}Z"
+    return f"{head}.{micro:06d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """The aware UTC datetime of a ``format_time`` string."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"time {text!r} has no offset")
+    return parsed.astimezone(UTC)
+
+
+def alert_id(kind: str, subject: str, started_at: datetime) -> str:
+    """Stable id of an episode: 20 hex digits of sha256 over kind, subject and start (ms)."""
+    key = f"{kind}\x1f{subject}\x1f{to_millis(started_at)}".encode()
+    return hashlib.sha256(key).hexdigest()[:20]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One state of an alert episode, with every field of the contract's payload."""
+
+    id: str
+    kind: AlertKind
+    subject: str
+    state: AlertState
+    severity: Severity
+    site: str
+    unit: str
+    sensor: str | None
+    bag: str | None
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    value: float | None
+    message: str
+    acknowledged_by: str | None = None
+    note: str | None = None
+    affected_bags: tuple[str, ...] = ()
+    disposition: str | None = None
+    """What was done with the stock, recorded with the acknowledgement."""
+    acknowledged_at: datetime | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The contract's JSON object (times RFC 3339 UTC with ``Z``, ``affected_bags`` a list)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "subject": self.subject,
+            "state": self.state,
+            "severity": self.severity,
+            "site": self.site,
+            "unit": self.unit,
+            "sensor": self.sensor,
+            "bag": self.bag,
+            "started_at": format_time(self.started_at),
+            "updated_at": format_time(self.updated_at),
+            "resolved_at": format_time(self.resolved_at) if self.resolved_at is not None else None,
+            "value": self.value,
+            "message": self.message,
+            "acknowledged_by": self.acknowledged_by,
+            "note": self.note,
+            "affected_bags": list(self.affected_bags),
+            "disposition": self.disposition,
+            "acknowledged_at": format_time(self.acknowledged_at) if self.acknowledged_at is not None else None,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Alert:
+        """The alert a ``to_payload`` dict describes (used to restore a snapshot)."""
+        resolved_at = data["resolved_at"]
+        value = data["value"]
+        return cls(
+            id=data["id"],
+            kind=data["kind"],
+            subject=data["subject"],
+            state=data["state"],
+            severity=data["severity"],
+            site=data["site"],
+            unit=data["unit"],
+            sensor=data["sensor"],
+            bag=data["bag"],
+            started_at=parse_time(data["started_at"]),
+            updated_at=parse_time(data["updated_at"]),
+            resolved_at=parse_time(resolved_at) if resolved_at is not None else None,
+            value=float(value) if value is not None else None,
+            message=data["message"],
+            acknowledged_by=data["acknowledged_by"],
+            note=data["note"],
+            affected_bags=tuple(data["affected_bags"]),
+            disposition=data.get("disposition"),
+            acknowledged_at=parse_time(data["acknowledged_at"]) if data.get("acknowledged_at") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An alert changed state; ``alert`` is its state after the change.
+
+    The engine emits only ``opened`` and ``resolved``. ``updated`` is reserved for the alert
+    lifecycle (acknowledgements); the engine does not publish peak changes of an open episode,
+    so an excursion produces exactly one retained message when it opens and one when it resolves.
+    """
+
+    alert: Alert
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a sensor or bag is: what every alert names besides its subject."""
+
+    site: str
+    unit: str
+    name: str
+
+
+class AlertBook:
+    """The open alerts by id, and the transitions emitted since ``begin``.
+
+    ``bags_in(unit, at)`` lists the bags whose timers run in ``unit`` at ``at``; sensor alerts
+    carry it as ``affected_bags``, judged at the transition's own time.
+    """
+
+    __slots__ = ("bags_in", "open_alerts", "out")
+
+    def __init__(self, bags_in: Callable[[str, datetime], tuple[str, ...]]) -> None:
+        self.bags_in = bags_in
+        self.open_alerts: dict[str, Alert] = {}
+        self.out: list[Transition] = []
+
+    def begin(self) -> list[Transition]:
+        """Start collecting the transitions of one call; returns the list they go into."""
+        self.out = []
+        return self.out
+
+    def open(
+        self,
+        kind: AlertKind,
+        subject: str,
+        place: Place,
+        *,
+        sensor: str | None,
+        bag: str | None,
+        started_at: datetime,
+        updated_at: datetime,
+        value: float | None,
+        message: str,
+    ) -> str:
+        """Open an episode (idempotent per id) and return its id."""
+        aid = alert_id(kind, subject, started_at)
+        if aid in self.open_alerts:
+            return aid
+        affected = self.bags_in(place.unit, updated_at) if sensor is not None else ()
+        alert = Alert(
+            id=aid,
+            kind=kind,
+            subject=subject,
+            state="open",
+            severity=SEVERITY[kind],
+            site=place.site,
+            unit=place.unit,
+            sensor=sensor,
+            bag=bag,
+            started_at=started_at,
+            updated_at=updated_at,
+            resolved_at=None,
+            value=value,
+            message=message,
+            affected_bags=affected,
+        )
+        self.open_alerts[aid] = alert
+        self.out.append(Transition(alert, "opened"))
+        return aid
+
+    def resolve(self, aid: str, at: datetime, *, value: float | None, message: str) -> None:
+        """Resolve an open episode at ``at`` (never earlier than its start)."""
+        alert = self.open_alerts.pop(aid)
+        at = max(at, alert.started_at)
+        affected = self.bags_in(alert.unit, at) if alert.sensor is not None else ()
+        resolved = replace(
+            alert,
+            state="resolved",
+            updated_at=at,
+            resolved_at=at,
+            value=value,
+            message=message,
+            affected_bags=affected,
+        )
+        self.out.append(Transition(resolved, "resolved"))
+
+
+def say_span(span: timedelta) -> str:
+    """A duration as staff read it in a message: ``45 s``, ``15 min``, ``1 h 5 min``."""
+    seconds = int(span.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def say_time(ts: datetime) -> str:
+    """A moment in a message: ``2026-11-30 02:10 UTC`` (seconds only when not zero)."""
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%d %H:%M:%S UTC" if ts.second else "%Y-%m-%d %H:%M UTC")
+
+
+def say_number(value: float) -> str:
+    """A measurement in a message: one decimal at least, two at most (``8.0``, ``9.65``)."""
+    text = f"{value:.2f}"
+    return text[:-1] if text.endswith("0") else text

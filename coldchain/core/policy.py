@@ -1,0 +1,203 @@
+"""Who hears about an alert, and when: pure decisions over an alert, what was already sent, and ``now``.
+
+``plan(alert, history, now, policy)`` returns the notices to send now, each with a ``purpose``
+(the dedupe key together with the target) and a ``reason`` written for the audit log. What was
+planned before is in ``history``; a notice whose (target, purpose) is there is never planned
+again, so restarts and redelivered transitions cannot page twice for the same state.
+
+The policy, in the words of the alerting issue:
+
+- Every alert goes to the targets of its route (the first route whose lists all match, plus later
+  ones while ``continue_matching``; the default route when none match) when it opens, is
+  acknowledged, and resolves.
+- A critical alert also pages on-call tier 1 at once; while unacknowledged, every
+  ``escalate_after`` it also pages the next tier; every ``repeat_interval`` it repeats to every
+  tier paged so far, until acknowledged or resolved.
+- A tier pages only while one of its shifts covers the moment. When no tier is on shift at the
+  moment a page falls due, the page goes to the default route instead, and the reason says so:
+  never silence.
+- Everyone notified hears when it is acknowledged and when it resolves.
+- An alert first seen already resolved (a buffered upload revealing a past excursion) is still
+  sent, to its route and, if critical, to tier 1: the stock may have been harmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from coldchain.config import WEEKDAYS, NotifyConfig, NotifyRoute, OncallConfig, OncallTier, Shift
+from coldchain.core.alert import Alert
+
+
+class _Adder(Protocol):
+    def __call__(self, targets: Iterable[str], purpose: str, tier: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One message to one target about one state of one alert."""
+
+    alert: Alert
+    target: str
+    purpose: str
+    """``opened``, ``page-tier-N``, ``page-fallback``, ``repeat-N``, ``acknowledged``, ``resolved``."""
+    tier: int
+    """On-call tier paged (1-based); 0 for route and fallback notices."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A notice planned earlier (delivered or still being retried)."""
+
+    target: str
+    purpose: str
+    tier: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Routes and on-call tiers, from the configuration."""
+
+    notify: NotifyConfig
+    oncall: OncallConfig
+
+
+def route_targets(alert: Alert, routes: Sequence[NotifyRoute], default: Sequence[str]) -> list[str]:
+    """Targets of the routes ``alert`` matches, in order, without repeats; the default route if none."""
+    found: list[str] = []
+    for route in routes:
+        if (
+            (not route.severity or alert.severity in route.severity)
+            and (not route.kind or alert.kind in route.kind)
+            and (not route.site or alert.site in route.site)
+            and (not route.unit or alert.unit in route.unit)
+        ):
+            found += [t for t in route.targets if t not in found]
+            if not route.continue_matching:
+                break
+    return found or list(default)
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def shift_covers(shift: Shift, zone: ZoneInfo, moment: datetime) -> bool:
+    """Whether ``moment`` falls in the weekly ``shift`` (local time of ``zone``; overnight shifts allowed)."""
+    local = moment.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    start, end = _minutes(shift.start), _minutes(shift.end)
+    today = WEEKDAYS[local.weekday()]
+    yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
+    if start < end:
+        return today in shift.days and start <= minute < end
+    # overnight (e.g. 18:00-08:00): the evening part belongs to the day the shift starts
+    return (today in shift.days and minute >= start) or (yesterday in shift.days and minute < end)
+
+
+def on_shift(tier: OncallTier, moment: datetime) -> bool:
+    """Whether any of the tier's shifts covers ``moment``."""
+    zone = ZoneInfo(tier.timezone)
+    return any(shift_covers(shift, zone, moment) for shift in tier.shifts)
+
+
+def _first(history: Iterable[Sent], prefix: str) -> datetime | None:
+    times = [sent.at for sent in history if sent.purpose.startswith(prefix)]
+    return min(times) if times else None
+
+
+def plan(alert: Alert, history: Sequence[Sent], now: datetime, policy: Policy) -> list[Notice]:
+    """The notices due for ``alert`` at ``now`` that ``history`` does not already hold."""
+    done = {(sent.target, sent.purpose) for sent in history}
+    out: list[Notice] = []
+
+    def add(targets: Iterable[str], purpose: str, tier: int, reason: str) -> None:
+        for target in targets:
+            if (target, purpose) not in done:
+                done.add((target, purpose))
+                out.append(Notice(alert, target, purpose, tier, reason))
+
+    routes = route_targets(alert, policy.notify.routes, policy.notify.default_targets)
+    route_reason = f"{alert.severity} {alert.kind} at {alert.unit}: route"
+    paging = alert.severity == "critical" and bool(policy.oncall.tiers)
+
+    if alert.state == "open":
+        add(routes, "opened", 0, f"{route_reason} targets on open")
+        if paging:
+            _page(alert, history, now, policy, add)
+    else:
+        notified = [sent.target for sent in history]
+        change = "acknowledged" if alert.state == "acknowledged" else "resolved"
+        if not history:
+            # never announced (e.g. a buffered upload revealing a past, finished excursion)
+            add(routes, change, 0, f"{route_reason} targets; first notice of this alert, already {change}")
+            if paging:
+                tier = policy.oncall.tiers[0]
+                if on_shift(tier, now):
+                    add(tier.targets, change, 1, f"tier 1 ({tier.name}) on shift; first notice, already {change}")
+        by = f" by {alert.acknowledged_by}" if alert.acknowledged_by else ""
+        add(dict.fromkeys(notified), change, 0, f"{change}{by}: everyone notified of this alert hears it")
+    return out
+
+
+def _page(
+    alert: Alert,
+    history: Sequence[Sent],
+    now: datetime,
+    policy: Policy,
+    add: _Adder,
+) -> None:
+    """Tier 1 at once, the next tier every ``escalate_after``, repeats every ``repeat_interval``."""
+    oncall = policy.oncall
+    started = _first(history, "page-") or now
+    elapsed = max(now - started, timedelta(0))
+    due_tiers = min(len(oncall.tiers), 1 + int(elapsed / oncall.escalate_after))
+    paged_any = False
+    for index in range(due_tiers):
+        tier = oncall.tiers[index]
+        purpose = f"page-tier-{index + 1}"
+        if on_shift(tier, now):
+            why = (
+                "critical alert: tier 1 at once"
+                if index == 0
+                else (f"unacknowledged for {_say(oncall.escalate_after * index)}: escalated to tier {index + 1}")
+            )
+            add(tier.targets, purpose, index + 1, f"{why} ({tier.name}, on shift)")
+            paged_any = True
+        elif any((sent.purpose == purpose) for sent in history):
+            paged_any = True
+    if not paged_any:
+        add(
+            policy.notify.default_targets,
+            "page-fallback",
+            0,
+            f"critical alert but no shift of the {due_tiers} tier(s) due covers this moment: default route instead",
+        )
+    # each paged target hears a repeat every repeat_interval after it was first paged
+    first_paged: dict[str, Sent] = {}
+    for sent in sorted(history, key=lambda item: item.at):
+        if sent.purpose.startswith("page-"):
+            first_paged.setdefault(sent.target, sent)
+    for target, page in first_paged.items():
+        repeats = int(max(now - page.at, timedelta(0)) / oncall.repeat_interval)
+        if repeats >= 1:
+            add(
+                [target],
+                f"repeat-{repeats}",
+                page.tier,
+                f"unacknowledged {_say(oncall.repeat_interval * repeats)} after paging {target}: repeat {repeats}",
+            )
+
+
+def _say(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
+    return f"{minutes} min" if minutes else f"{int(span.total_seconds())} s"

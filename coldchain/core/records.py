@@ -1,0 +1,167 @@
+"""The validated records coldchain stores and judges: our own frozen value objects.
+
+Timestamps are timezone-aware UTC datetimes truncated to the millisecond, the precision at which
+they are stored, so a redelivered reading maps to the same point and overwrites itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+if TYPE_CHECKING:
+    from coldchain.core.alert import Alert
+
+BagEventKind = Literal["diluted", "infusion_started", "infusion_completed", "discarded"]
+BAG_EVENT_KINDS: tuple[BagEventKind, ...] = ("diluted", "infusion_started", "infusion_completed", "discarded")
+
+
+def to_millis(ts: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime (exact integer arithmetic)."""
+    delta = ts - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def from_millis(millis: int) -> datetime:
+    """The aware UTC datetime of a millisecond epoch timestamp."""
+    return EPOCH + timedelta(milliseconds=millis)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TemperatureReading:
+    """One temperature sample of a sensor, placed in its unit and site."""
+
+    sensor: str
+    unit: str
+    site: str
+    ts: datetime
+    celsius: float
+    seq: int | None = None
+    battery_pct: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShakeReading:
+    """Peak dynamic acceleration (gravity removed) seen by a shake sensor."""
+
+    sensor: str
+    unit: str
+    site: str
+    ts: datetime
+    peak_g: float
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BagEvent:
+    """A step in a diluted infusion bag's life."""
+
+    bag: str
+    event: BagEventKind
+    ts: datetime
+    unit: str | None
+    site: str | None
+    product: str | None
+    lot: str | None
+    by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BagStatus:
+    """A diluted bag's timer as dashboards read it (measurement ``bag_timer``), written by the rules
+    worker on each bag event. The point's time is the deadline, so "most urgent first" is time order;
+    stopping the timer rewrites the same point with ``state = "done"``."""
+
+    bag: str
+    unit: str
+    site: str
+    diluted_at: datetime
+    deadline: datetime
+    state: Literal["running", "done"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One link of the append-only, hash-chained audit trail (measurement ``audit``).
+
+    ``hash`` is SHA-256 over ``prev_hash`` and the canonical JSON of the other fields, so editing or
+    removing any event breaks every hash after it."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: str
+    """Canonical JSON (sorted keys) of what was done."""
+    prev_hash: str
+    hash: str
+
+
+class RejectReason(StrEnum):
+    """Why a message (or a record the store refused) was not stored as data."""
+
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_JSON = "invalid_json"
+    INVALID_SCHEMA = "invalid_schema"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    TS_IN_FUTURE = "ts_in_future"
+    TS_TOO_OLD = "ts_too_old"
+    UNKNOWN_TOPIC = "unknown_topic"
+    UNKNOWN_SENSOR = "unknown_sensor"
+    WRONG_KIND = "wrong_kind"
+    UNKNOWN_UNIT = "unknown_unit"
+    STORE_REJECTED = "store_rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that was refused, with the reason; stored in measurement ``rejected``."""
+
+    reason: RejectReason
+    topic: str
+    detail: str
+    payload: bytes
+    received_at: datetime
+
+
+NotificationOutcome = Literal["sent", "failed", "gave_up"]
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationAttempt:
+    """One attempt to deliver one notice of an alert to one target; stored in measurement ``notification``.
+
+    ``channel`` is the kind of channel (``email``, ``webhook``, ``slack``, ``sms``, ``log``, …) derived
+    from the target's apprise URL scheme; ``attempt`` counts from 1 for each notice. ``at`` is unique
+    per notifier (bumped by a millisecond when two attempts fall in the same one), so no attempt
+    overwrites another in the store.
+    """
+
+    alert_id: str
+    kind: str
+    severity: str
+    site: str
+    unit: str
+    target: str
+    channel: str
+    purpose: str
+    tier: int
+    outcome: NotificationOutcome
+    error: str | None
+    attempt: int
+    at: datetime
+
+
+Reading = TemperatureReading | ShakeReading
+Record: TypeAlias = (
+    "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus | AuditEvent"
+)
+"""Everything the store holds; alert states (``coldchain.alert.Alert``) are written by the rules worker,
+notification attempts by the notifier."""

@@ -1,0 +1,296 @@
+"""The pure rules engine: readings, bag events and a clock the caller passes in -> alert transitions.
+
+``RulesEngine.observe(records, now)`` judges new records by their ``ts`` (event time);
+``RulesEngine.tick(now)`` applies what only the clock decides (offline sensors, the excursion
+fail-safe, agitation calming down, bag timers). Both return the ``Transition``s they caused
+(``observe`` in the order of the records that caused them, ``tick`` by ``updated_at``);
+neither reads the clock, does IO, or keeps anything but plain state, which ``snapshot``
+exports as JSON-ready data and ``restore`` brings back exactly.
+
+Semantics shared by all rules (the per-rule details are in ``sensor_rules`` and ``bag_rules``):
+
+* Records of one call are judged in ts order (a stable sort, so an array upload may come in any
+  order). A reading not newer than the newest judged reading of its sensor is stored by the
+  caller but changes no episode here: it is counted as ``late_readings`` (older) or
+  ``duplicate_readings`` (same ts; within one call the first in input order wins). Readings of
+  sensors not in the inventory are counted and ignored.
+* Transition times are event times: the ts of the reading or event that proved the condition,
+  or the moment a clock rule fell due (not the ``now`` of the tick that noticed it). The only
+  exceptions are ``sensor_offline``, which is about arrival, and resolutions clamped so that
+  ``resolved_at`` is never before ``started_at``.
+* ``now`` is truncated to the millisecond, the precision of readings, and must be aware.
+* An alert's id is ``alert.alert_id(kind, subject, started_at)``: one id per episode however
+  often it is replayed or restored.
+* Sensor alerts list in ``affected_bags`` the bags of the unit whose timers run (diluted and
+  neither completed nor discarded) at the transition's ``updated_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any, Literal
+
+from coldchain.config import Profile, Settings
+from coldchain.core.alert import Alert, AlertBook, Place, Transition
+from coldchain.core.bag_rules import BagRules
+from coldchain.core.records import BagEvent, BagStatus, ShakeReading, TemperatureReading
+from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
+
+SNAPSHOT_VERSION = 1
+
+_by_ts = attrgetter("ts")
+_by_updated = attrgetter("alert.updated_at")
+
+
+@dataclass(slots=True)
+class RuleStats:
+    """Counters of what the engine saw but did not judge; nothing is dropped without a count."""
+
+    records: int = 0
+    """Records handed to ``observe``."""
+    late_readings: int = 0
+    """Older than the newest reading already judged for their sensor."""
+    duplicate_readings: int = 0
+    """Same ts as the newest reading already judged for their sensor."""
+    unknown_sensor_readings: int = 0
+    """From a sensor not in the inventory (or of a kind the sensor is not)."""
+    unknown_bag_events: int = 0
+    """For a bag whose ``diluted`` event was never seen (or was forgotten)."""
+    unknown_unit_bag_events: int = 0
+    """A ``diluted`` event naming no unit of the inventory."""
+    duplicate_bag_events: int = 0
+    """A second ``diluted``, ``infusion_started`` or ending event for a bag."""
+
+
+def _instant(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    if now.tzinfo is not UTC:
+        now = now.astimezone(UTC)
+    micro = now.microsecond
+    return now.replace(microsecond=micro - micro % 1000) if micro % 1000 else now
+
+
+class RulesEngine:
+    """All rules of one inventory, with their state. Not thread-safe: one caller at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = RuleStats()
+        units: dict[str, tuple[Place, Profile]] = {}
+        for unit in settings.units:
+            units[unit.id] = (Place(site=unit.site, unit=unit.id, name=unit.display_name), settings.unit_profile(unit))
+        self._bags = BagRules(units)
+        self._book = AlertBook(self._bags.running_in)
+        self._temperature: dict[str, TemperatureRules] = {}
+        self._shake: dict[str, ShakeRules] = {}
+        offline_after = {unit.id: unit.offline_after for unit in settings.units}
+        for sensor in settings.sensors:
+            place, profile = units[sensor.unit]
+            if sensor.kind == "temperature":
+                self._temperature[sensor.id] = TemperatureRules(
+                    sensor.id,
+                    place,
+                    offline_after[sensor.unit],
+                    lo=profile.min_celsius,
+                    hi=profile.max_celsius,
+                    freeze=profile.freeze_celsius,
+                    delay=profile.excursion_delay,
+                    clear_after=profile.clear_after,
+                )
+            else:
+                self._shake[sensor.id] = ShakeRules(
+                    sensor.id,
+                    place,
+                    offline_after[sensor.unit],
+                    threshold=profile.agitation_g,
+                    clear_after=profile.agitation_clear,
+                )
+        self._unheard: list[SensorRules] = [*self._temperature.values(), *self._shake.values()]
+        """Sensors whose silence has no starting point yet: it is the first ``now`` the engine sees."""
+
+    def _start_silence(self, now: datetime) -> None:
+        for rules in self._unheard:
+            if rules.heard < now:
+                rules.heard = now
+        self._unheard = []
+
+    def observe(
+        self, records: Iterable[TemperatureReading | ShakeReading | BagEvent], now: datetime
+    ) -> list[Transition]:
+        """Judge new readings and bag events; ``now`` is when they arrived."""
+        now = _instant(now)
+        if self._unheard:
+            self._start_silence(now)
+        batch = records if isinstance(records, list) else list(records)
+        if len(batch) > 1:
+            batch = sorted(batch, key=_by_ts)
+        book = self._book
+        out = book.begin()
+        temperature = self._temperature
+        shake = self._shake
+        for record in batch:
+            if type(record) is TemperatureReading:
+                rules = temperature.get(record.sensor)
+                if rules is None:
+                    self.stats.unknown_sensor_readings += 1
+                    continue
+                if now > rules.heard:
+                    rules.heard = now
+                if rules.offline is not None:
+                    rules.back_online(now, book)
+                ts = record.ts
+                if ts <= rules.last:
+                    self._count_old(ts, rules.last)
+                    continue
+                rules.last = ts
+                celsius = record.celsius
+                if rules.quiet and rules.lo <= celsius <= rules.hi:
+                    continue  # the fast path: nothing in progress, nothing to start
+                rules.judge(ts, celsius, book)
+            elif type(record) is ShakeReading:
+                srules = shake.get(record.sensor)
+                if srules is None:
+                    self.stats.unknown_sensor_readings += 1
+                    continue
+                if now > srules.heard:
+                    srules.heard = now
+                if srules.offline is not None:
+                    srules.back_online(now, book)
+                ts = record.ts
+                if ts <= srules.last:
+                    self._count_old(ts, srules.last)
+                    continue
+                srules.last = ts
+                peak_g = record.peak_g
+                if srules.agitation is None and peak_g < srules.threshold:
+                    continue
+                srules.judge(ts, peak_g, book)
+            elif type(record) is BagEvent:
+                self._bag_event(record, book)
+            else:
+                raise TypeError(f"cannot judge a {type(record).__name__}")
+        self.stats.records += len(batch)
+        return out
+
+    def _count_old(self, ts: datetime, last: datetime) -> None:
+        if ts == last:
+            self.stats.duplicate_readings += 1
+        else:
+            self.stats.late_readings += 1
+
+    def _bag_event(self, event: BagEvent, book: AlertBook) -> None:
+        outcome = self._bags.event(event, book)
+        if outcome == "duplicate":
+            self.stats.duplicate_bag_events += 1
+        elif outcome == "unknown_bag":
+            self.stats.unknown_bag_events += 1
+        elif outcome == "unknown_unit":
+            self.stats.unknown_unit_bag_events += 1
+
+    def tick(self, now: datetime) -> list[Transition]:
+        """Apply what the clock alone decides at ``now``."""
+        now = _instant(now)
+        if self._unheard:
+            self._start_silence(now)
+        book = self._book
+        out = book.begin()
+        for rules in self._temperature.values():
+            rules.due(now, book)
+            rules.check_offline(now, book)
+        for srules in self._shake.values():
+            srules.due(now, book)
+            srules.check_offline(now, book)
+        self._bags.due(now, book)
+        if len(out) > 1:
+            out.sort(key=_by_updated)  # stable: sensors and bags interleave in time order
+        return out
+
+    def acknowledge(
+        self, alert_id: str, by: str, note: str | None, disposition: str | None, at: datetime
+    ) -> Transition | None:
+        """Record who acknowledged an open alert, when, with what note and disposition.
+
+        The alert stays active (``acknowledged``) until its condition clears, except
+        ``bag_used_after_expiry``, which only an acknowledgement resolves. None if the alert is not
+        open (already resolved, or unknown).
+        """
+        at = _instant(at)
+        book = self._book
+        alert = book.open_alerts.get(alert_id)
+        if alert is None:
+            return None
+        acked = replace(
+            alert,
+            state="acknowledged",
+            updated_at=max(at, alert.updated_at),
+            acknowledged_by=by,
+            acknowledged_at=at,
+            note=note,
+            disposition=disposition,
+        )
+        if alert.kind == "bag_used_after_expiry":
+            del book.open_alerts[alert_id]
+            resolved = replace(acked, state="resolved", resolved_at=acked.updated_at)
+            return Transition(resolved, "resolved")
+        book.open_alerts[alert_id] = acked
+        return Transition(acked, "updated")
+
+    def bag_status(self, bag: str) -> BagStatus | None:
+        """The bag's timer as dashboards show it, or None for a bag the engine does not know."""
+        timer = self._bags.bags.get(bag)
+        if timer is None:
+            return None
+        state: Literal["running", "done"] = "running" if timer.ended is None else "done"
+        return BagStatus(timer.bag, timer.place.unit, timer.place.site, timer.diluted, timer.deadline, state)
+
+    def running_bags(self) -> list[tuple[str, str, datetime, datetime]]:
+        """Bags whose timers run: (bag, unit, diluted at, deadline), most urgent first."""
+        timers = [t for t in self._bags.bags.values() if t.ended is None]
+        return [(t.bag, t.place.unit, t.diluted, t.deadline) for t in sorted(timers, key=lambda t: t.deadline)]
+
+    def open_alerts(self) -> list[Alert]:
+        """The open alerts as last emitted, oldest episode first."""
+        return sorted(self._book.open_alerts.values(), key=lambda alert: (alert.started_at, alert.kind, alert.subject))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain JSON-ready data; ``restore`` brings it back exactly."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "alerts": [alert.to_payload() for alert in self._book.open_alerts.values()],
+            "sensors": {
+                sensor: rules.snapshot() for sensor, rules in (*self._temperature.items(), *self._shake.items())
+            },
+            "bags": self._bags.snapshot(),
+            "stats": asdict(self.stats),
+        }
+
+    @classmethod
+    def restore(cls, settings: Settings, snapshot: dict[str, Any]) -> RulesEngine:
+        """An engine for ``settings`` continuing from ``snapshot``.
+
+        Sensors added since start their silence at the first ``now``; the state and open alerts
+        of sensors no longer in the inventory (or now of another kind) are dropped.
+        """
+        if snapshot.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"rules snapshot version {snapshot.get('version')!r} is not {SNAPSHOT_VERSION}")
+        engine = cls(settings)
+        sensors: dict[str, SensorRules] = {**engine._temperature, **engine._shake}
+        loaded: set[str] = set()
+        for sensor, data in snapshot["sensors"].items():
+            rules = sensors.get(sensor)
+            if rules is not None and rules.kind == data["kind"]:
+                rules.load(data)
+                loaded.add(sensor)
+        engine._unheard = [rules for rules in sensors.values() if rules.heard == NEVER]
+        engine._bags.load(snapshot["bags"])
+        for payload in snapshot["alerts"]:
+            alert = Alert.from_payload(payload)
+            if alert.sensor is None or alert.sensor in loaded:
+                engine._book.open_alerts[alert.id] = alert
+        known = {field.name for field in fields(RuleStats)}
+        engine.stats = RuleStats(**{key: value for key, value in snapshot["stats"].items() if key in known})
+        return engine

@@ -1,0 +1,490 @@
+"""``report.pdf``: the export for a person who never saw coldchain (reportlab).
+
+Page 1 says what the document is, the period, the selection, how to read it (in range, unknown,
+MKT, degree-minutes), the audit trail's state and how to check the files; then, per unit, a
+temperature chart with the product's band drawn, the unit's excursions and its daily table.
+
+The chart is drawn from an ``Envelope``: per sensor, the lowest and highest reading of each of at
+most ``buckets`` equal time slices of the period, filled as a band. A year of 1-minute readings
+therefore becomes a few hundred points per sensor (constant memory, fast to draw), and nothing a
+reading did is hidden: every minimum and maximum is in the envelope. Slices without any reading
+are left empty and marked "no data" under the plot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from reportlab.graphics.shapes import Drawing, Line, Polygon, PolyLine, Rect, String
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import (
+    CondPageBreak,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from coldchain.core.records import from_millis
+
+_SERIES_COLOURS = ["#1f5fa8", "#c05a00", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#455a64"]
+_TABLE_CHUNK = 40
+
+
+def _register_fonts() -> tuple[str, str]:
+    """A Unicode TrueType font pair: DejaVu Sans where the system has it, else reportlab's own Vera."""
+    if "cc-regular" in pdfmetrics.getRegisteredFontNames():
+        return "cc-regular", "cc-bold"
+    candidates = [
+        (
+            Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+            Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"),
+        ),
+        (Path("Vera.ttf"), Path("VeraBd.ttf")),  # shipped inside reportlab, found on its font path
+    ]
+    for regular, bold in candidates:
+        try:
+            pdfmetrics.registerFont(TTFont("cc-regular", str(regular)))
+            pdfmetrics.registerFont(TTFont("cc-bold", str(bold)))
+            return "cc-regular", "cc-bold"
+        except Exception:  # noqa: BLE001 - reportlab raises TTFError or OSError; try the next font
+            continue
+    return "Helvetica", "Helvetica-Bold"
+
+
+class Envelope:
+    """Lowest and highest reading per sensor in each of ``buckets`` slices of [start_ms, end_ms)."""
+
+    def __init__(self, start_ms: int, end_ms: int, buckets: int = 600) -> None:
+        self.start = start_ms
+        self.end = end_ms
+        span = max(1, end_ms - start_ms)
+        self.width = max(60_000, math.ceil(span / buckets / 60_000) * 60_000)  # whole minutes, at least one
+        self.count = math.ceil(span / self.width)
+        self.low: dict[str, list[float]] = {}
+        self.high: dict[str, list[float]] = {}
+
+    def add(self, sensor: str, t: int, value: float) -> None:
+        """One reading (epoch ms inside the window)."""
+        index = (t - self.start) // self.width
+        if not 0 <= index < self.count:
+            return
+        low = self.low.get(sensor)
+        if low is None:
+            low = self.low[sensor] = [math.inf] * self.count
+            self.high[sensor] = [-math.inf] * self.count
+        high = self.high[sensor]
+        if value < low[index]:
+            low[index] = value
+        if value > high[index]:
+            high[index] = value
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch to shade on a unit's chart (an excursion), epoch ms."""
+
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(slots=True)
+class UnitSection:
+    """What the report shows for one unit."""
+
+    unit: str
+    name: str
+    site: str
+    profile: str
+    low: float
+    high: float
+    temperature_sensors: list[str]
+    other_sensors: list[str]
+    summary: list[tuple[str, str]]
+    """(label, value) lines under the heading."""
+    excursions: list[list[str]] = field(default_factory=list)
+    excursion_spans: list[Span] = field(default_factory=list)
+    daily: list[list[str]] = field(default_factory=list)
+    bags: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ReportData:
+    """Everything ``write_report`` needs, already worded."""
+
+    title: str
+    period: str
+    exported_at: str
+    version: str
+    selection: str
+    gap_after: str
+    audit: str
+    signed: bool
+    start_ms: int
+    end_ms: int
+    envelope: Envelope
+    units: list[UnitSection]
+    overview: list[list[str]]
+    """Rows of the first page's per-unit summary table (first row is the header)."""
+
+
+EXCURSION_HEADER = [
+    "Kind",
+    "Sensor / bag",
+    "Start (UTC)",
+    "End (UTC)",
+    "Minutes",
+    "Peak",
+    "Beyond limit, min",
+    "Degree-min",
+    "MKT °C",
+    "Acknowledged",
+    "Notified",
+]
+DAILY_HEADER = [
+    "Date (UTC)",
+    "Sensor",
+    "Readings",
+    "Min",
+    "Max",
+    "Mean",
+    "In range\nmin",
+    "Out of range\nmin",
+    "Unknown\nmin",
+    "Gaps",
+    "Status",
+]
+BAG_HEADER = [
+    "Bag",
+    "Lot",
+    "Diluted (UTC)",
+    "By",
+    "Deadline (UTC)",
+    "Infusion started",
+    "Ended",
+    "Within limit",
+    "Outcome",
+]
+
+
+def write_report(path: Path, data: ReportData) -> None:
+    """Write the PDF."""
+    regular, bold = _register_fonts()
+    styles = getSampleStyleSheet()
+    body = ParagraphStyle("cc-body", parent=styles["BodyText"], fontName=regular, fontSize=9, leading=12)
+    small = ParagraphStyle("cc-small", parent=body, fontSize=7, leading=8.5)
+    h1 = ParagraphStyle("cc-h1", parent=styles["Heading1"], fontName=bold, fontSize=17, leading=21)
+    h2 = ParagraphStyle("cc-h2", parent=styles["Heading2"], fontName=bold, fontSize=13, leading=16)
+    h3 = ParagraphStyle("cc-h3", parent=styles["Heading3"], fontName=bold, fontSize=10, leading=13)
+    pagesize = landscape(A4)
+    doc = SimpleDocTemplate(
+        str(path),
+        pagesize=pagesize,
+        leftMargin=12 * mm,
+        rightMargin=12 * mm,
+        topMargin=12 * mm,
+        bottomMargin=14 * mm,
+        title=data.title,
+        author=f"coldchain {data.version}",
+        subject=data.period,
+    )
+    width = pagesize[0] - 24 * mm
+
+    def footer(canvas: object, document: object) -> None:
+        canvas.saveState()  # type: ignore[attr-defined]
+        canvas.setFont(regular, 7)  # type: ignore[attr-defined]
+        text = f"{data.title} · {data.period} · exported {data.exported_at} · page {document.page}"  # type: ignore[attr-defined]
+        canvas.drawString(12 * mm, 8 * mm, text)  # type: ignore[attr-defined]
+        canvas.restoreState()  # type: ignore[attr-defined]
+
+    story: list[object] = [
+        Paragraph(escape(data.title), h1),
+        Paragraph(f"<b>Period:</b> {escape(data.period)}", body),
+        Paragraph(f"<b>Selection:</b> {escape(data.selection)}", body),
+        Paragraph(f"<b>Exported:</b> {escape(data.exported_at)} by coldchain {escape(data.version)}", body),
+        Paragraph(f"<b>Audit trail:</b> {escape(data.audit)}", body),
+        Spacer(1, 4 * mm),
+        _table(
+            data.overview[0], data.overview[1:], [width / len(data.overview[0])] * len(data.overview[0]), small, bold
+        ),
+        Spacer(1, 4 * mm),
+        Paragraph("How to read this report", h3),
+        *[Paragraph(text, body) for text in _reading_guide(data)],
+    ]
+    for section in data.units:
+        story.append(PageBreak())
+        story.extend(_unit_story(section, data, width, body, small, h2, h3, regular, bold))
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+
+
+def _reading_guide(data: ReportData) -> list[str]:
+    return [
+        "Every time is in UTC. <b>In range</b> means within the product's limits, the limits included "
+        "(for natalizumab 2.0 to 8.0 °C). Each reading stands for the time until the sensor's next reading.",
+        f"<b>Unknown</b> time is time without data: whenever two consecutive readings of a sensor are more than "
+        f"{escape(data.gap_after)} apart, the whole time between them is unknown. Unknown time is never counted "
+        "as in range; it is listed per day and shown under each chart as <i>no data</i>.",
+        "An <b>excursion</b> is an alert episode. <b>Beyond limit</b> is how long the readings stayed beyond the "
+        "limit that raised it; <b>degree-minutes</b> add up how far beyond (°C) times how long (minutes). "
+        "<b>MKT</b> is the mean kinetic temperature (USP &lt;1079.2&gt;, ΔH = 83.144 kJ/mol) of the sensor's "
+        "readings in the 24 hours ending when the excursion ended (the whole excursion if it lasted longer).",
+        "The chart shows, for each sensor, the band between the lowest and highest reading of each short time "
+        "slice; the green band is the product's storage range, red shading marks excursions.",
+        "This report belongs to a set of files listed with their SHA-256 in manifest.json"
+        + (" (signed with HMAC-SHA256)" if data.signed else "")
+        + ". <font face='Courier'>coldchain export verify DIR</font> re-checks every file and names any that was "
+        "altered; <font face='Courier'>coldchain audit verify</font> checks the audit trail's hash chain.",
+    ]
+
+
+def _unit_story(
+    section: UnitSection,
+    data: ReportData,
+    width: float,
+    body: ParagraphStyle,
+    small: ParagraphStyle,
+    h2: ParagraphStyle,
+    h3: ParagraphStyle,
+    regular: str,
+    bold: str,
+) -> list[object]:
+    story: list[object] = [
+        Paragraph(f"{escape(section.name)} <font size=10>({escape(section.unit)}, {escape(section.site)})</font>", h2),
+        Paragraph(
+            f"Product profile <b>{escape(section.profile)}</b>: in range {section.low:g} to {section.high:g} °C. "
+            + " · ".join(f"{escape(label)}: <b>{escape(value)}</b>" for label, value in section.summary),
+            body,
+        ),
+        Spacer(1, 2 * mm),
+    ]
+    if section.temperature_sensors:
+        story.append(_chart(section, data, width, 70 * mm, regular))
+    else:
+        story.append(Paragraph("This unit has no temperature sensor.", body))
+    story.append(Spacer(1, 3 * mm))
+    story.append(Paragraph(f"Excursions ({len(section.excursions)})", h3))
+    if section.excursions:
+        widths = [x * width for x in (0.09, 0.07, 0.09, 0.09, 0.06, 0.05, 0.06, 0.06, 0.05, 0.24, 0.14)]
+        story.extend(_tables(EXCURSION_HEADER, section.excursions, widths, small, bold))
+    else:
+        story.append(Paragraph("No alert episode in this period.", body))
+    if section.bags:
+        story.append(CondPageBreak(40 * mm))
+        story.append(Paragraph(f"Diluted bags ({len(section.bags)})", h3))
+        widths = [x * width for x in (0.08, 0.07, 0.11, 0.07, 0.11, 0.11, 0.11, 0.06, 0.28)]
+        story.extend(_tables(BAG_HEADER, section.bags, widths, small, bold))
+    story.append(CondPageBreak(40 * mm))
+    story.append(Paragraph("Daily summary", h3))
+    widths = [x * width for x in (0.09, 0.10, 0.07, 0.07, 0.07, 0.07, 0.09, 0.09, 0.09, 0.06, 0.20)]
+    story.extend(_tables(DAILY_HEADER, section.daily, widths, small, bold))
+    return story
+
+
+def _cell(text: str, style: ParagraphStyle) -> Paragraph:
+    return Paragraph(escape(text).replace("\n", "<br/>"), style)
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float], style: ParagraphStyle, bold: str
+) -> Table:
+    head_style = ParagraphStyle("cc-head", parent=style, fontName=bold)
+    data = [[_cell(h, head_style) for h in header]] + [[_cell(value, style) for value in row] for row in rows]
+    table = Table(data, colWidths=list(widths), repeatRows=1)
+    commands: list[tuple[object, ...]] = [
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.HexColor("#7a8ca3")),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#c8d0da")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+    ]
+    for index, row in enumerate(rows, start=1):
+        status = row[-1] if row else ""
+        if status == "out of range" or status.startswith("infusion started after") or status.startswith("expired"):
+            commands.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#fde2e2")))
+        elif status in ("no data", "incomplete data"):
+            commands.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#eeeeee")))
+    table.setStyle(TableStyle(commands))
+    return table
+
+
+def _tables(
+    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float], style: ParagraphStyle, bold: str
+) -> list[object]:
+    """Long tables as page-sized chunks (each with its header): reportlab splits one huge table slowly."""
+    return [_table(header, rows[i : i + _TABLE_CHUNK], widths, style, bold) for i in range(0, len(rows), _TABLE_CHUNK)]
+
+
+# -- the chart ---------------------------------------------------------------------------------------
+
+
+def _nice_step(span: float, target: int) -> float:
+    raw = span / max(1, target)
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+_TIME_STEPS = [
+    timedelta(hours=1),
+    timedelta(hours=3),
+    timedelta(hours=6),
+    timedelta(hours=12),
+    timedelta(days=1),
+    timedelta(days=2),
+    timedelta(days=7),
+    timedelta(days=14),
+]
+
+
+def _time_ticks(start_ms: int, end_ms: int, most: int = 9) -> list[tuple[int, str]]:
+    """Tick positions (epoch ms) and labels: whole hours or days, or month starts for long periods."""
+    span = end_ms - start_ms
+    for step in _TIME_STEPS:
+        step_ms = int(step.total_seconds() * 1000)
+        if span / step_ms <= most:
+            first = -(-start_ms // step_ms) * step_ms
+            fmt = "%Y-%m-%d" if step >= timedelta(days=1) else "%m-%d %H:%M"
+            return [(t, from_millis(t).strftime(fmt)) for t in range(first, end_ms + 1, step_ms)]
+    months: list[tuple[int, str]] = []
+    day = from_millis(start_ms)
+    cursor = datetime(day.year, day.month, 1, tzinfo=UTC)
+    every = max(1, math.ceil(span / (30.44 * 86_400_000) / most))
+    while True:
+        t = int(cursor.timestamp() * 1000)
+        if t > end_ms:
+            break
+        if t >= start_ms and (cursor.month - 1) % every == 0:
+            months.append((t, cursor.strftime("%Y-%m")))
+        cursor = datetime(cursor.year + (cursor.month // 12), cursor.month % 12 + 1, 1, tzinfo=UTC)
+    return months
+
+
+def _chart(section: UnitSection, data: ReportData, width: float, height: float, font: str) -> Drawing:
+    envelope = data.envelope
+    sensors = [s for s in section.temperature_sensors if s in envelope.low]
+    left, bottom, right, top = 34.0, 30.0, 110.0, 8.0
+    plot_w, plot_h = width - left - right, height - bottom - top
+    drawing = Drawing(width, height)
+    lows = [v for s in sensors for v in envelope.low[s] if v != math.inf]
+    highs = [v for s in sensors for v in envelope.high[s] if v != -math.inf]
+    y_min = min([section.low - 1.0, *lows]) if lows else section.low - 1.0
+    y_max = max([section.high + 1.0, *highs]) if highs else section.high + 1.0
+    y_step = _nice_step(y_max - y_min, 6)
+    y_min, y_max = math.floor(y_min / y_step) * y_step, math.ceil(y_max / y_step) * y_step
+    t0, t1 = data.start_ms, data.end_ms
+
+    def x(t: float) -> float:
+        return left + (t - t0) / max(1, t1 - t0) * plot_w
+
+    def y(v: float) -> float:
+        return bottom + (v - y_min) / (y_max - y_min) * plot_h
+
+    drawing.add(Rect(left, bottom, plot_w, plot_h, fillColor=colors.white, strokeColor=colors.HexColor("#7a8ca3")))
+    band = Rect(left, y(section.low), plot_w, y(section.high) - y(section.low), strokeColor=None)
+    band.fillColor = colors.HexColor("#dff0d8")
+    drawing.add(band)
+    for span in section.excursion_spans:
+        a, b = max(span.start_ms, t0), min(span.end_ms, t1)
+        if b > a:
+            shade = Rect(x(a), bottom, max(0.8, x(b) - x(a)), plot_h, strokeColor=None)
+            shade.fillColor = colors.Color(0.85, 0.1, 0.1, alpha=0.18)
+            drawing.add(shade)
+    for limit in (section.low, section.high):
+        drawing.add(
+            Line(
+                left,
+                y(limit),
+                left + plot_w,
+                y(limit),
+                strokeColor=colors.HexColor("#2e7d32"),
+                strokeDashArray=[3, 2],
+                strokeWidth=0.7,
+            )
+        )
+        drawing.add(
+            String(
+                left + plot_w + 3,
+                y(limit) - 2.5,
+                f"{limit:g} °C",
+                fontName=font,
+                fontSize=6.5,
+                fillColor=colors.HexColor("#2e7d32"),
+            )
+        )
+    value = y_min
+    while value <= y_max + 1e-9:
+        drawing.add(Line(left - 2, y(value), left, y(value), strokeWidth=0.5))
+        drawing.add(String(left - 4, y(value) - 2.5, f"{value:g}", fontName=font, fontSize=6.5, textAnchor="end"))
+        value += y_step
+    drawing.add(String(8, bottom + plot_h / 2, "°C", fontName=font, fontSize=7))
+    for t, label in _time_ticks(t0, t1):
+        drawing.add(Line(x(t), bottom, x(t), bottom - 2, strokeWidth=0.5))
+        drawing.add(String(x(t), bottom - 10, label, fontName=font, fontSize=6.5, textAnchor="middle"))
+    width_ms = envelope.width
+    for number, sensor in enumerate(sensors):
+        colour = colors.HexColor(_SERIES_COLOURS[number % len(_SERIES_COLOURS)])
+        low, high = envelope.low[sensor], envelope.high[sensor]
+        for first, last in _runs(low):
+            upper = [(x(t0 + i * width_ms + width_ms / 2), y(high[i])) for i in range(first, last + 1)]
+            lower = [(x(t0 + i * width_ms + width_ms / 2), y(low[i])) for i in range(last, first - 1, -1)]
+            points = [c for point in upper + lower for c in point]
+            if len(upper) == 1:
+                drawing.add(Line(points[0], points[1], points[2], points[3], strokeColor=colour, strokeWidth=1.2))
+                continue
+            drawing.add(Polygon(points, fillColor=colour, fillOpacity=0.35, strokeColor=colour, strokeWidth=0.5))
+            drawing.add(PolyLine([c for point in upper for c in point], strokeColor=colour, strokeWidth=0.4))
+        legend_y = bottom + plot_h - 10 - number * 11
+        drawing.add(Rect(left + plot_w + 3, legend_y, 8, 6, fillColor=colour, strokeColor=colour))
+        drawing.add(String(left + plot_w + 14, legend_y + 0.5, sensor, fontName=font, fontSize=7))
+    missing = [s for s in section.temperature_sensors if s not in envelope.low]
+    for number, sensor in enumerate(missing, start=len(sensors)):
+        drawing.add(
+            String(
+                left + plot_w + 3, bottom + plot_h - 10 - number * 11, f"{sensor}: no data", fontName=font, fontSize=7
+            )
+        )
+    # slices in which a sensor has no reading at all: unknown, marked under the plot
+    strip_y = bottom - 24
+    drawing.add(
+        String(left - 4, strip_y, "no data", fontName=font, fontSize=6, textAnchor="end", fillColor=colors.grey)
+    )
+    for sensor in section.temperature_sensors:
+        slices = envelope.low.get(sensor)
+        empty = [True] * envelope.count if slices is None else [v == math.inf for v in slices]
+        for first, last in _runs([0.0 if e else math.inf for e in empty]):
+            a, b = t0 + first * width_ms, min(t1, t0 + (last + 1) * width_ms)
+            mark = Rect(x(a), strip_y, max(0.8, x(b) - x(a)), 5, strokeColor=None)
+            mark.fillColor = colors.HexColor("#9e9e9e")
+            drawing.add(mark)
+    return drawing
+
+
+def _runs(low: list[float]) -> list[tuple[int, int]]:
+    """(first, last) index of each run of filled slices (a slice is empty while its low is +inf)."""
+    runs: list[tuple[int, int]] = []
+    first: int | None = None
+    for index, value in enumerate(low):
+        if value != math.inf:
+            if first is None:
+                first = index
+        elif first is not None:
+            runs.append((first, index - 1))
+            first = None
+    if first is not None:
+        runs.append((first, len(low) - 1))
+    return runs

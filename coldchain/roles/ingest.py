@@ -1,0 +1,144 @@
+"""Ingest: MQTT in -> validated records -> durable storage -> ack.
+
+One pipeline thread takes messages from the MQTT edge's inbox, parses them (``messages.py``),
+gathers their records into a batch and hands the batch to the ``DurableWriter``. Only when the
+writer returns (records in InfluxDB or in the on-disk spool) are the batch's messages acked, so a
+reading the broker delivered is never lost to a crash: unacked messages are redelivered, and
+redelivery overwrites the same points (series + sensor timestamp) instead of duplicating them.
+
+How many messages may be unacked at once is bounded by the MQTT 5 Receive Maximum we announce
+(``mqtt.receive_maximum``): the broker stops sending when that many await our ack.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import replace
+
+from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.mqtt import InboundMessage, MqttConnection
+from coldchain.adapters.store.durable import DurableWriter, WriterStopped
+from coldchain.config import Settings
+from coldchain.contract.messages import MessageParser
+from coldchain.core.records import Record, Rejection, ShakeReading, TemperatureReading, from_millis, to_millis
+
+log = logging.getLogger("coldchain.ingest")
+
+
+class Ingest:
+    """The ingest role: owns its MQTT connection (client id ``mqtt.client_id``) and its pipeline thread."""
+
+    def __init__(self, settings: Settings, writer: DurableWriter, metrics: Metrics) -> None:
+        self.settings = settings
+        self.parser = MessageParser(settings)
+        self.writer = writer
+        self.metrics = metrics
+        self.batch_size = settings.influx.batch_size
+        self.linger = settings.influx.linger.total_seconds()
+        self.connection = MqttConnection(
+            settings.mqtt,
+            client_id=settings.mqtt.client_id,
+            subscriptions=self.parser.subscriptions,
+            on_connected=lambda up: metrics.broker_connected.labels("ingest").set(1 if up else 0),
+        )
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._records: list[Record] = []
+        self._messages: list[InboundMessage] = []
+        self._batch_started = 0.0
+        self._last_rejection_ms = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
+        self._thread.start()
+        self.connection.start()
+
+    def request_stop(self) -> None:
+        """Stop taking new messages; the batch in hand is still flushed and acked."""
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Flush the batch in hand (acking it), then disconnect, keeping the broker session."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self.connection.stop()
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        inbox = self.connection.inbox
+        while not self._stopping.is_set():
+            timeout = self._time_left()
+            try:
+                message = inbox.get(timeout=timeout)
+            except queue.Empty:
+                self._flush()
+                continue
+            self._take(message)
+            # drain what is already waiting without blocking, up to a batch
+            while len(self._records) < self.batch_size:
+                try:
+                    self._take(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if len(self._records) >= self.batch_size or self._time_left() <= 0:
+                self._flush()
+        self._flush()
+
+    def _time_left(self) -> float:
+        if not self._messages:
+            return 0.5
+        return max(0.0, self._batch_started + self.linger - time.monotonic())
+
+    def _take(self, message: InboundMessage) -> None:
+        self.metrics.messages_received.inc()
+        if not self._messages:
+            self._batch_started = time.monotonic()
+        self._messages.append(message)
+        parsed = self.parser.parse(message.topic, message.payload, message.received_at)
+        if isinstance(parsed, Rejection):
+            parsed = self._unique_time(parsed)
+            self._reject(parsed)
+            self._records.append(parsed)
+        else:
+            self._records.extend(parsed)
+
+    def _unique_time(self, rejection: Rejection) -> Rejection:
+        """Give each rejection its own millisecond: points with equal tags and time would overwrite."""
+        millis = to_millis(rejection.received_at)
+        if millis <= self._last_rejection_ms:
+            millis = self._last_rejection_ms + 1
+            rejection = replace(rejection, received_at=from_millis(millis))
+        self._last_rejection_ms = millis
+        return rejection
+
+    def _reject(self, rejection: Rejection) -> None:
+        self.metrics.rejections.labels(rejection.reason.value).inc()
+        log.warning(
+            "rejected message: %s",
+            rejection.detail,
+            extra={"reason": rejection.reason.value, "topic": rejection.topic},
+        )
+
+    def _flush(self) -> None:
+        if not self._messages:
+            return
+        records, messages = self._records, self._messages
+        self.metrics.acks_pending.set(len(messages))
+        try:
+            self.writer.write(records)
+        except WriterStopped:
+            log.warning("stopped before %d messages were stored; the broker will redeliver them", len(messages))
+            self._records, self._messages = [], []
+            return
+        for record in records:
+            if isinstance(record, TemperatureReading | ShakeReading):
+                self.metrics.saw_reading(record.sensor, record.ts.timestamp())
+        for message in messages:
+            self.connection.ack(message)
+        self._records, self._messages = [], []
+        self.metrics.acks_pending.set(0)

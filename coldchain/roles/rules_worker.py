@@ -1,0 +1,425 @@
+"""The rules worker: MQTT readings and bag events -> ``RulesEngine`` -> alert transitions out.
+
+It has its own persistent MQTT session (``rules.client_id``), independent of ingest, so each
+consumer gets every message. Per batch of messages it parses them (rejections are ingest's to
+store), feeds the engine with the wall clock as ``now``, publishes every transition retained on
+``<prefix>/alerts/<kind>/<subject>`` (QoS 1) and stores it in measurement ``alert``. The clock
+rules run every ``rules.tick`` (at most 1 s).
+
+Restart safety (``kill -9`` at any moment): every ``rules.checkpoint_every`` the worker waits for
+the broker to confirm the alerts published so far, saves the engine snapshot durably
+(``rules_state.py``), and only then acks the messages judged since the previous checkpoint. After
+a crash it restores the last snapshot and the broker redelivers the unacked messages, which the
+engine judges again in event-time order; deterministic alert ids make any re-published transition
+the same alert, never a second episode.
+
+After a (re)start the clock rules wait until the broker's backlog for our session has been read
+(the inbox was seen empty), at most ``_BACKLOG_GRACE`` seconds, so a restart does not report every
+sensor offline just before the queued readings arrive.
+
+Audit trail (``audit.py``): at start the worker records ``config_loaded``; every bag event it judges
+and every acknowledgement becomes a hash-chained event in its local ``AuditLog`` (a redelivered
+message or a replayed action carries the same dedupe key and is recorded once), then goes to the
+store (measurement ``audit``) through the durable writer. Events a crash kept from the store are
+sent at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from coldchain import __version__
+from coldchain.adapters.audit_log import AuditLog, settings_digest
+from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.mqtt import Delivery, InboundMessage, MqttConnection, PublishError
+from coldchain.adapters.rules_snapshot import RulesState
+from coldchain.adapters.store.durable import DurableWriter, WriterStopped
+from coldchain.config import Settings
+from coldchain.contract.messages import MessageParser
+from coldchain.core.alert import Alert, Transition, format_time
+from coldchain.core.records import BagEvent, ShakeReading, TemperatureReading, to_millis
+from coldchain.core.rules import RulesEngine
+
+log = logging.getLogger("coldchain.rules")
+
+_BACKLOG_GRACE = 30.0
+_MAX_BATCH = 2000
+_RECENT_RESOLVED = 500
+_COMMAND_POLL = 0.05
+
+T = TypeVar("T")
+
+AlertListener = Callable[[Sequence[Transition], Sequence[Alert], datetime], None]
+"""Told of each step's transitions and of the alerts open after it (for notifications)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RulesView:
+    """What the HTTP API may read without touching the engine: a copy made after each step."""
+
+    alerts: tuple[Alert, ...]
+    """Open and acknowledged alerts, then recently resolved ones; newest first."""
+    bags: tuple[tuple[str, str, datetime, datetime], ...]
+    """Running bags: (bag, unit, diluted at, deadline), most urgent first."""
+
+
+def alert_topic(prefix: str, transition: Transition) -> str:
+    """``<prefix>/alerts/<kind>/<subject>``."""
+    return f"{prefix}/alerts/{transition.alert.kind}/{transition.alert.subject}"
+
+
+def _take_batch(inbox: queue.SimpleQueue[InboundMessage], timeout: float) -> list[InboundMessage]:
+    """Wait up to ``timeout`` for a message, then take whatever else is already waiting (bounded)."""
+    try:
+        messages = [inbox.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while len(messages) < _MAX_BATCH:
+        try:
+            messages.append(inbox.get_nowait())
+        except queue.Empty:
+            break
+    return messages
+
+
+class RulesWorker:
+    """The rules role: owns its MQTT connection, the engine, its snapshot and its thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        writer: DurableWriter,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.metrics = metrics
+        self.clock = clock
+        self.parser = MessageParser(settings)
+        self.state = RulesState(settings.rules.state_path)
+        self.audit = AuditLog(settings.rules.audit_log_path)
+        self.config_source = "<defaults>"
+        """The configuration file's path, recorded in the audit trail's ``config_loaded`` (set by the CLI)."""
+        self.engine = self._restore()
+        self.connection = MqttConnection(
+            settings.mqtt,
+            client_id=settings.rules.client_id,
+            subscriptions=self.parser.subscriptions,
+            on_connected=self._connected,
+        )
+        self._tick = settings.rules.tick.total_seconds()
+        self._checkpoint_every = settings.rules.checkpoint_every.total_seconds()
+        self._pending: list[InboundMessage] = []
+        self._unconfirmed: list[Delivery] = []
+        self._dirty = False
+        self._last_checkpoint = time.monotonic()
+        self._clock_rules_from: float | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        self._recent: OrderedDict[str, Alert] = OrderedDict()
+        self._listeners: list[AlertListener] = []
+        self._view = RulesView((), ())
+        self._restore_recent()
+        self._refresh_view()
+        metrics.alerts_open.set_function(lambda: len(self.engine.open_alerts()))
+        metrics.late_readings.set_function(lambda: self.engine.stats.late_readings)
+
+    def _restore(self) -> RulesEngine:
+        snapshot = self.state.load()
+        if snapshot is None:
+            log.info("no rules snapshot yet; starting fresh", extra={"path": str(self.state.path)})
+            return RulesEngine(self.settings)
+        try:
+            engine = RulesEngine.restore(self.settings, snapshot)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("rules snapshot unusable (%s); starting fresh: open alerts will be re-detected", exc)
+            return RulesEngine(self.settings)
+        log.info(
+            "rules state restored",
+            extra={"open_alerts": len(engine.open_alerts()), "path": str(self.state.path)},
+        )
+        return engine
+
+    def _restore_recent(self) -> None:
+        snapshot = self.state.load() or {}
+        for payload in snapshot.get("recent_resolved", []):
+            alert = Alert.from_payload(payload)
+            self._recent[alert.id] = alert
+
+    def add_listener(self, listener: AlertListener) -> None:
+        """Call ``listener`` after every step (in the worker's thread); register before ``start``."""
+        self._listeners.append(listener)
+
+    @property
+    def view(self) -> RulesView:
+        return self._view
+
+    def _refresh_view(self) -> None:
+        active = sorted(self.engine.open_alerts(), key=lambda a: a.updated_at, reverse=True)
+        recent = sorted(self._recent.values(), key=lambda a: a.updated_at, reverse=True)
+        self._view = RulesView(tuple(active + recent), tuple(self.engine.running_bags()))
+
+    # -- commands from other threads (the HTTP API) -----------------------------------------
+
+    def call(self, action: Callable[[], T], timeout: float = 15.0) -> T:
+        """Run ``action`` in the worker's thread (the engine is not thread-safe) and return its result."""
+        future: Future[T] = Future()
+        self._commands.put((action, future))
+        return future.result(timeout)
+
+    def acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:
+        """Acknowledge an alert; the updated alert (published, stored, snapshotted), or None if unknown."""
+        return self.call(lambda: self._acknowledge(alert_id, by, note, disposition))
+
+    def publish_bag_event(self, bag_id: str, body: dict[str, Any]) -> None:
+        """Publish a bag event on the contract's topic (ingest stores it, the engine judges it)."""
+        topic = f"{self.settings.mqtt.topic_prefix}/bags/{bag_id}/events"
+        self.connection.publish(topic, json.dumps(body).encode()).wait(10.0)
+
+    def _acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:
+        now = self.clock()
+        transition = self.engine.acknowledge(alert_id, by, note, disposition, now)
+        if transition is None and alert_id in self._recent:
+            # a resolved alert keeps "resolved" and records the acknowledgement
+            alert = self._recent[alert_id]
+            acked = replace(
+                alert, acknowledged_by=by, acknowledged_at=now, note=note, disposition=disposition, updated_at=now
+            )
+            transition = Transition(acked, "updated")
+        if transition is None:
+            return None
+        self._emit([transition])
+        self._guarded(lambda: self._audit_ack(transition.alert, by, now), "the audit of an acknowledgement")
+        self._checkpoint(wait=True)
+        return transition.alert
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                action, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(action())
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who answers the HTTP request
+                future.set_exception(exc)
+
+    def _connected(self, up: bool) -> None:
+        self.metrics.broker_connected.labels("rules").set(1 if up else 0)
+        if up:
+            self._clock_rules_from = time.monotonic() + _BACKLOG_GRACE
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
+        self._thread.start()
+        self.connection.start()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Judge what is in hand, checkpoint, ack, disconnect."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self.connection.stop()
+        self.state.close()
+        self.audit.close()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._guarded(self._audit_start, "the audit of the configuration")
+        inbox = self.connection.inbox
+        next_tick = time.monotonic() + self._tick
+        while not self._stopping.is_set():
+            self._run_commands()
+            messages = _take_batch(inbox, timeout=min(_COMMAND_POLL, max(0.0, next_tick - time.monotonic())))
+            if messages:
+                self._judge(messages)
+            if time.monotonic() >= next_tick:
+                next_tick = max(next_tick + self._tick, time.monotonic())
+                if self._clock_rules_may_run(inbox.empty()):
+                    self._guarded(self._clock_step, "clock rules")
+            if time.monotonic() - self._last_checkpoint >= self._checkpoint_every:
+                self._checkpoint()
+        self._run_commands()
+        self._checkpoint(wait=True)
+
+    def _guarded(self, action: Callable[[], None], what: str) -> bool:
+        """Run ``action``; False if it failed (logged). The worker outlives a bad batch."""
+        try:
+            action()
+        except WriterStopped:
+            log.warning("stopped before the alert records of %s were stored", what)
+            return False
+        except Exception:  # one bad batch must not stop alerting for every fridge
+            log.exception("rules failed on %s", what)
+            self.metrics.rules_errors.inc()
+            return False
+        return True
+
+    def _clock_rules_may_run(self, inbox_empty: bool) -> bool:
+        if not self.connection.connected.is_set():
+            return False
+        if self._clock_rules_from is None:
+            return True
+        if inbox_empty or time.monotonic() >= self._clock_rules_from:
+            self._clock_rules_from = None  # backlog read (or grace over): the clock rules run from now on
+            return True
+        return False
+
+    def _clock_step(self) -> None:
+        """The clock rules; listeners hear of every tick (escalations and repeats fall due by the clock)."""
+        transitions = self.engine.tick(self.clock())
+        if transitions:
+            self._emit(transitions)
+            return
+        now = self.clock()
+        for listener in self._listeners:
+            listener((), self._view.alerts, now)
+
+    def _judge(self, messages: list[InboundMessage]) -> None:
+        records: list[TemperatureReading | ShakeReading | BagEvent] = []
+        for message in messages:
+            parsed = self.parser.parse(message.topic, message.payload, message.received_at)
+            if isinstance(parsed, list):
+                records.extend(parsed)
+        judged = self._guarded(lambda: self._observe(records), "a batch of messages")
+        bag_events = [record for record in records if isinstance(record, BagEvent)]
+        if bag_events:
+            self._guarded(lambda: self._audit_bag_events(bag_events), "the audit of bag events")
+        # A batch the engine cannot judge is acked all the same (logged, counted), so it cannot block the
+        # session; only a batch cut short by stopping stays unacked, for redelivery.
+        if judged or not self._stopping.is_set():
+            self._pending.extend(messages)
+        self._dirty = True
+        self._refresh_view()
+
+    def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent]) -> None:
+        self._emit(self.engine.observe(records, self.clock()))
+        bags = dict.fromkeys(record.bag for record in records if isinstance(record, BagEvent))
+        statuses = [status for bag in bags if (status := self.engine.bag_status(bag)) is not None]
+        if statuses:
+            self.writer.write(statuses)  # measurement bag_timer: the dashboards' "time left"
+
+    # -- audit trail -------------------------------------------------------------------------
+
+    def _audit_start(self) -> None:
+        """Record the configuration this worker runs with (secrets masked), and store what a crash held back."""
+        s = self.settings
+        details = {
+            "settings_sha256": settings_digest(s),
+            "units": len(s.units),
+            "sensors": len(s.sensors),
+            "coldchain_version": __version__,
+        }
+        self.audit.append("coldchain", "config_loaded", self.config_source, details, self.clock())
+        self._store_audit()
+
+    def _audit_bag_events(self, events: list[BagEvent]) -> None:
+        for e in events:
+            details = {
+                "event": e.event,
+                "ts": format_time(e.ts),
+                "unit": e.unit,
+                "site": e.site,
+                "product": e.product,
+                "lot": e.lot,
+                "by": e.by,
+            }
+            key = f"bag:{e.bag}:{e.event}:{to_millis(e.ts)}"
+            self.audit.append(e.by or "unknown", "bag_event", e.bag, details, self.clock(), dedupe_key=key)
+        self._store_audit()
+
+    def _audit_ack(self, alert: Alert, by: str, at: datetime) -> None:
+        details = {
+            "note": alert.note,
+            "disposition": alert.disposition,
+            "kind": alert.kind,
+            "unit": alert.unit,
+            "site": alert.site,
+            "subject": alert.subject,
+            "state": alert.state,
+        }
+        self.audit.append(by, "acknowledged", alert.id, details, at, dedupe_key=f"ack:{alert.id}:{to_millis(at)}")
+        self._store_audit()
+
+    def _store_audit(self) -> None:
+        """Copy the events the store does not have yet (raises WriterStopped when stopping: kept for next time)."""
+        events = self.audit.unstored()
+        if events:
+            self.writer.write(events)
+            self.audit.mark_stored(event.seq for event in events)
+
+    def _emit(self, transitions: list[Transition]) -> None:
+        if not transitions:
+            return
+        prefix = self.settings.mqtt.topic_prefix
+        for transition in transitions:
+            alert = transition.alert
+            payload = json.dumps(alert.to_payload(), ensure_ascii=False).encode()
+            self._unconfirmed.append(self.connection.publish(alert_topic(prefix, transition), payload, retain=True))
+            self.metrics.alert_transitions.labels(alert.kind, transition.change).inc()
+            level = logging.WARNING if transition.change == "opened" else logging.INFO
+            log.log(
+                level,
+                "alert %s: %s",
+                transition.change,
+                alert.message,
+                extra={"alert_id": alert.id, "kind": alert.kind, "subject": alert.subject, "state": alert.state},
+            )
+        self.writer.write([t.alert for t in transitions])
+        for transition in transitions:
+            if transition.alert.state == "resolved":
+                self._recent[transition.alert.id] = transition.alert
+                self._recent.move_to_end(transition.alert.id)
+                while len(self._recent) > _RECENT_RESOLVED:
+                    self._recent.popitem(last=False)
+            elif transition.alert.id in self._recent:
+                self._recent[transition.alert.id] = transition.alert
+        self._dirty = True
+        self._refresh_view()
+        now = self.clock()
+        for listener in self._listeners:
+            listener(transitions, self._view.alerts, now)
+
+    def _checkpoint(self, wait: bool = False) -> None:
+        """Snapshot durably once the broker holds every alert published so far; then ack."""
+        self._last_checkpoint = time.monotonic()
+        if not self._dirty and not self._pending:
+            return
+        if wait:
+            for delivery in self._unconfirmed:
+                try:
+                    delivery.wait(5.0)
+                except PublishError as exc:
+                    log.warning("alert not confirmed by the broker before stopping: %s", exc)
+                    return
+        self._unconfirmed = [d for d in self._unconfirmed if not d.done()]
+        if self._unconfirmed:
+            return  # not yet: the snapshot must not run ahead of what subscribers can see
+        snapshot = self.engine.snapshot()
+        snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent.values()]
+        self.state.save(snapshot)
+        self.metrics.rules_checkpoints.inc()
+        for message in self._pending:
+            self.connection.ack(message)
+        self._pending = []
+        self._dirty = False

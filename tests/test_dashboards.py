@@ -28,14 +28,9 @@ import pytest
 import yaml
 
 from coldchain.adapters.store.lineprotocol import encode, escape_string, series_key
-from coldchain.core.alert import SEVERITY, Alert, alert_id, format_time
-from coldchain.core.records import (
-    Rejection,
-    RejectReason,
-    ShakeReading,
-    TemperatureReading,
-    from_millis,
-)
+from coldchain.core.alert import SEVERITY, Alert, alert_id
+from coldchain.core.records import Rejection, RejectReason, ShakeReading, TemperatureReading
+from coldchain.core.times import format_time, from_millis
 from coldchain.dashboards.build import DATASOURCE_UID, build_dashboards, render, with_datasource
 from tests.servers import Influxd
 

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from coldchain.adapters.rules_snapshot import RulesState
-from coldchain.core.alert import alert_id, format_time
+from coldchain.core.alert import alert_id
+from coldchain.core.times import format_time
 from tests.publishing import Collector, wait_for
 from tests.world import Scenario, gauge, iso
 

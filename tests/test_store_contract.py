@@ -16,7 +16,7 @@ import pytest
 
 from coldchain.adapters.store.influx import InfluxStore
 from coldchain.adapters.store.points import to_point
-from coldchain.adapters.store.port import Store, WriteResult
+from coldchain.adapters.store.port import Record, Store, WriteResult
 from coldchain.adapters.store.sqlite import SqliteStore
 from coldchain.core.alert import Alert
 from coldchain.core.records import (
@@ -24,13 +24,12 @@ from coldchain.core.records import (
     BagEvent,
     BagStatus,
     NotificationAttempt,
-    Record,
     Rejection,
     RejectReason,
     ShakeReading,
     TemperatureReading,
-    from_millis,
 )
+from coldchain.core.times import from_millis
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)

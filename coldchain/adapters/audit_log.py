@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.adapters.sqlite_files import open_durable
-from coldchain.core.records import AuditEvent, from_millis, to_millis
+from coldchain.core.records import AuditEvent
+from coldchain.core.times import from_millis, to_millis
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first event (seq 1)."""
@@ -109,7 +110,7 @@ class ChainBreak:
 
 
 def _iso(ts: datetime) -> str:
-    from coldchain.core.alert import format_time
+    from coldchain.core.times import format_time
 
     return format_time(ts)
 

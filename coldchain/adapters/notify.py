@@ -49,8 +49,10 @@ from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.outbox import Outbox, OutboxEntry
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.config import ApiConfig, NotifyConfig, NotifyTarget
-from coldchain.core.alert import KIND_WORDS, VALUE_UNITS, Alert
-from coldchain.core.records import NotificationAttempt, NotificationOutcome, from_millis, to_millis
+from coldchain.core.alert import Alert
+from coldchain.core.records import NotificationAttempt, NotificationOutcome
+from coldchain.core.times import from_millis, to_millis
+from coldchain.core.wording import KIND_WORDS, VALUE_UNITS, say_span, say_time
 
 log = logging.getLogger("coldchain.notify")
 
@@ -108,19 +110,6 @@ def backoff(attempts: int, retry_max: timedelta) -> timedelta:
 
 class DeliveryError(Exception):
     """A channel did not take a notice; the message says why, without secrets."""
-
-
-def _when(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _span(span: timedelta) -> str:
-    minutes = max(int(span.total_seconds() // 60), 0)
-    if minutes == 0:
-        return "under 1 min"
-    if minutes >= 60:
-        return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
-    return f"{minutes} min"
 
 
 class Renderer:
@@ -196,9 +185,9 @@ class Renderer:
             lines.append(f"Sensor: {alert.sensor}")
         if alert.bag is not None:
             lines.append(f"Bag: {alert.bag}")
-        since = f"Since: {_when(alert.started_at)}"
+        since = f"Since: {say_time(alert.started_at, seconds=True)}"
         if alert.state != "resolved":
-            since += f" ({_span(self.clock() - alert.started_at)} ago)"
+            since += f" ({say_span(self.clock() - alert.started_at, to_the_minute=True)} ago)"
         lines.append(since)
         if alert.value is not None:
             unit = VALUE_UNITS.get(alert.kind)
@@ -207,9 +196,10 @@ class Renderer:
         lines.append(f"Affected bags: {bags}")
         lines.append(f"State: {alert.state}")
         if alert.resolved_at is not None:
-            lines.append(f"Resolved: {_when(alert.resolved_at)} (after {_span(alert.resolved_at - alert.started_at)})")
+            took = say_span(alert.resolved_at - alert.started_at, to_the_minute=True)
+            lines.append(f"Resolved: {say_time(alert.resolved_at, seconds=True)} (after {took})")
         if alert.acknowledged_by is not None:
-            at = f" at {_when(alert.acknowledged_at)}" if alert.acknowledged_at is not None else ""
+            at = f" at {say_time(alert.acknowledged_at, seconds=True)}" if alert.acknowledged_at is not None else ""
             lines.append(f"Acknowledged by: {alert.acknowledged_by}{at}")
         if alert.disposition:
             lines.append(f"Disposition: {alert.disposition}")
@@ -221,7 +211,9 @@ class Renderer:
             # resolved alerts too: the stock may have been harmed, someone must decide what to do with it
             link = self.ack_link(entry)
             if link is not None:
-                valid = f" (valid {_span(self.signer.valid_for)})" if self.signer is not None else ""
+                valid = (
+                    f" (valid {say_span(self.signer.valid_for, to_the_minute=True)})" if self.signer is not None else ""
+                )
                 lines += ["", f"Acknowledge{valid}: {link}"]
         return "\n".join(lines)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from coldchain.adapters.sqlite_files import open_durable
 from coldchain.core.alert import Alert
 from coldchain.core.policy import Notice, Sent
-from coldchain.core.records import from_millis, to_millis
+from coldchain.core.times import from_millis, to_millis
 
 _SCHEMA_VERSION = 1
 

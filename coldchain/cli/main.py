@@ -86,7 +86,7 @@ def cmd_bag(args: argparse.Namespace) -> int:
 
     from coldchain.adapters.mqtt import MqttError, publish_once
     from coldchain.contract.messages import BagEventPayload, MessageParser, RejectedMessage
-    from coldchain.core.alert import format_time
+    from coldchain.core.times import format_time
 
     settings = _load(args.config)
     body: dict[str, object] = {"ts": format_time(datetime.now(UTC)), "event": BAG_ACTIONS[args.action], "by": args.by}

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
-from coldchain.core.records import to_millis
+from coldchain.core.times import format_time, parse_time, to_millis
 
 AlertKind = Literal[
     "temperature_high",
@@ -42,45 +42,8 @@ SEVERITY: dict[AlertKind, Severity] = {
     "bag_used_after_expiry": "critical",
 }
 
-KIND_WORDS: dict[AlertKind, str] = {
-    "temperature_high": "Too warm",
-    "temperature_low": "Too cold",
-    "freezing": "Freezing",
-    "agitation": "Shaken",
-    "sensor_offline": "Sensor offline",
-    "bag_expiring": "Bag expiring",
-    "bag_expired": "Bag expired",
-    "bag_used_after_expiry": "Bag used after expiry",
-}
-"""How people read each kind (titles of notifications and of the acknowledge page)."""
-
-VALUE_UNITS: dict[AlertKind, str] = {
-    "temperature_high": "°C",
-    "temperature_low": "°C",
-    "freezing": "°C",
-    "agitation": "g",
-}
-"""The unit of an alert's ``value``, for the kinds that have one."""
 
 
-def format_time(ts: datetime) -> str:
-    """RFC 3339 in UTC with ``Z``; milliseconds only when non-zero (microseconds only if present)."""
-    ts = ts.astimezone(UTC)
-    head = f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
-    micro = ts.microsecond
-    if micro == 0:
-        return head + "Z"
-    if micro % 1000 == 0:
-        return f"{head}.{micro // 1000:03d}Z"
-    return f"{head}.{micro:06d}Z"
-
-
-def parse_time(text: str) -> datetime:
-    """The aware UTC datetime of a ``format_time`` string."""
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError(f"time {text!r} has no offset")
-    return parsed.astimezone(UTC)
 
 
 def alert_id(kind: str, subject: str, started_at: datetime) -> str:
@@ -263,24 +226,3 @@ class AlertBook:
         self.out.append(Transition(resolved, "resolved"))
 
 
-def say_span(span: timedelta) -> str:
-    """A duration as staff read it in a message: ``45 s``, ``15 min``, ``1 h 5 min``."""
-    seconds = int(span.total_seconds())
-    if seconds < 60:
-        return f"{seconds} s"
-    hours, minutes = divmod(seconds // 60, 60)
-    if not hours:
-        return f"{minutes} min"
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-def say_time(ts: datetime) -> str:
-    """A moment in a message: ``2026-11-30 02:10 UTC`` (seconds only when not zero)."""
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%d %H:%M:%S UTC" if ts.second else "%Y-%m-%d %H:%M UTC")
-
-
-def say_number(value: float) -> str:
-    """A measurement in a message: one decimal at least, two at most (``8.0``, ``9.65``)."""
-    text = f"{value:.2f}"
-    return text[:-1] if text.endswith("0") else text

@@ -30,8 +30,10 @@ from typing import Any, Literal
 
 from coldchain.config import Profile
 from coldchain.contract.messages import MAX_AGE
-from coldchain.core.alert import AlertBook, Place, format_time, parse_time, say_span, say_time
+from coldchain.core.alert import AlertBook, Place
 from coldchain.core.records import BagEvent
+from coldchain.core.times import format_time, parse_time
+from coldchain.core.wording import say_span, say_time
 
 BAG_MEMORY = MAX_AGE
 """How long an ended bag is remembered (for late events and ``affected_bags`` of past episodes)."""

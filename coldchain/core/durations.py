@@ -1,12 +1,9 @@
-"""Human durations such as ``90s``, ``15m``, ``8h`` or ``1h30m`` as a pydantic type."""
+"""Human durations such as ``90s``, ``15m``, ``8h`` or ``1h30m``: parsed and written back; pure."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
-
-from pydantic import BeforeValidator, PlainSerializer
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -44,5 +41,3 @@ def format_duration(value: timedelta) -> str:
         parts.append(f"{total:g}s")
     return "".join(parts)
 
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration)]

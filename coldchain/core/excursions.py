@@ -22,8 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from coldchain.config import Profile
-from coldchain.core.alert import parse_time
 from coldchain.core.mkt import MktAccumulator
+from coldchain.core.times import parse_time
 
 MKT_WINDOW_MS = 24 * 3_600_000
 

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from coldchain.config import WEEKDAYS, NotifyConfig, NotifyRoute, OncallConfig, OncallTier, Shift
 from coldchain.core.alert import Alert
+from coldchain.core.wording import say_span
 
 
 class _Adder(Protocol):
@@ -167,7 +168,7 @@ def _page(
             why = (
                 "critical alert: tier 1 at once"
                 if index == 0
-                else (f"unacknowledged for {_say(oncall.escalate_after * index)}: escalated to tier {index + 1}")
+                else (f"unacknowledged for {say_span(oncall.escalate_after * index)}: escalated to tier {index + 1}")
             )
             add(tier.targets, purpose, index + 1, f"{why} ({tier.name}, on shift)")
             paged_any = True
@@ -192,12 +193,6 @@ def _page(
                 [target],
                 f"repeat-{repeats}",
                 page.tier,
-                f"unacknowledged {_say(oncall.repeat_interval * repeats)} after paging {target}: repeat {repeats}",
+                f"unacknowledged {say_span(oncall.repeat_interval * repeats)} after paging {target}: repeat {repeats}",
             )
 
-
-def _say(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    if minutes >= 60:
-        return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
-    return f"{minutes} min" if minutes else f"{int(span.total_seconds())} s"

@@ -7,29 +7,14 @@ they are stored, so a redelivered reading maps to the same point and overwrites 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal, TypeAlias
-
-if TYPE_CHECKING:
-    from coldchain.core.alert import Alert
+from typing import Literal
 
 BagEventKind = Literal["diluted", "infusion_started", "infusion_completed", "discarded"]
 BAG_EVENT_KINDS: tuple[BagEventKind, ...] = ("diluted", "infusion_started", "infusion_completed", "discarded")
 
 
-def to_millis(ts: datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime (exact integer arithmetic)."""
-    delta = ts - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def from_millis(millis: int) -> datetime:
-    """The aware UTC datetime of a millisecond epoch timestamp."""
-    return EPOCH + timedelta(milliseconds=millis)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +145,3 @@ class NotificationAttempt:
 
 
 Reading = TemperatureReading | ShakeReading
-Record: TypeAlias = (
-    "TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus | AuditEvent"
-)
-"""Everything the store holds; alert states (``coldchain.alert.Alert``) are written by the rules worker,
-notification attempts by the notifier."""

@@ -47,7 +47,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from coldchain.core.alert import AlertBook, AlertKind, Place, format_time, parse_time, say_number, say_span, say_time
+from coldchain.core.alert import AlertBook, AlertKind, Place
+from coldchain.core.times import format_time, parse_time
+from coldchain.core.wording import say_number, say_span, say_time
 
 IDLE, PENDING, OPEN, CLEARING = 0, 1, 2, 3
 PHASES = ("idle", "pending", "open", "clearing")

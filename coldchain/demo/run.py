@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 from coldchain.adapters.logs import TextFormatter, configure_logging
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
-from coldchain.core.alert import Alert, format_time
+from coldchain.core.alert import Alert
+from coldchain.core.times import format_time
+from coldchain.core.wording import say_clock
 from coldchain.demo.simulate import (
     EXPECTED_ALERTS,
     INCIDENTS,
@@ -158,13 +160,6 @@ class Snapshot:
     total: int
 
 
-def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
-    return f"{sign}{seconds // 3600}:{seconds % 3600 // 60:02d}"
-
-
 def render(snapshot: Snapshot) -> Any:
     """The live view of ``snapshot`` as a rich renderable."""
     from rich.console import Group
@@ -175,7 +170,7 @@ def render(snapshot: Snapshot) -> Any:
     elapsed = snapshot.now - snapshot.start
     header = Text.assemble(
         ("coldchain demo", "bold"),
-        f"  simulated {snapshot.now:%Y-%m-%d %H:%M} UTC  +{_span(elapsed)} of {_span(SCENARIO_LENGTH)}",
+        f"  simulated {snapshot.now:%Y-%m-%d %H:%M} UTC  +{say_clock(elapsed)} of {say_clock(SCENARIO_LENGTH)}",
         f"  ({snapshot.speed:.0f}x)  messages {snapshot.published}/{snapshot.total}",
     )
     by_unit: dict[str, list[Alert]] = {}
@@ -207,12 +202,12 @@ def render(snapshot: Snapshot) -> Any:
     for alert in (active + resolved)[:MAX_ALERT_ROWS]:
         value = "" if alert.value is None else f"{alert.value:g}"
         style = "dim" if alert.state == "resolved" else "red" if alert.severity == "critical" else "yellow"
-        until = "" if alert.resolved_at is None else f"+{_span(alert.resolved_at - snapshot.start)}"
+        until = "" if alert.resolved_at is None else f"+{say_clock(alert.resolved_at - snapshot.start)}"
         alerts.add_row(
             Text(alert.kind, style=style),
             alert.subject,
             Text(alert.state, style=style),
-            f"+{_span(alert.started_at - snapshot.start)}",
+            f"+{say_clock(alert.started_at - snapshot.start)}",
             until,
             value,
             Text(alert.message, style=style),
@@ -223,7 +218,7 @@ def render(snapshot: Snapshot) -> Any:
     for bag, unit, diluted, deadline in snapshot.bags:
         left = deadline - snapshot.now
         style = "red" if left <= timedelta(0) else "yellow" if left <= timedelta(hours=1) else "green"
-        bags.add_row(bag, unit, f"+{_span(diluted - snapshot.start)}", Text(_span(left), style=style))
+        bags.add_row(bag, unit, f"+{say_clock(diluted - snapshot.start)}", Text(say_clock(left), style=style))
     notices = Panel("\n".join(snapshot.notices) or "(none yet)", title="Notifications (console)")
     return Group(header, units, alerts, bags, notices)
 
@@ -240,7 +235,7 @@ class _NoticeBuffer(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         first = message.splitlines()[0] if message else ""
-        self.lines.append(f"+{_span(self.clock.elapsed())} {first}")
+        self.lines.append(f"+{say_clock(self.clock.elapsed())} {first}")
 
 
 # -- the run ---------------------------------------------------------------------------------------

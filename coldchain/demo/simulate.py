@@ -57,7 +57,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from coldchain.config import MqttConfig, Settings
-from coldchain.core.alert import format_time
+from coldchain.core.times import format_time
 
 log = logging.getLogger("coldchain.simulate")
 

@@ -49,7 +49,6 @@ from coldchain.adapters.audit_log import GENESIS, ChainBreak, read_chain, verify
 from coldchain.adapters.store.factory import open_store
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Profile, Settings, Unit
-from coldchain.core.alert import format_time
 from coldchain.core.bag_history import BagLife, fold_bag_events
 from coldchain.core.daily import DAY_MS, DailyAggregator, DailyRow, Gap, SensorInfo
 from coldchain.core.durations import format_duration
@@ -64,7 +63,8 @@ from coldchain.core.excursions import (
     mkt_window,
     overlaps,
 )
-from coldchain.core.records import AuditEvent, from_millis, to_millis
+from coldchain.core.records import AuditEvent
+from coldchain.core.times import format_time, from_millis, to_millis
 
 FORMATS = ("csv", "json", "pdf")
 DEFAULT_FORMATS = ("csv", "pdf")

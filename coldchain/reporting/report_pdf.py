@@ -37,7 +37,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from coldchain.core.records import from_millis
+from coldchain.core.times import from_millis
 
 _SERIES_COLOURS = ["#1f5fa8", "#c05a00", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#455a64"]
 _TABLE_CHUNK = 40

@@ -46,9 +46,10 @@ from coldchain.adapters.rules_snapshot import RulesState
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.config import Settings
 from coldchain.contract.messages import MessageParser
-from coldchain.core.alert import Alert, Transition, format_time
-from coldchain.core.records import BagEvent, ShakeReading, TemperatureReading, to_millis
+from coldchain.core.alert import Alert, Transition
+from coldchain.core.records import BagEvent, ShakeReading, TemperatureReading
 from coldchain.core.rules import RulesEngine
+from coldchain.core.times import format_time, to_millis
 
 log = logging.getLogger("coldchain.rules")
 

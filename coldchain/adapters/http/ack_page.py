@@ -36,7 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from coldchain.adapters.http.ack_links import LinkClaim, LinkError, LinkExpired, LinkSigner
 from coldchain.adapters.http.api import Reply, Request
-from coldchain.core.alert import KIND_WORDS, VALUE_UNITS, Alert, say_number, say_span, say_time
+from coldchain.core.alert import Alert
+from coldchain.core.wording import KIND_WORDS, VALUE_UNITS, say_number, say_span, say_time
 
 log = logging.getLogger("coldchain.ack_page")
 

@@ -29,7 +29,7 @@ from coldchain.adapters.mqtt import MqttError
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
 from coldchain.contract.messages import BagEventPayload, MessageParser, RejectedMessage
-from coldchain.core.alert import format_time
+from coldchain.core.times import format_time
 from coldchain.roles.rules_worker import RulesWorker
 
 log = logging.getLogger("coldchain.api")

@@ -16,19 +16,18 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
+from coldchain.adapters.store.port import Record
 from coldchain.core.alert import Alert
 from coldchain.core.records import (
     AuditEvent,
     BagEvent,
     BagStatus,
     NotificationAttempt,
-    Record,
     Rejection,
     ShakeReading,
     TemperatureReading,
-    from_millis,
-    to_millis,
 )
+from coldchain.core.times import from_millis, to_millis
 
 RECORD_TYPES: dict[str, type] = {
     "temperature": TemperatureReading,

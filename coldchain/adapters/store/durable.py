@@ -20,13 +20,9 @@ from datetime import UTC, datetime
 
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.store import codec as record_codec
-from coldchain.adapters.store.port import Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
+from coldchain.adapters.store.port import Record, Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
 from coldchain.adapters.store.spool import Spool, SpoolFull
-from coldchain.core.records import (
-    Record,
-    Rejection,
-    RejectReason,
-)
+from coldchain.core.records import Rejection, RejectReason
 
 log = logging.getLogger("coldchain.store")
 

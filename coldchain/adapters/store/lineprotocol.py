@@ -36,7 +36,9 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from coldchain.adapters.store.points import POINT_MAKERS, Point
-from coldchain.core.records import Record, ShakeReading, TemperatureReading, to_millis
+from coldchain.adapters.store.port import Record
+from coldchain.core.records import ShakeReading, TemperatureReading
+from coldchain.core.times import to_millis
 
 ENCODERS: dict[type, Callable[[Any], str]] = {}
 """Line encoder of each record type."""

@@ -22,18 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-from coldchain.core.alert import Alert, format_time
+from coldchain.adapters.store.port import Record
+from coldchain.core.alert import Alert
 from coldchain.core.records import (
     AuditEvent,
     BagEvent,
     BagStatus,
     NotificationAttempt,
-    Record,
     Rejection,
     ShakeReading,
     TemperatureReading,
-    to_millis,
 )
+from coldchain.core.times import format_time, to_millis
 
 PAYLOAD_LIMIT = 1024
 """Bytes of a rejected message's payload kept in measurement ``rejected``."""

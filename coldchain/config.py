@@ -26,8 +26,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from coldchain.core import inventory as core
 from coldchain.core.alert import AlertKind, Severity
 from coldchain.core.durations import format_duration, parse_duration
+from coldchain.core.inventory import Inventory
+from coldchain.core.policy import WEEKDAYS, Weekday
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 """A configuration duration: ``"90s"``, ``"15m"``, ``"8h"``, ``"1h30m"`` (or seconds)."""
@@ -317,9 +320,6 @@ class NotifyConfig(ConfigModel):
     give_up_after: Duration = Field(default=timedelta(hours=24), description="Stop retrying a delivery after this.")
 
 
-Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
 
 class Shift(ConfigModel):
     """A weekly shift: on ``days`` from ``start`` to ``end`` local time (end before start: overnight)."""
@@ -565,6 +565,22 @@ class Settings(BaseSettings):
         base = self.profiles[unit.profile]
         changes = unit.overrides.model_dump(exclude_none=True)
         return Profile.model_validate({**base.model_dump(), **changes}) if changes else base
+
+    def inventory(self) -> Inventory:
+        """The frozen inventory the pure core judges and reports with (profiles with overrides applied)."""
+        units = [
+            core.Unit(
+                id=unit.id,
+                site=unit.site,
+                name=unit.name,
+                profile_name=unit.profile,
+                profile=core.Profile(**dict(self.unit_profile(unit))),
+                offline_after=unit.offline_after,
+            )
+            for unit in self.units
+        ]
+        sensors = [core.Sensor(id=sensor.id, unit=sensor.unit, kind=sensor.kind) for sensor in self.sensors]
+        return Inventory.of(units, sensors)
 
 
 def verify_inventory(settings: Settings) -> list[str]:

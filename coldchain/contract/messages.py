@@ -17,6 +17,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from coldchain.config import Sensor, Settings, Unit
 from coldchain.core.records import (
+    MAX_AGE,
+    MAX_FUTURE,
     BagEvent,
     BagEventKind,
     Rejection,
@@ -26,8 +28,6 @@ from coldchain.core.records import (
 )
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_FUTURE = timedelta(minutes=5)
-MAX_AGE = timedelta(days=30)
 _EPOCH_MIN = -62_135_596_800  # 0001-01-01
 _EPOCH_MAX = 253_402_300_799  # 9999-12-31
 

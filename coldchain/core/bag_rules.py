@@ -28,10 +28,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from coldchain.config import Profile
-from coldchain.contract.messages import MAX_AGE
 from coldchain.core.alert import AlertBook, Place
-from coldchain.core.records import BagEvent
+from coldchain.core.inventory import Profile
+from coldchain.core.records import MAX_AGE, BagEvent
 from coldchain.core.times import format_time, parse_time
 from coldchain.core.wording import say_span, say_time
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from coldchain.config import Profile
+from coldchain.core.inventory import Profile
 from coldchain.core.mkt import MktAccumulator
 from coldchain.core.times import parse_time
 

@@ -26,12 +26,75 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from coldchain.config import WEEKDAYS, NotifyConfig, NotifyRoute, OncallConfig, OncallTier, Shift
 from coldchain.core.alert import Alert
 from coldchain.core.wording import say_span
+
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class NotifyRoute(Protocol):
+    """A route of ``[[notify.routes]]``: empty filters match anything."""
+
+    @property
+    def severity(self) -> Sequence[str]: ...
+    @property
+    def kind(self) -> Sequence[str]: ...
+    @property
+    def site(self) -> Sequence[str]: ...
+    @property
+    def unit(self) -> Sequence[str]: ...
+    @property
+    def targets(self) -> Sequence[str]: ...
+    @property
+    def continue_matching(self) -> bool: ...
+
+
+class NotifyConfig(Protocol):
+    """What the policy reads of ``[notify]``."""
+
+    @property
+    def routes(self) -> Sequence[NotifyRoute]: ...
+    @property
+    def default_targets(self) -> Sequence[str]: ...
+
+
+class Shift(Protocol):
+    """A weekly shift: on ``days`` from ``start`` to ``end`` (``HH:MM`` local time)."""
+
+    @property
+    def days(self) -> Sequence[str]: ...
+    @property
+    def start(self) -> str: ...
+    @property
+    def end(self) -> str: ...
+
+
+class OncallTier(Protocol):
+    """People paged for critical alerts, in escalation order."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def targets(self) -> Sequence[str]: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def shifts(self) -> Sequence[Shift]: ...
+
+
+class OncallConfig(Protocol):
+    """What the policy reads of ``[oncall]``."""
+
+    @property
+    def tiers(self) -> Sequence[OncallTier]: ...
+    @property
+    def escalate_after(self) -> timedelta: ...
+    @property
+    def repeat_interval(self) -> timedelta: ...
 
 
 class _Adder(Protocol):
@@ -63,7 +126,8 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Routes and on-call tiers, from the configuration."""
+    """Routes and on-call tiers, from the configuration (any objects with these attributes: the policy
+    reads them and never imports the configuration's types)."""
 
     notify: NotifyConfig
     oncall: OncallConfig

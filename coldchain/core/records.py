@@ -7,11 +7,16 @@ they are stored, so a redelivered reading maps to the same point and overwrites 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
 BagEventKind = Literal["diluted", "infusion_started", "infusion_completed", "discarded"]
+MAX_FUTURE = timedelta(minutes=5)
+"""How far ahead of our clock a record's event time may be (CONTRACT §3)."""
+MAX_AGE = timedelta(days=30)
+"""How far behind our clock a record's event time may be (CONTRACT §3)."""
+
 BAG_EVENT_KINDS: tuple[BagEventKind, ...] = ("diluted", "infusion_started", "infusion_completed", "discarded")
 
 

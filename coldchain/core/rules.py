@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Literal
 
-from coldchain.config import Profile, Settings
 from coldchain.core.alert import Alert, AlertBook, Place, Transition
 from coldchain.core.bag_rules import BagRules
+from coldchain.core.inventory import Inventory, Profile
 from coldchain.core.records import BagEvent, BagStatus, ShakeReading, TemperatureReading
 from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
 
@@ -77,18 +77,18 @@ def _instant(now: datetime) -> datetime:
 class RulesEngine:
     """All rules of one inventory, with their state. Not thread-safe: one caller at a time."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
         self.stats = RuleStats()
         units: dict[str, tuple[Place, Profile]] = {}
-        for unit in settings.units:
-            units[unit.id] = (Place(site=unit.site, unit=unit.id, name=unit.display_name), settings.unit_profile(unit))
+        for unit in inventory.units.values():
+            units[unit.id] = (Place(site=unit.site, unit=unit.id, name=unit.display_name), unit.profile)
         self._bags = BagRules(units)
         self._book = AlertBook(self._bags.running_in)
         self._temperature: dict[str, TemperatureRules] = {}
         self._shake: dict[str, ShakeRules] = {}
-        offline_after = {unit.id: unit.offline_after for unit in settings.units}
-        for sensor in settings.sensors:
+        offline_after = {unit.id: unit.offline_after for unit in inventory.units.values()}
+        for sensor in inventory.sensors.values():
             place, profile = units[sensor.unit]
             if sensor.kind == "temperature":
                 self._temperature[sensor.id] = TemperatureRules(
@@ -269,15 +269,15 @@ class RulesEngine:
         }
 
     @classmethod
-    def restore(cls, settings: Settings, snapshot: dict[str, Any]) -> RulesEngine:
-        """An engine for ``settings`` continuing from ``snapshot``.
+    def restore(cls, inventory: Inventory, snapshot: dict[str, Any]) -> RulesEngine:
+        """An engine for ``inventory`` continuing from ``snapshot``.
 
         Sensors added since start their silence at the first ``now``; the state and open alerts
         of sensors no longer in the inventory (or now of another kind) are dropped.
         """
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"rules snapshot version {snapshot.get('version')!r} is not {SNAPSHOT_VERSION}")
-        engine = cls(settings)
+        engine = cls(inventory)
         sensors: dict[str, SensorRules] = {**engine._temperature, **engine._shake}
         loaded: set[str] = set()
         for sensor, data in snapshot["sensors"].items():

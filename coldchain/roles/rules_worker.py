@@ -141,12 +141,12 @@ class RulesWorker:
         snapshot = self.state.load()
         if snapshot is None:
             log.info("no rules snapshot yet; starting fresh", extra={"path": str(self.state.path)})
-            return RulesEngine(self.settings)
+            return RulesEngine(self.settings.inventory())
         try:
-            engine = RulesEngine.restore(self.settings, snapshot)
+            engine = RulesEngine.restore(self.settings.inventory(), snapshot)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("rules snapshot unusable (%s); starting fresh: open alerts will be re-detected", exc)
-            return RulesEngine(self.settings)
+            return RulesEngine(self.settings.inventory())
         log.info(
             "rules state restored",
             extra={"open_alerts": len(engine.open_alerts()), "path": str(self.state.path)},

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from coldchain.adapters.audit_log import GENESIS, AuditLog, chain_hash, next_event, verify_chain
+from coldchain.adapters.audit_log import AuditLog
+from coldchain.core.audit_chain import GENESIS, chain_hash, next_event, verify_chain
 from coldchain.core.records import AuditEvent
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)

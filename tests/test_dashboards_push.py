@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
+from coldchain.cli.dashboards import main
 from coldchain.dashboards.build import DATASOURCE_UID, build_dashboards
-from coldchain.dashboards.push import folder_uid_for, main
+from coldchain.dashboards.push import folder_uid_for
 from tests.servers import free_ports
 
 TOKEN = "glsa_coldchain_test_token_1234"

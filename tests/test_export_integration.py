@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from coldchain.adapters.audit_log import next_event
 from coldchain.adapters.store.influx import InfluxStore
 from coldchain.config import InfluxConfig, Settings
 from coldchain.core.alert import Alert, alert_id
+from coldchain.core.audit_chain import next_event
 from coldchain.core.records import AuditEvent, BagEvent, NotificationAttempt, ShakeReading, TemperatureReading
 from coldchain.reporting.export import ExportError, ExportRequest, run_export
 

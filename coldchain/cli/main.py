@@ -1,119 +1,21 @@
-"""The ``coldchain`` command line."""
+"""The ``coldchain`` command line: every command's parser, and ``main``."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
-from collections import Counter
 from pathlib import Path
 
 from coldchain import __version__
-from coldchain.adapters.audit_log import add_audit_command
 from coldchain.adapters.logs import configure_logging
-from coldchain.adapters.store.factory import describe_store
-from coldchain.config import ConfigError, LogConfig, Settings, load_settings
-from coldchain.dashboards.push import add_dashboards_command
-from coldchain.demo.run import add_demo_command
-from coldchain.demo.simulate import add_simulate_command
-from coldchain.reporting.export import add_export_command
-
-log = logging.getLogger("coldchain.cli")
-
-
-def _load(path: Path | None) -> Settings:
-    try:
-        return load_settings(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-def cmd_check_config(args: argparse.Namespace) -> int:
-    """Print every problem (exit 1) or a summary of the inventory (exit 0)."""
-    settings = _load(args.config)
-    print(f"{args.config or '<defaults>'}: OK")
-    print(f"  mqtt   {settings.mqtt.url} (client id {settings.mqtt.client_id}, prefix {settings.mqtt.topic_prefix})")
-    print(f"  store  {describe_store(settings)}")
-    print(f"  profiles: {', '.join(sorted(settings.profiles))}")
-    kinds_by_unit: dict[str, Counter[str]] = {unit.id: Counter() for unit in settings.units}
-    for sensor in settings.sensors:
-        kinds_by_unit[sensor.unit][sensor.kind] += 1
-    print(f"  {len(settings.units)} units, {len(settings.sensors)} sensors")
-    for unit in settings.units:
-        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds_by_unit[unit.id].items())) or "no sensors"
-        print(f"    {unit.site}/{unit.id} ({unit.display_name}): profile {unit.profile}; {kinds}")
-    return 0
-
-
-def _run_roles(args: argparse.Namespace, roles: tuple[str, ...]) -> int:
-    from coldchain.roles.service import Service
-
-    settings = _load(args.config)
-    configure_logging(settings.log)
-    service = Service(settings, roles)
-    if service.rules is not None:  # named in the audit trail's config_loaded event
-        service.rules.config_source = str(args.config.resolve()) if args.config is not None else "<defaults>"
-    service.run_until_signal()
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """Every role of the service in one process."""
-    return _run_roles(args, ("ingest", "rules", "api"))
-
-
-def cmd_rules(args: argparse.Namespace) -> int:
-    """Only the rules worker (plus health and metrics over HTTP)."""
-    return _run_roles(args, ("rules", "api"))
-
-
-BAG_ACTIONS: dict[str, str] = {
-    "dilute": "diluted",
-    "start": "infusion_started",
-    "complete": "infusion_completed",
-    "discard": "discarded",
-}
-
-
-def cmd_bag(args: argparse.Namespace) -> int:
-    """Publish a bag event (the contract's payload) and wait for the broker's acknowledgement."""
-    from datetime import UTC, datetime
-
-    from pydantic import ValidationError
-
-    from coldchain.adapters.mqtt import MqttError, publish_once
-    from coldchain.contract.messages import BagEventPayload, MessageParser, RejectedMessage
-    from coldchain.core.times import format_time
-
-    settings = _load(args.config)
-    body: dict[str, object] = {"ts": format_time(datetime.now(UTC)), "event": BAG_ACTIONS[args.action], "by": args.by}
-    for key in ("unit", "lot", "product"):
-        if getattr(args, key):
-            body[key] = getattr(args, key)
-    try:  # refuse here what ingest would reject, with the same words
-        MessageParser(settings).bag_event(args.bag_id, BagEventPayload.model_validate(body))
-    except ValidationError as exc:
-        print(f"not sent: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", file=sys.stderr)
-        return 2
-    except RejectedMessage as exc:
-        print(f"not sent: {exc.detail}", file=sys.stderr)
-        return 2
-    topic = f"{settings.mqtt.topic_prefix}/bags/{args.bag_id}/events"
-    try:
-        publish_once(settings.mqtt, topic, json.dumps(body).encode())
-    except MqttError as exc:
-        print(f"not sent: {exc}", file=sys.stderr)
-        return 1
-    print(f"{topic} {json.dumps(body)}")
-    return 0
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    """Only the ingest role (plus health and metrics over HTTP)."""
-    return _run_roles(args, ("ingest", "api"))
+from coldchain.cli.audit import add_audit_command
+from coldchain.cli.bag import BAG_ACTIONS, cmd_bag
+from coldchain.cli.check_config import cmd_check_config
+from coldchain.cli.dashboards import add_dashboards_command
+from coldchain.cli.demo import add_demo_command
+from coldchain.cli.export import add_export_command
+from coldchain.cli.service import cmd_ingest, cmd_rules, cmd_run
+from coldchain.cli.simulate import add_simulate_command
+from coldchain.config import LogConfig
 
 
 def build_parser() -> argparse.ArgumentParser:

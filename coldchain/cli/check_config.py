@@ -1,0 +1,26 @@
+"""``coldchain check-config``: every problem of a configuration, or a summary of its inventory."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from coldchain.adapters.store.factory import describe_store
+from coldchain.cli.loading import load_or_exit
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Print every problem (exit 1) or a summary of the inventory (exit 0)."""
+    settings = load_or_exit(args.config)
+    print(f"{args.config or '<defaults>'}: OK")
+    print(f"  mqtt   {settings.mqtt.url} (client id {settings.mqtt.client_id}, prefix {settings.mqtt.topic_prefix})")
+    print(f"  store  {describe_store(settings)}")
+    print(f"  profiles: {', '.join(sorted(settings.profiles))}")
+    kinds_by_unit: dict[str, Counter[str]] = {unit.id: Counter() for unit in settings.units}
+    for sensor in settings.sensors:
+        kinds_by_unit[sensor.unit][sensor.kind] += 1
+    print(f"  {len(settings.units)} units, {len(settings.sensors)} sensors")
+    for unit in settings.units:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds_by_unit[unit.id].items())) or "no sensors"
+        print(f"    {unit.site}/{unit.id} ({unit.display_name}): profile {unit.profile}; {kinds}")
+    return 0

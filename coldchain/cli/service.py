@@ -1,0 +1,35 @@
+"""``coldchain run | ingest | rules``: the service's roles, in one process or apart."""
+
+from __future__ import annotations
+
+import argparse
+
+from coldchain.adapters.logs import configure_logging
+from coldchain.cli.loading import load_or_exit
+
+
+def _run_roles(args: argparse.Namespace, roles: tuple[str, ...]) -> int:
+    from coldchain.roles.service import Service
+
+    settings = load_or_exit(args.config)
+    configure_logging(settings.log)
+    service = Service(settings, roles)
+    if service.rules is not None:  # named in the audit trail's config_loaded event
+        service.rules.config_source = str(args.config.resolve()) if args.config is not None else "<defaults>"
+    service.run_until_signal()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Every role of the service in one process."""
+    return _run_roles(args, ("ingest", "rules", "api"))
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    """Only the rules worker (plus health and metrics over HTTP)."""
+    return _run_roles(args, ("rules", "api"))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Only the ingest role (plus health and metrics over HTTP)."""
+    return _run_roles(args, ("ingest", "api"))

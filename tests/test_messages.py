@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coldchain.config import Sensor, Settings, Unit
-from coldchain.contract.messages import MAX_PAYLOAD_BYTES, MessageParser
+from coldchain.contract.parser import MessageParser
+from coldchain.contract.payloads import MAX_PAYLOAD_BYTES
 from coldchain.core.records import BagEvent, Rejection, RejectReason, ShakeReading, TemperatureReading
 
 NOW = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)

@@ -11,7 +11,7 @@ from importlib import resources
 import pytest
 
 from coldchain.config import Settings
-from coldchain.contract.messages import MessageParser
+from coldchain.contract.parser import MessageParser
 from coldchain.core.alert import Alert
 from coldchain.core.records import BagEvent, ShakeReading, TemperatureReading
 from coldchain.core.rules import RulesEngine

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 
 from coldchain.cli.loading import load_or_exit
+from coldchain.contract.parser import MessageParser, RejectedMessage
+from coldchain.contract.topics import Topics
+from coldchain.core.times import format_time
 
 BAG_ACTIONS: dict[str, str] = {
     "dilute": "diluted",
@@ -18,13 +22,7 @@ BAG_ACTIONS: dict[str, str] = {
 
 def cmd_bag(args: argparse.Namespace) -> int:
     """Publish a bag event (the contract's payload) and wait for the broker's acknowledgement."""
-    from datetime import UTC, datetime
-
-    from pydantic import ValidationError
-
-    from coldchain.adapters.mqtt import MqttError, publish_once
-    from coldchain.contract.messages import BagEventPayload, MessageParser, RejectedMessage
-    from coldchain.core.times import format_time
+    from coldchain.adapters.mqtt import MqttError, publish_once  # paho only for this command
 
     settings = load_or_exit(args.config)
     body: dict[str, object] = {"ts": format_time(datetime.now(UTC)), "event": BAG_ACTIONS[args.action], "by": args.by}
@@ -32,14 +30,11 @@ def cmd_bag(args: argparse.Namespace) -> int:
         if getattr(args, key):
             body[key] = getattr(args, key)
     try:  # refuse here what ingest would reject, with the same words
-        MessageParser(settings).bag_event(args.bag_id, BagEventPayload.model_validate(body))
-    except ValidationError as exc:
-        print(f"not sent: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", file=sys.stderr)
-        return 2
+        MessageParser(settings).bag_event_body(args.bag_id, body)
     except RejectedMessage as exc:
         print(f"not sent: {exc.detail}", file=sys.stderr)
         return 2
-    topic = f"{settings.mqtt.topic_prefix}/bags/{args.bag_id}/events"
+    topic = Topics(settings.mqtt.topic_prefix).bag_events(args.bag_id)
     try:
         publish_once(settings.mqtt, topic, json.dumps(body).encode())
     except MqttError as exc:

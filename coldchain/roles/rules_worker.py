@@ -8,7 +8,7 @@ rules run every ``rules.tick`` (at most 1 s).
 
 Restart safety (``kill -9`` at any moment): every ``rules.checkpoint_every`` the worker waits for
 the broker to confirm the alerts published so far, saves the engine snapshot durably
-(``rules_state.py``), and only then acks the messages judged since the previous checkpoint. After
+(``adapters/rules_snapshot.py``), and only then acks the messages judged since the previous checkpoint. After
 a crash it restores the last snapshot and the broker redelivers the unacked messages, which the
 engine judges again in event-time order; deterministic alert ids make any re-published transition
 the same alert, never a second episode.
@@ -17,11 +17,8 @@ After a (re)start the clock rules wait until the broker's backlog for our sessio
 (the inbox was seen empty), at most ``_BACKLOG_GRACE`` seconds, so a restart does not report every
 sensor offline just before the queued readings arrive.
 
-Audit trail (``audit.py``): at start the worker records ``config_loaded``; every bag event it judges
-and every acknowledgement becomes a hash-chained event in its local ``AuditLog`` (a redelivered
-message or a replayed action carries the same dedupe key and is recorded once), then goes to the
-store (measurement ``audit``) through the durable writer. Events a crash kept from the store are
-sent at the next start.
+Its parts: ``alert_publisher.py`` publishes and stores transitions, ``audit_recorder.py`` keeps the
+audit trail, ``rules_view.py`` is what the HTTP API reads; this module consumes, judges and checkpoints.
 """
 
 from __future__ import annotations
@@ -31,31 +28,31 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from coldchain import __version__
-from coldchain.adapters.audit_log import AuditLog, settings_digest
+from coldchain.adapters.audit_log import AuditLog
 from coldchain.adapters.metrics import Metrics
-from coldchain.adapters.mqtt import Delivery, InboundMessage, MqttConnection, PublishError
+from coldchain.adapters.mqtt import InboundMessage, MqttConnection
 from coldchain.adapters.rules_snapshot import RulesState
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.config import Settings
-from coldchain.contract.messages import MessageParser
+from coldchain.contract.parser import MessageParser
+from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
 from coldchain.core.records import BagEvent, ShakeReading, TemperatureReading
 from coldchain.core.rules import RulesEngine
-from coldchain.core.times import format_time, to_millis
+from coldchain.roles.alert_publisher import AlertPublisher
+from coldchain.roles.audit_recorder import AuditRecorder
+from coldchain.roles.rules_view import RecentlyResolved, RulesView, view_of
 
 log = logging.getLogger("coldchain.rules")
 
 _BACKLOG_GRACE = 30.0
 _MAX_BATCH = 2000
-_RECENT_RESOLVED = 500
 _COMMAND_POLL = 0.05
 
 T = TypeVar("T")
@@ -63,15 +60,6 @@ T = TypeVar("T")
 AlertListener = Callable[[Sequence[Transition], Sequence[Alert], datetime], None]
 """Told of each step's transitions and of the alerts open after it (for notifications)."""
 
-
-@dataclass(frozen=True, slots=True)
-class RulesView:
-    """What the HTTP API may read without touching the engine: a copy made after each step."""
-
-    alerts: tuple[Alert, ...]
-    """Open and acknowledged alerts, then recently resolved ones; newest first."""
-    bags: tuple[tuple[str, str, datetime, datetime], ...]
-    """Running bags: (bag, unit, diluted at, deadline), most urgent first."""
 
 
 def alert_topic(prefix: str, transition: Transition) -> str:
@@ -109,7 +97,7 @@ class RulesWorker:
         self.clock = clock
         self.parser = MessageParser(settings)
         self.state = RulesState(settings.rules.state_path)
-        self.audit = AuditLog(settings.rules.audit_log_path)
+        self.audit = AuditRecorder(AuditLog(settings.rules.audit_log_path), writer, clock)
         self.config_source = "<defaults>"
         """The configuration file's path, recorded in the audit trail's ``config_loaded`` (set by the CLI)."""
         self.engine = self._restore()
@@ -121,18 +109,17 @@ class RulesWorker:
         )
         self._tick = settings.rules.tick.total_seconds()
         self._checkpoint_every = settings.rules.checkpoint_every.total_seconds()
+        self.publisher = AlertPublisher(self.connection, writer, metrics, Topics(settings.mqtt.topic_prefix))
         self._pending: list[InboundMessage] = []
-        self._unconfirmed: list[Delivery] = []
         self._dirty = False
         self._last_checkpoint = time.monotonic()
         self._clock_rules_from: float | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
-        self._recent: OrderedDict[str, Alert] = OrderedDict()
+        self._recent = RecentlyResolved(self._restore_recent())
         self._listeners: list[AlertListener] = []
         self._view = RulesView((), ())
-        self._restore_recent()
         self._refresh_view()
         metrics.alerts_open.set_function(lambda: len(self.engine.open_alerts()))
         metrics.late_readings.set_function(lambda: self.engine.stats.late_readings)
@@ -153,11 +140,9 @@ class RulesWorker:
         )
         return engine
 
-    def _restore_recent(self) -> None:
+    def _restore_recent(self) -> list[Alert]:
         snapshot = self.state.load() or {}
-        for payload in snapshot.get("recent_resolved", []):
-            alert = Alert.from_payload(payload)
-            self._recent[alert.id] = alert
+        return [Alert.from_payload(payload) for payload in snapshot.get("recent_resolved", [])]
 
     def add_listener(self, listener: AlertListener) -> None:
         """Call ``listener`` after every step (in the worker's thread); register before ``start``."""
@@ -168,9 +153,7 @@ class RulesWorker:
         return self._view
 
     def _refresh_view(self) -> None:
-        active = sorted(self.engine.open_alerts(), key=lambda a: a.updated_at, reverse=True)
-        recent = sorted(self._recent.values(), key=lambda a: a.updated_at, reverse=True)
-        self._view = RulesView(tuple(active + recent), tuple(self.engine.running_bags()))
+        self._view = view_of(self.engine.open_alerts(), self._recent, self.engine.running_bags())
 
     # -- commands from other threads (the HTTP API) -----------------------------------------
 
@@ -186,15 +169,15 @@ class RulesWorker:
 
     def publish_bag_event(self, bag_id: str, body: dict[str, Any]) -> None:
         """Publish a bag event on the contract's topic (ingest stores it, the engine judges it)."""
-        topic = f"{self.settings.mqtt.topic_prefix}/bags/{bag_id}/events"
+        topic = self.publisher.topics.bag_events(bag_id)
         self.connection.publish(topic, json.dumps(body).encode()).wait(10.0)
 
     def _acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:
         now = self.clock()
         transition = self.engine.acknowledge(alert_id, by, note, disposition, now)
-        if transition is None and alert_id in self._recent:
+        alert = self._recent.get(alert_id) if transition is None else None
+        if alert is not None:
             # a resolved alert keeps "resolved" and records the acknowledgement
-            alert = self._recent[alert_id]
             acked = replace(
                 alert, acknowledged_by=by, acknowledged_at=now, note=note, disposition=disposition, updated_at=now
             )
@@ -202,7 +185,7 @@ class RulesWorker:
         if transition is None:
             return None
         self._emit([transition])
-        self._guarded(lambda: self._audit_ack(transition.alert, by, now), "the audit of an acknowledgement")
+        self._guarded(lambda: self.audit.acknowledged(transition.alert, by, now), "the audit of an acknowledgement")
         self._checkpoint(wait=True)
         return transition.alert
 
@@ -246,7 +229,8 @@ class RulesWorker:
     # -- the loop --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._guarded(self._audit_start, "the audit of the configuration")
+        source = self.config_source
+        self._guarded(lambda: self.audit.config_loaded(self.settings, source), "the audit of the configuration")
         inbox = self.connection.inbox
         next_tick = time.monotonic() + self._tick
         while not self._stopping.is_set():
@@ -305,7 +289,7 @@ class RulesWorker:
         judged = self._guarded(lambda: self._observe(records), "a batch of messages")
         bag_events = [record for record in records if isinstance(record, BagEvent)]
         if bag_events:
-            self._guarded(lambda: self._audit_bag_events(bag_events), "the audit of bag events")
+            self._guarded(lambda: self.audit.bag_events(bag_events), "the audit of bag events")
         # A batch the engine cannot judge is acked all the same (logged, counted), so it cannot block the
         # session; only a batch cut short by stopping stays unacked, for redelivery.
         if judged or not self._stopping.is_set():
@@ -320,81 +304,11 @@ class RulesWorker:
         if statuses:
             self.writer.write(statuses)  # measurement bag_timer: the dashboards' "time left"
 
-    # -- audit trail -------------------------------------------------------------------------
-
-    def _audit_start(self) -> None:
-        """Record the configuration this worker runs with (secrets masked), and store what a crash held back."""
-        s = self.settings
-        details = {
-            "settings_sha256": settings_digest(s),
-            "units": len(s.units),
-            "sensors": len(s.sensors),
-            "coldchain_version": __version__,
-        }
-        self.audit.append("coldchain", "config_loaded", self.config_source, details, self.clock())
-        self._store_audit()
-
-    def _audit_bag_events(self, events: list[BagEvent]) -> None:
-        for e in events:
-            details = {
-                "event": e.event,
-                "ts": format_time(e.ts),
-                "unit": e.unit,
-                "site": e.site,
-                "product": e.product,
-                "lot": e.lot,
-                "by": e.by,
-            }
-            key = f"bag:{e.bag}:{e.event}:{to_millis(e.ts)}"
-            self.audit.append(e.by or "unknown", "bag_event", e.bag, details, self.clock(), dedupe_key=key)
-        self._store_audit()
-
-    def _audit_ack(self, alert: Alert, by: str, at: datetime) -> None:
-        details = {
-            "note": alert.note,
-            "disposition": alert.disposition,
-            "kind": alert.kind,
-            "unit": alert.unit,
-            "site": alert.site,
-            "subject": alert.subject,
-            "state": alert.state,
-        }
-        self.audit.append(by, "acknowledged", alert.id, details, at, dedupe_key=f"ack:{alert.id}:{to_millis(at)}")
-        self._store_audit()
-
-    def _store_audit(self) -> None:
-        """Copy the events the store does not have yet (raises WriterStopped when stopping: kept for next time)."""
-        events = self.audit.unstored()
-        if events:
-            self.writer.write(events)
-            self.audit.mark_stored(event.seq for event in events)
-
     def _emit(self, transitions: list[Transition]) -> None:
         if not transitions:
             return
-        prefix = self.settings.mqtt.topic_prefix
-        for transition in transitions:
-            alert = transition.alert
-            payload = json.dumps(alert.to_payload(), ensure_ascii=False).encode()
-            self._unconfirmed.append(self.connection.publish(alert_topic(prefix, transition), payload, retain=True))
-            self.metrics.alert_transitions.labels(alert.kind, transition.change).inc()
-            level = logging.WARNING if transition.change == "opened" else logging.INFO
-            log.log(
-                level,
-                "alert %s: %s",
-                transition.change,
-                alert.message,
-                extra={"alert_id": alert.id, "kind": alert.kind, "subject": alert.subject, "state": alert.state},
-            )
-        self.writer.write([t.alert for t in transitions])
-        for transition in transitions:
-            if transition.alert.state == "resolved":
-                self._recent[transition.alert.id] = transition.alert
-                self._recent.move_to_end(transition.alert.id)
-                while len(self._recent) > _RECENT_RESOLVED:
-                    self._recent.popitem(last=False)
-            elif transition.alert.id in self._recent:
-                self._recent[transition.alert.id] = transition.alert
+        self.publisher.publish(transitions)
+        self._recent.note(transitions)
         self._dirty = True
         self._refresh_view()
         now = self.clock()
@@ -406,18 +320,10 @@ class RulesWorker:
         self._last_checkpoint = time.monotonic()
         if not self._dirty and not self._pending:
             return
-        if wait:
-            for delivery in self._unconfirmed:
-                try:
-                    delivery.wait(5.0)
-                except PublishError as exc:
-                    log.warning("alert not confirmed by the broker before stopping: %s", exc)
-                    return
-        self._unconfirmed = [d for d in self._unconfirmed if not d.done()]
-        if self._unconfirmed:
+        if not self.publisher.all_confirmed(wait):
             return  # not yet: the snapshot must not run ahead of what subscribers can see
         snapshot = self.engine.snapshot()
-        snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent.values()]
+        snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent]
         self.state.save(snapshot)
         self.metrics.rules_checkpoints.inc()
         for message in self._pending:

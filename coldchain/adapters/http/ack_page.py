@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 from http import HTTPStatus
-from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from coldchain.adapters.http.ack_links import LinkClaim, LinkError, LinkExpired, LinkSigner
 from coldchain.adapters.http.api import Reply, Request
+from coldchain.adapters.http.ports import RulesPort
 from coldchain.core.alert import Alert
 from coldchain.core.wording import KIND_WORDS, VALUE_UNITS, say_number, say_span, say_time
 
@@ -66,20 +66,6 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 
-class AlertsPort(Protocol):
-    """What the page needs of the rules worker (``RulesWorker`` fits)."""
-
-    @property
-    def view(self) -> AlertsView: ...
-
-    def acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None: ...
-
-
-class AlertsView(Protocol):
-    @property
-    def alerts(self) -> tuple[Alert, ...]: ...
-
-
 @dataclass(frozen=True, slots=True)
 class AckForm:
     """A POSTed form, validated."""
@@ -102,7 +88,7 @@ class AckPage:
     def __init__(
         self,
         signer: LinkSigner,
-        rules: AlertsPort,
+        rules: RulesPort,
         clock: Callable[[], datetime] = _utc_now,
         *,
         public_url: str = "",

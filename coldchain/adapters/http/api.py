@@ -24,13 +24,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coldchain.adapters.http.ports import RulesPort
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import MqttError
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
-from coldchain.contract.messages import BagEventPayload, MessageParser, RejectedMessage
+from coldchain.contract.parser import MessageParser, RejectedMessage
 from coldchain.core.times import format_time
-from coldchain.roles.rules_worker import RulesWorker
 
 log = logging.getLogger("coldchain.api")
 
@@ -98,7 +98,7 @@ class HttpApi:
         metrics: Metrics,
         readiness: ReadinessCheck,
         store: Store,
-        rules: RulesWorker | None = None,
+        rules: RulesPort | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -220,7 +220,7 @@ class HttpApi:
                 found = name
         return found
 
-    def _rules(self) -> RulesWorker:
+    def _rules(self) -> RulesPort:
         if self.rules is None:
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "alerts are served by the process running the rules role")
         return self.rules
@@ -309,9 +309,7 @@ class HttpApi:
         data["by"] = user
         data.setdefault("ts", format_time(datetime.now(UTC)))
         try:
-            self.parser.bag_event(bag_id, BagEventPayload.model_validate(data))
-        except ValidationError as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, _first_error(exc)) from None
+            self.parser.bag_event_body(bag_id, data)
         except RejectedMessage as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, exc.detail) from None
         try:

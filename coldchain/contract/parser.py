@@ -1,4 +1,4 @@
-"""The MQTT contract: topic parsing, payload models and rejections.
+"""The MQTT contract's parser: an inbound message -> its records, or one rejection with its reason.
 
 ``MessageParser.parse`` turns one MQTT message into either the records it carries or a single
 ``Rejection`` with a reason; it never raises on input, whatever the bytes or topic. A message is
@@ -8,14 +8,14 @@ accepted or rejected whole (an array upload with one bad element is rejected ent
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from coldchain.config import Sensor, Settings, Unit
+from coldchain.contract.payloads import MAX_PAYLOAD_BYTES, BagEventPayload, ShakePayload, TemperaturePayload
+from coldchain.contract.topics import InputRoute, Topics
 from coldchain.core.records import (
     MAX_AGE,
     MAX_FUTURE,
@@ -26,79 +26,6 @@ from coldchain.core.records import (
     ShakeReading,
     TemperatureReading,
 )
-
-MAX_PAYLOAD_BYTES = 64 * 1024
-_EPOCH_MIN = -62_135_596_800  # 0001-01-01
-_EPOCH_MAX = 253_402_300_799  # 9999-12-31
-
-
-def parse_timestamp(value: object) -> datetime:
-    """RFC 3339 with an offset or ``Z``, or epoch seconds; returned in UTC, truncated to the ms."""
-    if isinstance(value, bool):
-        raise ValueError("ts must be an RFC 3339 string or epoch seconds, not a boolean")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or not _EPOCH_MIN <= value <= _EPOCH_MAX:
-            raise ValueError("ts epoch seconds out of range")
-        ts = datetime.fromtimestamp(0, tz=UTC) + timedelta(milliseconds=round(value * 1000))
-        return ts
-    if not isinstance(value, str):
-        raise ValueError("ts must be an RFC 3339 string or epoch seconds")
-    if len(value) < 20 or value[10] not in "Tt ":
-        raise ValueError(f"ts {value[:40]!r} is not RFC 3339 (like 2026-11-30T02:10:00Z)")
-    try:
-        parsed = datetime.fromisoformat(value.upper().replace(" ", "T", 1))
-    except ValueError as exc:
-        raise ValueError(f"ts {value[:40]!r} is not RFC 3339 (like 2026-11-30T02:10:00Z)") from exc
-    if parsed.tzinfo is None:
-        raise ValueError(f"ts {value[:40]!r} has no offset; add Z or +hh:mm")
-    try:
-        parsed = parsed.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("ts out of range") from exc
-    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
-
-
-Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
-
-
-class _Payload(BaseModel):
-    # strict: "4.7" is not a number; extra keys are ignored so new firmware fields do no harm
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class TemperaturePayload(_Payload):
-    """``<prefix>/sensors/<id>/temperature``."""
-
-    ts: Timestamp
-    celsius: float = Field(ge=-100, le=100, allow_inf_nan=False)
-    seq: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    battery_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
-
-
-class ShakePayload(_Payload):
-    """``<prefix>/sensors/<id>/shake``: peak dynamic acceleration in g, gravity removed."""
-
-    ts: Timestamp
-    peak_g: float = Field(ge=0, le=1000, allow_inf_nan=False)
-    seq: int | None = Field(default=None, ge=0, le=2**63 - 1)
-
-
-class BagEventPayload(_Payload):
-    """``<prefix>/bags/<bag_id>/events`` and ``POST /api/bags/<bag_id>/events``."""
-
-    ts: Timestamp
-    event: Literal["diluted", "infusion_started", "infusion_completed", "discarded"]
-    unit: str | None = Field(default=None, min_length=1, max_length=200)
-    product: str | None = Field(default=None, min_length=1, max_length=200)
-    lot: str | None = Field(default=None, max_length=200)
-    by: str | None = Field(default=None, max_length=200)
-
-    @model_validator(mode="after")
-    def _unit_for_dilution(self) -> BagEventPayload:
-        if self.event == "diluted" and self.unit is None:
-            raise ValueError("a 'diluted' event needs 'unit'")
-        return self
-
 
 _RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
 _PHYSICAL_FIELDS = frozenset({"celsius", "peak_g", "battery_pct", "seq"})
@@ -131,17 +58,11 @@ def _classify(exc: ValidationError, where: str) -> RejectedMessage:
     return RejectedMessage(reason, where + "; ".join(parts))
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    kind: Literal["temperature", "shake", "bag"]
-    ident: str
-
-
 class MessageParser:
     """Validates messages against the contract and the inventory. Thread-safe; no IO."""
 
     def __init__(self, settings: Settings) -> None:
-        self.prefix = settings.mqtt.topic_prefix
+        self.topics = Topics(settings.mqtt.topic_prefix)
         units = {unit.id: unit for unit in settings.units}
         self._units: dict[str, Unit] = units
         self._sensors: dict[str, tuple[Sensor, Unit]] = {s.id: (s, units[s.unit]) for s in settings.sensors}
@@ -149,7 +70,7 @@ class MessageParser:
     @property
     def subscriptions(self) -> tuple[str, ...]:
         """The topic filters that carry inbound data (alerts, published by us, are not among them)."""
-        return (f"{self.prefix}/sensors/+/+", f"{self.prefix}/bags/+/events")
+        return self.topics.inputs
 
     def parse(
         self, topic: str, payload: bytes, received_at: datetime
@@ -163,18 +84,11 @@ class MessageParser:
             detail = f"internal error while parsing: {type(exc).__name__}: {exc}"
             return Rejection(RejectReason.INVALID_SCHEMA, topic, detail, bytes(payload[:1024]), received_at)
 
-    def _route(self, topic: str) -> _Route:
-        head = self.prefix + "/"
-        levels = topic[len(head) :].split("/") if topic.startswith(head) else []
-        if len(levels) == 3 and levels[1]:
-            if levels[0] == "sensors" and levels[2] in ("temperature", "shake"):
-                return _Route(levels[2], levels[1])  # type: ignore[arg-type]
-            if levels[0] == "bags" and levels[2] == "events":
-                return _Route("bag", levels[1])
-        raise RejectedMessage(
-            RejectReason.UNKNOWN_TOPIC,
-            f"topic is not {self.prefix}/sensors/<id>/temperature|shake or {self.prefix}/bags/<id>/events",
-        )
+    def _route(self, topic: str) -> InputRoute:
+        route = self.topics.route(topic)
+        if route is None:
+            raise RejectedMessage(RejectReason.UNKNOWN_TOPIC, f"topic is not {self.topics.described}")
+        return route
 
     def _parse(
         self, topic: str, payload: bytes, received_at: datetime
@@ -216,7 +130,7 @@ class MessageParser:
         return records
 
     def _record(
-        self, route: _Route, sensor_unit: tuple[Sensor, Unit] | None, item: dict[str, Any], where: str
+        self, route: InputRoute, sensor_unit: tuple[Sensor, Unit] | None, item: dict[str, Any], where: str
     ) -> TemperatureReading | ShakeReading | BagEvent:
         try:
             if route.kind == "temperature" and sensor_unit is not None:
@@ -231,6 +145,15 @@ class MessageParser:
         except ValidationError as exc:
             raise _classify(exc, where) from None
         return self.bag_event(route.ident, b, where)
+
+    def bag_event_body(self, bag: str, body: dict[str, Any]) -> BagEvent:
+        """A bag event sent as a JSON object (the API, ``coldchain bag``): the contract's checks and words,
+        raising RejectedMessage with the reason and what was wrong."""
+        try:
+            payload = BagEventPayload.model_validate(body)
+        except ValidationError as exc:
+            raise _classify(exc, "") from None
+        return self.bag_event(bag, payload)
 
     def bag_event(self, bag: str, payload: BagEventPayload, where: str = "") -> BagEvent:
         """A validated bag event placed in its unit (raises RejectedMessage for an unknown unit)."""

@@ -1,0 +1,33 @@
+"""What the HTTP edge needs of the rules role: a port, so the edge never imports the worker itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from coldchain.core.alert import Alert
+
+
+class AlertsView(Protocol):
+    """A read-only copy of the worker's alerts and running bags, made after each step."""
+
+    @property
+    def alerts(self) -> tuple[Alert, ...]:
+        """Open and acknowledged alerts, then recently resolved ones; newest first."""
+        ...
+
+    @property
+    def bags(self) -> tuple[tuple[str, str, datetime, datetime], ...]:
+        """Running bags: (bag, unit, diluted at, deadline), most urgent first."""
+        ...
+
+
+class RulesPort(Protocol):
+    """The rules role as the API and the acknowledge page use it (``roles.rules_worker.RulesWorker`` fits)."""
+
+    @property
+    def view(self) -> AlertsView: ...
+
+    def acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None: ...
+
+    def publish_bag_event(self, bag_id: str, body: dict[str, Any]) -> None: ...

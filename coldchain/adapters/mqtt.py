@@ -55,6 +55,26 @@ class InboundMessage:
     epoch: int
 
 
+def new_client(
+    config: MqttConfig, client_id: str, *, persistent: bool = False, manual_ack: bool = False
+) -> paho.Client:
+    """The one place a paho client is made: the protocol the broker speaks (MQTT 5, or 3.1.1 for the
+    embedded broker, where ``clean_session=False`` keeps a persistent session), credentials and TLS."""
+    v311 = config.embedded
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv311 if v311 else paho.MQTTv5,
+        clean_session=(not persistent) if v311 else None,
+        manual_ack=manual_ack,
+    )
+    if config.username:
+        client.username_pw_set(config.username, config.password.get_secret_value() or None)
+    if config.tls:
+        client.tls_set_context(_tls_context(config))
+    return client
+
+
 def _tls_context(config: MqttConfig) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(config.tls_ca_file) if config.tls_ca_file else None)
     if config.tls_insecure:
@@ -91,18 +111,7 @@ class MqttConnection:
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
-        v311 = self.config.embedded  # the embedded broker speaks 3.1.1, where clean_session=False keeps our session
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=paho.MQTTv311 if v311 else paho.MQTTv5,
-            clean_session=False if v311 else None,
-            manual_ack=True,
-        )
-        if self.config.username:
-            client.username_pw_set(self.config.username, self.config.password.get_secret_value() or None)
-        if self.config.tls:
-            client.tls_set_context(_tls_context(self.config))
+        client = new_client(self.config, self.client_id, persistent=True, manual_ack=True)
         client.reconnect_delay_set(
             max(1, int(self.config.reconnect_min.total_seconds())),
             max(1, int(self.config.reconnect_max.total_seconds())),
@@ -249,14 +258,7 @@ def publish_once(config: MqttConfig, topic: str, payload: bytes, *, timeout: flo
     For command-line tools (``coldchain bag …``). Raises MqttError when the broker cannot be reached
     or does not acknowledge within ``timeout``.
     """
-    protocol = paho.MQTTv311 if config.embedded else paho.MQTTv5
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"coldchain-cli-{uuid.uuid4().hex[:10]}", protocol=protocol
-    )
-    if config.username:
-        client.username_pw_set(config.username, config.password.get_secret_value() or None)
-    if config.tls:
-        client.tls_set_context(_tls_context(config))
+    client = new_client(config, f"coldchain-cli-{uuid.uuid4().hex[:10]}")
     try:
         if config.embedded:  # MQTT 3.1.1: clean_session defaults to True
             client.connect(config.host, config.port, keepalive=config.keepalive)

@@ -8,9 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from coldchain.adapters.mqtt import PublishError
 from coldchain.cli.loading import load_or_exit
 from coldchain.core.times import format_time
-from coldchain.demo.simulate import INCIDENTS, SCENARIO_LENGTH, Publisher, PublishError, SimClock, build_scenario
+from coldchain.demo.simulate import INCIDENTS, SCENARIO_LENGTH, Publisher, SimClock, build_scenario
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

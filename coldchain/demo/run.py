@@ -28,20 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coldchain.adapters.logs import TextFormatter, configure_logging
+from coldchain.adapters.mqtt import PublishError
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
 from coldchain.core.alert import Alert
 from coldchain.core.times import format_time
 from coldchain.core.wording import say_clock
-from coldchain.demo.simulate import (
-    EXPECTED_ALERTS,
-    INCIDENTS,
-    SCENARIO_LENGTH,
-    Message,
-    Publisher,
-    PublishError,
-    SimClock,
-)
+from coldchain.demo.simulate import EXPECTED_ALERTS, INCIDENTS, SCENARIO_LENGTH, Message, Publisher, SimClock
 from coldchain.demo.simulate import build_scenario as build_messages
 
 if TYPE_CHECKING:

@@ -52,9 +52,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
+from coldchain.adapters.mqtt import PublishError, new_client
 from coldchain.config import MqttConfig, Settings
+from coldchain.contract.topics import Topics
 from coldchain.core.times import format_time
 
 log = logging.getLogger("coldchain.simulate")
@@ -220,7 +221,7 @@ def build_scenario(settings: Settings, start: datetime, seed: int = 7) -> list[M
     """
     rng = random.Random(seed)
     length = SCENARIO_LENGTH.total_seconds()
-    prefix = settings.mqtt.topic_prefix
+    topics = Topics(settings.mqtt.topic_prefix)
     units = _units(settings)
     if not units:
         return []
@@ -252,7 +253,7 @@ def build_scenario(settings: Settings, start: datetime, seed: int = 7) -> list[M
                     pct = battery - 5.0 * t / length
                 celsius = round(model.celsius(t, rng.gauss(0.0, NOISE_CELSIUS)), 2)
                 payload = {"ts": format_time(at(t)), "celsius": celsius, "seq": seq, "battery_pct": round(pct, 1)}
-                messages.append(Message(at(t), f"{prefix}/sensors/{sensor}/temperature", payload))
+                messages.append(Message(at(t), topics.sensor(sensor, "temperature"), payload))
         for number, sensor in enumerate(unit.shake):
             offset = rng.uniform(0, SAMPLE_EVERY)
             for seq, t in enumerate(_ticks(offset, length)):
@@ -265,14 +266,14 @@ def build_scenario(settings: Settings, start: datetime, seed: int = 7) -> list[M
                         if bump_at + step * SAMPLE_EVERY <= t < bump_at + (step + 1) * SAMPLE_EVERY:
                             peak = bump
                 payload = {"ts": format_time(at(t)), "peak_g": round(peak, 3), "seq": seq}
-                messages.append(Message(at(t), f"{prefix}/sensors/{sensor}/shake", payload))
+                messages.append(Message(at(t), topics.sensor(sensor, "shake"), payload))
     for bag, unit_index, events in BAGS:
         unit = second if unit_index else first
         for t, event in events:
             payload = {"ts": format_time(at(t)), "event": event, "by": "demo.nurse"}
             if event == "diluted":
                 payload.update(unit=unit.id, lot="L2026-11")
-            messages.append(Message(at(t), f"{prefix}/bags/{bag}/events", payload))
+            messages.append(Message(at(t), topics.bag_events(bag), payload))
     messages.sort(key=lambda message: message.at)
     return messages
 
@@ -341,26 +342,11 @@ class SimClock:
 # -- the publisher edge ---------------------------------------------------------------------------
 
 
-class PublishError(Exception):
-    """The broker could not be reached or did not acknowledge the scenario's messages."""
-
-
 class Publisher:
     """Publishes messages on time by a ``SimClock``, QoS 1, like a fleet of sensors behind one gateway."""
 
     def __init__(self, config: MqttConfig, client_id: str | None = None) -> None:
-        v311 = config.embedded
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"coldchain-sim-{uuid.uuid4().hex[:8]}",
-            protocol=paho.MQTTv311 if v311 else paho.MQTTv5,
-        )
-        if config.username:
-            self._client.username_pw_set(config.username, config.password.get_secret_value() or None)
-        if config.tls:
-            from coldchain.adapters.mqtt import _tls_context
-
-            self._client.tls_set_context(_tls_context(config))
+        self._client = new_client(config, client_id or f"coldchain-sim-{uuid.uuid4().hex[:8]}")
         self._client.max_inflight_messages_set(1000)
         self._config = config
         self.sent = 0

@@ -783,12 +783,12 @@ def alerts_dashboard() -> Json:
         4,
         "table",
         "Notifications",
-        "Every notification attempt, newest first: channel, outcome, the alert, target, escalation tier, "
-        "why it was suppressed or how it failed.",
+        "Every notification attempt, newest first: channel, outcome, the alert, target, what the notice was "
+        "for (purpose), escalation tier, attempt number (from 1 per notice) and how it failed.",
         grid(8, 18, 16, 8),
         [
             InfluxQL(
-                'SELECT "channel", "outcome", "kind", "alert_id", "target", "tier", "reason", "error" '
+                'SELECT "channel", "outcome", "kind", "alert_id", "target", "purpose", "tier", "attempt", "error" '
                 'FROM "notification" WHERE $timeFilter ORDER BY time DESC LIMIT 1000',
                 result_format="table",
             )

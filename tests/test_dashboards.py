@@ -30,6 +30,11 @@ import yaml
 from coldchain.alert import SEVERITY, Alert, alert_id, format_time
 from coldchain.dashboards import DATASOURCE_UID, build_dashboards, render, with_datasource
 from coldchain.records import (
+    AuditEvent,
+    BagEvent,
+    BagStatus,
+    NotificationAttempt,
+    Record,
     Rejection,
     RejectReason,
     ShakeReading,
@@ -37,6 +42,7 @@ from coldchain.records import (
     from_millis,
 )
 from coldchain.store.lineprotocol import encode, escape_string, series_key
+from coldchain.store.points import POINT_MAKERS, to_point
 from tests.servers import Influxd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -697,6 +703,7 @@ def _alerts_notifications(run: Runner, w: World) -> None:
     ]
     assert rows[3]["error"] == "HTTP 500" and rows[3]["kind"] == "freezing"
     assert rows[0]["tier"] == 1 and rows[0]["alert_id"] and rows[0]["target"] == "slack://on-call"
+    assert (rows[0]["purpose"], rows[0]["attempt"]) == ("opened", 1)
 
 
 @check(ALERTS, "panel", "Rejected messages by reason")
@@ -715,7 +722,98 @@ def _alerts_rejected(run: Runner, w: World) -> None:
     assert rows[-1]["reason"] == "ts_too_old"
 
 
+# -- the store's schema ---------------------------------------------------------------------
+
+
+def sample_records() -> list[Record]:
+    """One record of each type the store holds, every optional attribute set (so each field is written)."""
+    at = from_millis(1_700_000_000_000)
+    return [
+        TemperatureReading("t-001", "fridge-a", "main-pharmacy", at, 4.0, seq=1, battery_pct=90.0),
+        ShakeReading("s-001", "fridge-a", "main-pharmacy", at, 0.1, seq=1),
+        BagEvent("B-1", "diluted", at, "fridge-a", "main-pharmacy", "natalizumab", "L1", "j.doe"),
+        BagStatus("B-1", "fridge-a", "main-pharmacy", at, at, "running"),
+        Rejection(RejectReason.INVALID_JSON, "coldchain/x", "bad", b"{", at),
+        NotificationAttempt(
+            "a-1", "freezing", "critical", "main-pharmacy", "fridge-a", "mailto://x", "email", "opened", 1,
+            "failed", "HTTP 500", 1, at,
+        ),
+        AuditEvent(1, at, "j.doe", "ack", "a-1", "{}", "0" * 64, "1" * 64),
+        Alert(
+            id="a-1", kind="temperature_high", subject="t-001", state="acknowledged", severity="critical",
+            site="main-pharmacy", unit="fridge-a", sensor="t-001", bag="B-1", started_at=at, updated_at=at,
+            resolved_at=at, value=9.0, message="m", acknowledged_by="j.doe", note="n", affected_bags=("B-1",),
+            disposition="quarantined", acknowledged_at=at,
+        ),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The tag and field keys coldchain writes to one measurement."""
+
+    tags: frozenset[str]
+    fields: frozenset[str]
+
+
+def store_schema() -> dict[str, Measurement]:
+    """Every measurement the store writes, with its tag and field keys, as coldchain.store.points makes them."""
+    records = sample_records()
+    assert {type(record) for record in records} == set(POINT_MAKERS), "a record type without a sample"
+    schema: dict[str, Measurement] = {}
+    for point in map(to_point, records):
+        schema[point.measurement] = Measurement(frozenset(point.tag_dict()), frozenset(key for key, _ in point.fields))
+    return schema
+
+
+_FROM_LIST = re.compile(r'\bFROM\s+("[^"]+"(?:\s*,\s*"[^"]+")*)', re.IGNORECASE)
+_AS_ALIAS = re.compile(r'\bAS\s+"[^"]*"', re.IGNORECASE)
+_WITH_KEY = re.compile(r'\bWITH\s+KEY\s*=\s*"([^"]+)"', re.IGNORECASE)
+_GROUP_BY = re.compile(r"\bGROUP\s+BY\s+(.*?)(?=\bORDER\b|\bLIMIT\b|\bSLIMIT\b|\bfill\b|$)", re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+@dataclass(frozen=True)
+class QueryNames:
+    """What an InfluxQL query names: measurements, keys (fields or tags) and keys that must be tags."""
+
+    measurements: frozenset[str]
+    keys: frozenset[str]
+    tags: frozenset[str]
+
+
+def names_in(query: str) -> QueryNames:
+    """The measurements (FROM), keys (aliases left out) and tag-only keys (GROUP BY, WITH KEY) of ``query``."""
+    measurements = {name for match in _FROM_LIST.finditer(query) for name in _QUOTED.findall(match.group(1))}
+    rest = _AS_ALIAS.sub("", _FROM_LIST.sub("", query))
+    tags = set(_WITH_KEY.findall(query))
+    for clause in _GROUP_BY.findall(query):
+        tags |= set(_QUOTED.findall(clause))
+    return QueryNames(frozenset(measurements), frozenset(_QUOTED.findall(rest)), frozenset(tags))
+
+
 # -- the tests ------------------------------------------------------------------------------
+
+
+def test_store_schema_covers_every_record_type() -> None:
+    """The schema the checks use has every measurement points.py writes, optional fields included."""
+    schema = store_schema()
+    assert schema["notification"].fields >= {"purpose", "attempt", "error"}
+    assert "reason" not in schema["notification"].fields | schema["notification"].tags
+    assert schema["alert"].tags == {"kind", "severity", "site", "subject", "unit"}
+
+
+@pytest.mark.parametrize("key", sorted(QUERIES))
+def test_queries_name_only_stored_fields_and_tags(key: str) -> None:
+    """Every measurement, field and tag a query names is one coldchain writes; GROUP BY and WITH KEY name tags."""
+    schema = store_schema()
+    names = names_in(QUERIES[key].query)
+    assert names.measurements, f"{key}: no measurement found in the query"
+    for measurement in sorted(names.measurements):
+        assert measurement in schema, f"{key}: measurement {measurement} is never written"
+        stored = schema[measurement]
+        assert sorted(names.keys - stored.tags - stored.fields) == [], f"{key}: not in {measurement}"
+        assert sorted(names.tags - stored.tags) == [], f"{key}: not tags of {measurement}"
 
 
 def test_every_query_has_a_check() -> None:

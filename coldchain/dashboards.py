@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from coldchain.records import NotificationOutcome
+
 DATASOURCE_UID = "coldchain-influxdb"
 """Uid of the InfluxDB (InfluxQL) datasource the dashboards query."""
 
@@ -237,6 +239,28 @@ ALERT_STATE_MAPPINGS: list[Json] = [
         },
     }
 ]
+
+OUTCOME_COLOURS: dict[NotificationOutcome, str] = {"sent": "green", "failed": "orange", "gave_up": "red"}
+"""The colour of each notification outcome the notifier writes: a failed attempt is retried, gave_up is final."""
+
+
+def outcome_mappings() -> list[Json]:
+    """Value mappings colouring a cell holding a notification outcome."""
+    options = {
+        outcome: {"color": colour, "index": index} for index, (outcome, colour) in enumerate(OUTCOME_COLOURS.items())
+    }
+    return [{"type": "value", "options": options}]
+
+
+def outcome_series_overrides() -> list[Json]:
+    """Fixed colours for series named ``<channel> <outcome>`` (alias ``$tag_channel $tag_outcome``)."""
+    return [
+        {
+            "matcher": {"id": "byRegexp", "options": f"^.* {outcome}$"},
+            "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}}],
+        }
+        for outcome, colour in OUTCOME_COLOURS.items()
+    ]
 
 
 def latest_alert_states(where: str = "") -> str:
@@ -756,7 +780,8 @@ def alerts_dashboard() -> Json:
         3,
         "bargauge",
         "Notifications by channel and outcome",
-        "Notifications in the range per channel (email, slack, webhook, …) and outcome (sent, failed, suppressed).",
+        "Notifications in the range per channel (email, slack, webhook, …) and outcome: green sent, orange "
+        "failed (to be retried), red gave_up (no more attempts).",
         grid(0, 18, 8, 8),
         [
             InfluxQL(
@@ -766,12 +791,7 @@ def alerts_dashboard() -> Json:
             )
         ],
         defaults={"decimals": 0, "min": 0, "color": {"mode": "continuous-GrYlRd"}},
-        overrides=[
-            {
-                "matcher": {"id": "byRegexp", "options": ".*failed.*"},
-                "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}}],
-            }
-        ],
+        overrides=outcome_series_overrides(),
         options={
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
             "orientation": "horizontal",
@@ -798,19 +818,7 @@ def alerts_dashboard() -> Json:
             {
                 "matcher": {"id": "byName", "options": "outcome"},
                 "properties": [
-                    {
-                        "id": "mappings",
-                        "value": [
-                            {
-                                "type": "value",
-                                "options": {
-                                    "sent": {"color": "green", "index": 0},
-                                    "failed": {"color": "red", "index": 1},
-                                    "suppressed": {"color": "blue", "index": 2},
-                                },
-                            }
-                        ],
-                    },
+                    {"id": "mappings", "value": outcome_mappings()},
                     {"id": "custom.cellOptions", "value": {"type": "color-text"}},
                 ],
             }

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -34,6 +34,7 @@ from coldchain.records import (
     BagEvent,
     BagStatus,
     NotificationAttempt,
+    NotificationOutcome,
     Record,
     Rejection,
     RejectReason,
@@ -814,6 +815,32 @@ def test_queries_name_only_stored_fields_and_tags(key: str) -> None:
         stored = schema[measurement]
         assert sorted(names.keys - stored.tags - stored.fields) == [], f"{key}: not in {measurement}"
         assert sorted(names.tags - stored.tags) == [], f"{key}: not tags of {measurement}"
+
+
+def panel_named(uid: str, title: str) -> dict[str, Any]:
+    return next(item for item in panels_of(BOARDS[uid]) if item["title"] == title)
+
+
+def test_outcome_colours_are_the_outcomes_written() -> None:
+    """Notification outcomes are coloured exactly as NotificationOutcome lists them, in table and bars; gave_up red."""
+    outcomes = set(get_args(NotificationOutcome))
+    table = panel_named("coldchain-alerts", "Notifications")
+    (column,) = [o for o in table["fieldConfig"]["overrides"] if o["matcher"] == {"id": "byName", "options": "outcome"}]
+    mappings = next(p["value"] for p in column["properties"] if p["id"] == "mappings")
+    colours = {value: result["color"] for mapping in mappings for value, result in mapping["options"].items()}
+    assert set(colours) == outcomes
+    assert colours["sent"] == "green" and colours["gave_up"] == "red"
+    bars = panel_named("coldchain-alerts", "Notifications by channel and outcome")
+    for outcome in sorted(outcomes):
+        series = f"webhook {outcome}"  # alias $tag_channel $tag_outcome
+        matched = [
+            prop["value"]["fixedColor"]
+            for override in bars["fieldConfig"]["overrides"]
+            if override["matcher"]["id"] == "byRegexp" and re.fullmatch(override["matcher"]["options"], series)
+            for prop in override["properties"]
+            if prop["id"] == "color"
+        ]
+        assert matched == [colours[outcome]], series
 
 
 def test_every_query_has_a_check() -> None:

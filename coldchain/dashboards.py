@@ -322,6 +322,10 @@ def table_options(sort_by: str | None = None, desc: bool = False) -> Json:
     return options
 
 
+UNIT_TAGS = '"site", "unit"'
+"""GROUP BY of a unit's tile: the series carry both tags, for the ``$tag_unit`` alias and the tile's link."""
+
+
 # -- Cold chain — overview ------------------------------------------------------------------
 
 
@@ -339,7 +343,8 @@ def overview() -> Json:
         grid(0, 0, 24, 6),
         [
             InfluxQL(
-                f'SELECT last("celsius") AS "celsius" FROM "temperature" WHERE {site} AND {unit} AND $timeFilter',
+                f'SELECT last("celsius") AS "celsius" FROM "temperature" WHERE {site} AND {unit} AND $timeFilter '
+                f"GROUP BY {UNIT_TAGS}",
                 alias="$tag_unit",
             )
         ],
@@ -374,7 +379,7 @@ def overview() -> Json:
             InfluxQL(
                 'SELECT count("state") AS "open alerts" FROM ('
                 + latest_alert_states(f"{site} AND {unit}")
-                + ") WHERE \"state\" != 'resolved' ORDER BY time DESC",
+                + f") WHERE \"state\" != 'resolved' GROUP BY {UNIT_TAGS} ORDER BY time DESC",
                 alias="$tag_unit",
             )
         ],

@@ -499,15 +499,18 @@ def _overview_units(run: Runner, w: World) -> None:
 @check(OVERVIEW, "panel", "${unit}")
 def _overview_temperature_tile(run: Runner, w: World) -> None:
     expected = {"fridge-a": (9.6, w.now - 1 * M), "fridge-b": (5.2, w.now - 30 * S), "fridge-c": (-0.5, w.now - 20 * M)}
+    sites = {"fridge-a": "main-pharmacy", "fridge-b": "main-pharmacy", "fridge-c": "ward-3"}
     for unit, (celsius, at) in expected.items():
         (row,) = run(unit=unit)  # the repeated tile of this unit
         assert row["celsius"] == celsius and row["time"] == at, (unit, row)
+        assert (row["site"], row["unit"]) == (sites[unit], unit)  # labels for $tag_unit and the tile's link
     assert run(unit="fridge-d") == []  # last heard ten days ago: beyond the tile's 7 days ("no reading")
 
 
 @check(OVERVIEW, "panel", "${unit} alerts")
 def _overview_state_tile(run: Runner, w: World) -> None:
     assert [row["open alerts"] for row in run(unit="fridge-a")] == [3]  # excursion, bag expiring and expired
+    assert [(row["site"], row["unit"]) for row in run(unit="fridge-c")] == [("ward-3", "fridge-c")]
     assert [row["open alerts"] for row in run(unit="fridge-c")] == [2]  # an acknowledged one still counts
     assert [row["open alerts"] for row in run(unit="fridge-d")] == [1]  # opened 9 days ago, still open
     assert run(unit="fridge-b") == []  # everything resolved: the tile shows its noValue, OK
@@ -774,6 +777,21 @@ _GROUP_BY = re.compile(r"\bGROUP\s+BY\s+(.*?)(?=\bORDER\b|\bLIMIT\b|\bSLIMIT\b|\
 _QUOTED = re.compile(r'"([^"]+)"')
 
 
+def outermost(query: str) -> str:
+    """``query`` without its parenthesised parts (subqueries, function arguments)."""
+    while (stripped := re.sub(r"\([^()]*\)", "", query)) != query:
+        query = stripped
+    return query
+
+
+def group_by_tags(query: str) -> set[str]:
+    """The tags the outermost query groups by (``*``: every tag)."""
+    found: set[str] = set()
+    for clause in _GROUP_BY.findall(outermost(query)):
+        found |= set(_QUOTED.findall(clause)) | ({"*"} if "*" in clause else set())
+    return found
+
+
 @dataclass(frozen=True)
 class QueryNames:
     """What an InfluxQL query names: measurements, keys (fields or tags) and keys that must be tags."""
@@ -815,6 +833,20 @@ def test_queries_name_only_stored_fields_and_tags(key: str) -> None:
         stored = schema[measurement]
         assert sorted(names.keys - stored.tags - stored.fields) == [], f"{key}: not in {measurement}"
         assert sorted(names.tags - stored.tags) == [], f"{key}: not tags of {measurement}"
+
+
+_TAG_ALIAS = re.compile(r"\$tag_(\w+)|\[\[tag_(\w+)\]\]")
+
+
+def test_tag_aliases_are_grouped_by() -> None:
+    """An alias $tag_X (or [[tag_X]]) needs GROUP BY X in the same, outermost query, or Grafana renders it empty."""
+    for uid, board in BOARDS.items():
+        for item in panels_of(board):
+            for target in item.get("targets", []):
+                aliased = {a or b for a, b in _TAG_ALIAS.findall(target.get("alias", ""))}
+                grouped = group_by_tags(target["query"])
+                missing = set() if "*" in grouped else aliased - grouped
+                assert not missing, f"{uid}/{item['title']}/{target['refId']}: no GROUP BY {sorted(missing)}"
 
 
 def panel_named(uid: str, title: str) -> dict[str, Any]:

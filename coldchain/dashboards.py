@@ -326,6 +326,17 @@ UNIT_TAGS = '"site", "unit"'
 """GROUP BY of a unit's tile: the series carry both tags, for the ``$tag_unit`` alias and the tile's link."""
 
 
+def unit_dashboard_link() -> Json:
+    """Data link from a unit's tile to the unit dashboard on the tile's own site and unit.
+
+    The values are the labels of the tile's series (``GROUP BY UNIT_TAGS``), not the overview's variables: those
+    hold every selected site. Grafana percent-encodes variables in data links. The unit dashboard opens on its own
+    default range (7 days), whatever the wall screen shows.
+    """
+    query = "var-site=${__field.labels.site}&var-unit=${__field.labels.unit}"
+    return {"title": "Open ${__field.labels.unit}", "url": f"/d/{UNIT_UID}?{query}", "targetBlank": False}
+
+
 # -- Cold chain — overview ------------------------------------------------------------------
 
 
@@ -339,7 +350,7 @@ def overview() -> Json:
         "${unit}",
         "Last temperature reading of the unit (any of its sensors) in the last 7 days: purple at or below "
         "0 °C (freezing), blue below 2 °C, green 2-8 °C, red above 8 °C. One tile per unit (repeated over "
-        f"the hidden variable unit). {CONSTANTS_NOTE}",
+        f"the hidden variable unit); click it to open the unit's dashboard. {CONSTANTS_NOTE}",
         grid(0, 0, 24, 6),
         [
             InfluxQL(
@@ -355,6 +366,7 @@ def overview() -> Json:
             "thresholds": TEMPERATURE_BANDS,
             "mappings": TEMPERATURE_MAPPINGS,
             "noValue": "no reading in 7 days",
+            "links": [unit_dashboard_link()],
         },
         options={
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
@@ -373,7 +385,8 @@ def overview() -> Json:
         "stat",
         "${unit} alerts",
         "Alerts of the unit that are not resolved (open or acknowledged), by their newest transition in the "
-        "last 90 days; OK when there are none. Details in the table Open alerts.",
+        "last 90 days; OK when there are none. Details in the table Open alerts; click the count to open the "
+        "unit's dashboard.",
         grid(0, 6, 24, 3),
         [
             InfluxQL(
@@ -389,6 +402,7 @@ def overview() -> Json:
             "color": {"mode": "thresholds"},
             "thresholds": thresholds(("green", None), ("red", 1)),
             "noValue": "OK",
+            "links": [unit_dashboard_link()],
         },
         options={
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},

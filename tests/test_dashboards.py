@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_args
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 
 from coldchain.alert import SEVERITY, Alert, alert_id, format_time
-from coldchain.dashboards import DATASOURCE_UID, build_dashboards, render, with_datasource
+from coldchain.dashboards import DATASOURCE_UID, UNIT_UID, build_dashboards, render, with_datasource
 from coldchain.records import (
     AuditEvent,
     BagEvent,
@@ -851,6 +852,22 @@ def test_tag_aliases_are_grouped_by() -> None:
 
 def panel_named(uid: str, title: str) -> dict[str, Any]:
     return next(item for item in panels_of(BOARDS[uid]) if item["title"] == title)
+
+
+def test_unit_tiles_link_to_their_unit() -> None:
+    """Each repeated unit tile links to the unit dashboard with var-site and var-unit of its own series."""
+    unit_variables = {variable["name"] for variable in BOARDS[UNIT_UID]["templating"]["list"]}
+    tiles = [item for item in panels_of(BOARDS["coldchain-overview"]) if item.get("repeat") == "unit"]
+    assert len(tiles) == 2
+    for tile in tiles:
+        (link,) = tile["fieldConfig"]["defaults"]["links"]
+        url = urlsplit(link["url"])
+        assert url.path == f"/d/{UNIT_UID}", tile["title"]
+        params = {name: values for name, values in parse_qs(url.query).items() if name.startswith("var-")}
+        assert params == {"var-site": ["${__field.labels.site}"], "var-unit": ["${__field.labels.unit}"]}
+        assert {name.removeprefix("var-") for name in params} <= unit_variables
+        for target in tile["targets"]:  # the labels exist: the series are grouped by both tags
+            assert {"site", "unit"} <= group_by_tags(target["query"]), tile["title"]
 
 
 def test_outcome_colours_are_the_outcomes_written() -> None:

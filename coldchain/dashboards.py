@@ -152,7 +152,11 @@ def query_variable(
     include_all: bool = False,
     hide: int = 0,
 ) -> Json:
-    """A template variable filled by an InfluxQL ``SHOW TAG VALUES`` (refreshed on dashboard load)."""
+    """A template variable filled by an InfluxQL ``SHOW TAG VALUES``.
+
+    Refreshed on each time range change (``refresh`` 2), which a wall screen's auto-refresh triggers, so a fridge
+    added after the dashboard was opened gets its tile without a reload.
+    """
     current: Json = {"selected": True, "text": ["All"], "value": ["$__all"]} if include_all else {}
     return {
         "name": name,
@@ -161,7 +165,7 @@ def query_variable(
         "datasource": dict(DATASOURCE),
         "query": query,
         "definition": query,
-        "refresh": 1,
+        "refresh": 2,
         "sort": 1,
         "multi": multi,
         "includeAll": include_all,
@@ -192,7 +196,9 @@ def dashboard(
         "tags": [TAG],
         "editable": False,
         "graphTooltip": 1,
-        "timezone": "browser",
+        # UTC, not the browser's zone: InfluxDB's GROUP BY time(1d) days (Daily min/max) are UTC days, and so are
+        # the RFC 3339 times in alert and bag fields; every time shown is then in the zone the data is in.
+        "timezone": "utc",
         "refresh": refresh,
         "time": {"from": time_from, "to": "now"},
         "timepicker": {"refresh_intervals": ["30s", "1m", "5m", "15m"]},
@@ -273,23 +279,42 @@ def latest_alert_states(where: str = "") -> str:
     return f'SELECT * FROM "alert" WHERE {condition}$timeFilter GROUP BY * ORDER BY time DESC LIMIT 1'
 
 
+def column(name: str, *properties: tuple[str, Any]) -> Json:
+    """A field override of the table column ``name``: its (property id, value) pairs."""
+    return {
+        "matcher": {"id": "byName", "options": name},
+        "properties": [{"id": key, "value": value} for key, value in properties],
+    }
+
+
 def from_now_column(name: str) -> Json:
     """A table column of times shown as "x minutes ago" / "in x minutes"."""
-    return {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": "dateTimeFromNow"}]}
+    return column(name, ("unit", "dateTimeFromNow"))
 
 
 def span_column(name: str, steps: Json) -> Json:
     """A table column of durations in ms, its cell coloured by ``steps``."""
-    return {
-        "matcher": {"id": "byName", "options": name},
-        "properties": [
-            {"id": "unit", "value": "ms"},
-            {"id": "decimals", "value": 0},
-            {"id": "color", "value": {"mode": "thresholds"}},
-            {"id": "thresholds", "value": steps},
-            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-        ],
-    }
+    return column(
+        name,
+        ("unit", "ms"),
+        ("decimals", 0),
+        ("color", {"mode": "thresholds"}),
+        ("thresholds", steps),
+        ("custom.cellOptions", {"type": "color-background"}),
+    )
+
+
+def temperature_column(name: str) -> Json:
+    """A table column of temperatures, its text coloured by the band (and purple at or below freezing)."""
+    return column(
+        name,
+        ("unit", "celsius"),
+        ("decimals", 1),
+        ("color", {"mode": "thresholds"}),
+        ("thresholds", TEMPERATURE_BANDS),
+        ("mappings", TEMPERATURE_MAPPINGS),
+        ("custom.cellOptions", {"type": "color-text"}),
+    )
 
 
 def age_since_to(field: str, alias: str, *, reverse: bool = False) -> Json:
@@ -679,8 +704,8 @@ def unit_dashboard() -> Json:
         4,
         "table",
         "Daily min/max",
-        "Lowest and highest reading of each selected temperature sensor per day (UTC days); cells coloured "
-        f"by band. {CONSTANTS_NOTE}",
+        "Lowest and highest reading of each selected temperature sensor per UTC day (the dashboard shows UTC); "
+        f"Min and Max coloured by band. {CONSTANTS_NOTE}",
         grid(0, 23, 24, 8),
         [
             InfluxQL(
@@ -689,17 +714,9 @@ def unit_dashboard() -> Json:
                 result_format="table",
             )
         ],
-        defaults={
-            "unit": "celsius",
-            "decimals": 1,
-            "color": {"mode": "thresholds"},
-            "thresholds": TEMPERATURE_BANDS,
-            "mappings": TEMPERATURE_MAPPINGS,
-            "custom": {"align": "auto", "cellOptions": {"type": "color-text"}},
-        },
-        overrides=[
-            {"matcher": {"id": "byName", "options": "Day"}, "properties": [{"id": "unit", "value": "time:YYYY-MM-DD"}]}
-        ],
+        # the band colours the value columns only: in the defaults it coloured the Day column too
+        defaults={"custom": {"align": "auto", "cellOptions": {"type": "auto"}}},
+        overrides=[column("Day", ("unit", "time:YYYY-MM-DD")), temperature_column("Min"), temperature_column("Max")],
         options=table_options("Day", desc=True),
         transformations=[organize({"Time": "Day", "sensor": "Sensor", "min": "Min", "max": "Max"})],
     )

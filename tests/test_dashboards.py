@@ -870,6 +870,54 @@ def test_unit_tiles_link_to_their_unit() -> None:
             assert {"site", "unit"} <= group_by_tags(target["query"]), tile["title"]
 
 
+def column_config(item: dict[str, Any], name: str) -> dict[str, Any]:
+    """The field config Grafana gives the table column ``name``: defaults, then its byName overrides."""
+    config = json.loads(json.dumps(item["fieldConfig"]["defaults"]))
+    for override in item["fieldConfig"]["overrides"]:
+        if override["matcher"] == {"id": "byName", "options": name}:
+            for prop in override["properties"]:
+                key = prop["id"]
+                if key.startswith("custom."):
+                    config.setdefault("custom", {})[key.removeprefix("custom.")] = prop["value"]
+                else:
+                    config[key] = prop["value"]
+    return config
+
+
+def test_daily_table_colours_only_the_temperatures() -> None:
+    """Daily min/max: Min and Max are coloured by the band; the Day and Sensor columns are not coloured."""
+    table = panel_named(UNIT_UID, "Daily min/max")
+    for name in ("Day", "Sensor"):
+        config = column_config(table, name)
+        assert config["custom"]["cellOptions"] == {"type": "auto"}, name
+        assert "thresholds" not in config and "color" not in config and "mappings" not in config, name
+    assert column_config(table, "Day")["unit"] == "time:YYYY-MM-DD"
+    for name in ("Min", "Max"):
+        config = column_config(table, name)
+        assert config["custom"]["cellOptions"] == {"type": "color-text"}, name
+        assert (colour(config, -1.0), colour(config, 1.0), colour(config, 5.0), colour(config, 9.0)) == (
+            "purple",
+            "blue",
+            "green",
+            "red",
+        )
+
+
+def test_dashboards_show_utc() -> None:
+    """Every dashboard shows UTC, the zone of InfluxDB's GROUP BY time(1d) days in Daily min/max."""
+    assert {uid: board["timezone"] for uid, board in BOARDS.items()} == dict.fromkeys(BOARDS, "utc")
+    (target,) = panel_named(UNIT_UID, "Daily min/max")["targets"]
+    assert "GROUP BY time(1d)" in target["query"] and "tz(" not in target["query"]
+
+
+def test_variables_refresh_on_time_range_change() -> None:
+    """Query variables refresh on time range change (2), so a wall screen's auto-refresh shows a new fridge."""
+    for uid, board in BOARDS.items():
+        for variable in board["templating"]["list"]:
+            if variable["type"] == "query":
+                assert variable["refresh"] == 2, f"{uid}/{variable['name']}"
+
+
 def test_outcome_colours_are_the_outcomes_written() -> None:
     """Notification outcomes are coloured exactly as NotificationOutcome lists them, in table and bars; gave_up red."""
     outcomes = set(get_args(NotificationOutcome))

@@ -39,7 +39,8 @@ UNIT_UID = "coldchain-unit"
 ALERTS_UID = "coldchain-alerts"
 
 TAG = "coldchain"
-SCHEMA_VERSION = 39
+SCHEMA_VERSION = 41
+"""What Grafana 11.6 writes (@grafana/schema 11.6.0's defaultDashboard); tests/test_dashboards.py checks both."""
 
 MIN_CELSIUS = 2.0
 MAX_CELSIUS = 8.0
@@ -152,29 +153,29 @@ def query_variable(
     include_all: bool = False,
     hide: int = 0,
 ) -> Json:
-    """A template variable filled by an InfluxQL ``SHOW TAG VALUES``.
+    """A template variable filled by an InfluxQL ``SHOW TAG VALUES`` (no ``definition``: not in Grafana's schema).
 
     Refreshed on each time range change (``refresh`` 2), which a wall screen's auto-refresh triggers, so a fridge
     added after the dashboard was opened gets its tile without a reload.
     """
-    current: Json = {"selected": True, "text": ["All"], "value": ["$__all"]} if include_all else {}
-    return {
+    variable: Json = {
         "name": name,
         "label": label,
         "type": "query",
         "datasource": dict(DATASOURCE),
         "query": query,
-        "definition": query,
         "refresh": 2,
         "sort": 1,
         "multi": multi,
         "includeAll": include_all,
-        "current": current,
         "options": [],
         "hide": hide,
         "regex": "",
         "skipUrlSync": False,
     }
+    if include_all:  # the schema's VariableOption needs text and value: no "current" at all rather than {}
+        variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    return variable
 
 
 def dashboard(

@@ -16,6 +16,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,7 +32,14 @@ import pytest
 import yaml
 
 from coldchain.alert import SEVERITY, Alert, alert_id, format_time
-from coldchain.dashboards import DATASOURCE_UID, UNIT_UID, build_dashboards, render, with_datasource
+from coldchain.dashboards import (
+    DATASOURCE_UID,
+    SCHEMA_VERSION,
+    UNIT_UID,
+    build_dashboards,
+    render,
+    with_datasource,
+)
 from coldchain.records import (
     AuditEvent,
     BagEvent,
@@ -50,6 +60,9 @@ from tests.servers import Influxd
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = ROOT / "dashboards"
 DATASOURCES_DIR = ROOT / "deploy" / "grafana" / "provisioning" / "datasources"
+COMPOSE_FILE = ROOT / "deploy" / "docker-compose.yml"
+SCHEMA_DIR = ROOT / "tests" / "grafana_schema"
+"""@grafana/schema and typescript, pinned in package.json / package-lock.json (npm ci: scripts/bootstrap.sh)."""
 
 S = 1000
 M = 60 * S
@@ -1089,3 +1102,75 @@ def test_interpolation_is_grafanas() -> None:
     )
     assert grafana_interval(int(timedelta(hours=1).total_seconds() * 1000)) == "10s"
     assert grafana_interval(24 * H) == "1m"
+
+
+# -- Grafana's own schema -------------------------------------------------------------------
+
+
+def installed_schema_package() -> Path:
+    """tests/grafana_schema/node_modules/@grafana/schema, which scripts/bootstrap.sh installs."""
+    package = SCHEMA_DIR / "node_modules" / "@grafana" / "schema"
+    assert package.is_dir(), "missing @grafana/schema: run scripts/bootstrap.sh (npm ci --prefix tests/grafana_schema)"
+    return package
+
+
+def typescript_module(board: dict[str, Any]) -> str:
+    """A .ts file that compiles only if ``board`` is a @grafana/schema Dashboard (string enums as their values)."""
+    return (
+        "import type { Dashboard } from '@grafana/schema';\n"
+        "import type { Json } from '../json';\n\n"
+        f"export const dashboard: Json<Dashboard> = {json.dumps(board, indent=2, ensure_ascii=False)};\n"
+    )
+
+
+def tsc_errors(modules: dict[str, str]) -> dict[str, list[str]]:
+    """Type-check the modules (name: source) with ``tsc --noEmit --strict``; the error lines of each."""
+    assert shutil.which("npx"), "npx missing: run scripts/bootstrap.sh"
+    installed_schema_package()
+    check = Path(tempfile.mkdtemp(prefix=".check-", dir=SCHEMA_DIR))  # inside, so node_modules resolves
+    try:
+        for name, source in modules.items():
+            (check / f"{name}.ts").write_text(source, encoding="utf-8")
+        files = [str(check / f"{name}.ts") for name in modules]
+        result = subprocess.run(
+            ["npx", "--no-install", "tsc", "--noEmit", "--strict", *files],
+            cwd=SCHEMA_DIR,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(check)
+    errors: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"^(?:.*/)?([^/(]+)\.ts\(\d+,\d+\): error ", line)
+        assert match, f"unexpected tsc output: {line!r}"
+        errors.setdefault(match.group(1), []).append(line)
+    assert (result.returncode == 0) == (not errors), result.stdout + result.stderr
+    return errors
+
+
+@pytest.mark.grafana_schema
+def test_dashboards_type_check_against_grafana_schema() -> None:
+    """Every dashboard is a @grafana/schema 11.6.0 Dashboard for tsc --strict; one with a wrong field type is not."""
+    broken = json.loads(json.dumps(BOARDS[UNIT_UID]))
+    broken["panels"][0]["gridPos"]["h"] = "10"  # a string where the schema wants a number
+    modules = {uid: typescript_module(board) for uid, board in BOARDS.items()}
+    errors = tsc_errors({**modules, "broken": typescript_module(broken)})
+    assert sorted(errors) == ["broken"], "\n".join(line for lines in errors.values() for line in lines)
+    assert any("not assignable to type 'number'" in line for line in errors["broken"]), errors["broken"]
+
+
+@pytest.mark.grafana_schema
+def test_schema_version_and_package_match_the_grafana_deployed() -> None:
+    """@grafana/schema is pinned to the compose file's Grafana; schemaVersion is what that version writes."""
+    (deployed,) = re.findall(r"image:\s*grafana/grafana:(\S+)", COMPOSE_FILE.read_text(encoding="utf-8"))
+    pinned = json.loads((SCHEMA_DIR / "package.json").read_text(encoding="utf-8"))["devDependencies"]
+    assert pinned["@grafana/schema"] == deployed
+    package = installed_schema_package()
+    assert json.loads((package / "package.json").read_text(encoding="utf-8"))["version"] == deployed
+    source = (package / "dist" / "cjs" / "index.cjs").read_text(encoding="utf-8")
+    (written,) = re.findall(r"const defaultDashboard\$1 = \{[^}]*?schemaVersion: (\d+)", source)
+    assert int(written) == SCHEMA_VERSION
+    assert {board["schemaVersion"] for board in BOARDS.values()} == {int(written)}

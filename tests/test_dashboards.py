@@ -16,27 +16,53 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 
 from coldchain.adapters.store.lineprotocol import encode, escape_string, series_key
+from coldchain.adapters.store.points import POINT_MAKERS, to_point
+from coldchain.adapters.store.port import Record
 from coldchain.core.alert import SEVERITY, Alert, alert_id
-from coldchain.core.records import Rejection, RejectReason, ShakeReading, TemperatureReading
+from coldchain.core.records import (
+    AuditEvent,
+    BagEvent,
+    BagStatus,
+    NotificationAttempt,
+    NotificationOutcome,
+    Rejection,
+    RejectReason,
+    ShakeReading,
+    TemperatureReading,
+)
 from coldchain.core.times import format_time, from_millis
-from coldchain.dashboards.build import DATASOURCE_UID, build_dashboards, render, with_datasource
+from coldchain.dashboards.build import (
+    DATASOURCE_UID,
+    SCHEMA_VERSION,
+    UNIT_UID,
+    build_dashboards,
+    render,
+    with_datasource,
+)
 from tests.servers import Influxd
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = ROOT / "dashboards"
 DATASOURCES_DIR = ROOT / "deploy" / "grafana" / "provisioning" / "datasources"
+COMPOSE_FILE = ROOT / "deploy" / "docker-compose.yml"
+SCHEMA_DIR = ROOT / "tests" / "grafana_schema"
+"""@grafana/schema and typescript, pinned in package.json / package-lock.json (npm ci: scripts/bootstrap.sh)."""
 
 S = 1000
 M = 60 * S
@@ -487,15 +513,18 @@ def _overview_units(run: Runner, w: World) -> None:
 @check(OVERVIEW, "panel", "${unit}")
 def _overview_temperature_tile(run: Runner, w: World) -> None:
     expected = {"fridge-a": (9.6, w.now - 1 * M), "fridge-b": (5.2, w.now - 30 * S), "fridge-c": (-0.5, w.now - 20 * M)}
+    sites = {"fridge-a": "main-pharmacy", "fridge-b": "main-pharmacy", "fridge-c": "ward-3"}
     for unit, (celsius, at) in expected.items():
         (row,) = run(unit=unit)  # the repeated tile of this unit
         assert row["celsius"] == celsius and row["time"] == at, (unit, row)
+        assert (row["site"], row["unit"]) == (sites[unit], unit)  # labels for $tag_unit and the tile's link
     assert run(unit="fridge-d") == []  # last heard ten days ago: beyond the tile's 7 days ("no reading")
 
 
 @check(OVERVIEW, "panel", "${unit} alerts")
 def _overview_state_tile(run: Runner, w: World) -> None:
     assert [row["open alerts"] for row in run(unit="fridge-a")] == [3]  # excursion, bag expiring and expired
+    assert [(row["site"], row["unit"]) for row in run(unit="fridge-c")] == [("ward-3", "fridge-c")]
     assert [row["open alerts"] for row in run(unit="fridge-c")] == [2]  # an acknowledged one still counts
     assert [row["open alerts"] for row in run(unit="fridge-d")] == [1]  # opened 9 days ago, still open
     assert run(unit="fridge-b") == []  # everything resolved: the tile shows its noValue, OK
@@ -692,6 +721,7 @@ def _alerts_notifications(run: Runner, w: World) -> None:
     ]
     assert rows[3]["error"] == "HTTP 500" and rows[3]["kind"] == "freezing"
     assert rows[0]["tier"] == 1 and rows[0]["alert_id"] and rows[0]["target"] == "slack://on-call"
+    assert (rows[0]["purpose"], rows[0]["attempt"]) == ("opened", 1)
 
 
 @check(ALERTS, "panel", "Rejected messages by reason")
@@ -710,7 +740,217 @@ def _alerts_rejected(run: Runner, w: World) -> None:
     assert rows[-1]["reason"] == "ts_too_old"
 
 
+# -- the store's schema ---------------------------------------------------------------------
+
+
+def sample_records() -> list[Record]:
+    """One record of each type the store holds, every optional attribute set (so each field is written)."""
+    at = from_millis(1_700_000_000_000)
+    return [
+        TemperatureReading("t-001", "fridge-a", "main-pharmacy", at, 4.0, seq=1, battery_pct=90.0),
+        ShakeReading("s-001", "fridge-a", "main-pharmacy", at, 0.1, seq=1),
+        BagEvent("B-1", "diluted", at, "fridge-a", "main-pharmacy", "natalizumab", "L1", "j.doe"),
+        BagStatus("B-1", "fridge-a", "main-pharmacy", at, at, "running"),
+        Rejection(RejectReason.INVALID_JSON, "coldchain/x", "bad", b"{", at),
+        NotificationAttempt(
+            "a-1", "freezing", "critical", "main-pharmacy", "fridge-a", "mailto://x", "email", "opened", 1,
+            "failed", "HTTP 500", 1, at,
+        ),
+        AuditEvent(1, at, "j.doe", "ack", "a-1", "{}", "0" * 64, "1" * 64),
+        Alert(
+            id="a-1", kind="temperature_high", subject="t-001", state="acknowledged", severity="critical",
+            site="main-pharmacy", unit="fridge-a", sensor="t-001", bag="B-1", started_at=at, updated_at=at,
+            resolved_at=at, value=9.0, message="m", acknowledged_by="j.doe", note="n", affected_bags=("B-1",),
+            disposition="quarantined", acknowledged_at=at,
+        ),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The tag and field keys coldchain writes to one measurement."""
+
+    tags: frozenset[str]
+    fields: frozenset[str]
+
+
+def store_schema() -> dict[str, Measurement]:
+    """Every measurement the store writes, with its tag and field keys, as coldchain.store.points makes them."""
+    records = sample_records()
+    assert {type(record) for record in records} == set(POINT_MAKERS), "a record type without a sample"
+    schema: dict[str, Measurement] = {}
+    for point in map(to_point, records):
+        schema[point.measurement] = Measurement(frozenset(point.tag_dict()), frozenset(key for key, _ in point.fields))
+    return schema
+
+
+_FROM_LIST = re.compile(r'\bFROM\s+("[^"]+"(?:\s*,\s*"[^"]+")*)', re.IGNORECASE)
+_AS_ALIAS = re.compile(r'\bAS\s+"[^"]*"', re.IGNORECASE)
+_WITH_KEY = re.compile(r'\bWITH\s+KEY\s*=\s*"([^"]+)"', re.IGNORECASE)
+_GROUP_BY = re.compile(r"\bGROUP\s+BY\s+(.*?)(?=\bORDER\b|\bLIMIT\b|\bSLIMIT\b|\bfill\b|$)", re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+def outermost(query: str) -> str:
+    """``query`` without its parenthesised parts (subqueries, function arguments)."""
+    while (stripped := re.sub(r"\([^()]*\)", "", query)) != query:
+        query = stripped
+    return query
+
+
+def group_by_tags(query: str) -> set[str]:
+    """The tags the outermost query groups by (``*``: every tag)."""
+    found: set[str] = set()
+    for clause in _GROUP_BY.findall(outermost(query)):
+        found |= set(_QUOTED.findall(clause)) | ({"*"} if "*" in clause else set())
+    return found
+
+
+@dataclass(frozen=True)
+class QueryNames:
+    """What an InfluxQL query names: measurements, keys (fields or tags) and keys that must be tags."""
+
+    measurements: frozenset[str]
+    keys: frozenset[str]
+    tags: frozenset[str]
+
+
+def names_in(query: str) -> QueryNames:
+    """The measurements (FROM), keys (aliases left out) and tag-only keys (GROUP BY, WITH KEY) of ``query``."""
+    measurements = {name for match in _FROM_LIST.finditer(query) for name in _QUOTED.findall(match.group(1))}
+    rest = _AS_ALIAS.sub("", _FROM_LIST.sub("", query))
+    tags = set(_WITH_KEY.findall(query))
+    for clause in _GROUP_BY.findall(query):
+        tags |= set(_QUOTED.findall(clause))
+    return QueryNames(frozenset(measurements), frozenset(_QUOTED.findall(rest)), frozenset(tags))
+
+
 # -- the tests ------------------------------------------------------------------------------
+
+
+def test_store_schema_covers_every_record_type() -> None:
+    """The schema the checks use has every measurement points.py writes, optional fields included."""
+    schema = store_schema()
+    assert schema["notification"].fields >= {"purpose", "attempt", "error"}
+    assert "reason" not in schema["notification"].fields | schema["notification"].tags
+    assert schema["alert"].tags == {"kind", "severity", "site", "subject", "unit"}
+
+
+@pytest.mark.parametrize("key", sorted(QUERIES))
+def test_queries_name_only_stored_fields_and_tags(key: str) -> None:
+    """Every measurement, field and tag a query names is one coldchain writes; GROUP BY and WITH KEY name tags."""
+    schema = store_schema()
+    names = names_in(QUERIES[key].query)
+    assert names.measurements, f"{key}: no measurement found in the query"
+    for measurement in sorted(names.measurements):
+        assert measurement in schema, f"{key}: measurement {measurement} is never written"
+        stored = schema[measurement]
+        assert sorted(names.keys - stored.tags - stored.fields) == [], f"{key}: not in {measurement}"
+        assert sorted(names.tags - stored.tags) == [], f"{key}: not tags of {measurement}"
+
+
+_TAG_ALIAS = re.compile(r"\$tag_(\w+)|\[\[tag_(\w+)\]\]")
+
+
+def test_tag_aliases_are_grouped_by() -> None:
+    """An alias $tag_X (or [[tag_X]]) needs GROUP BY X in the same, outermost query, or Grafana renders it empty."""
+    for uid, board in BOARDS.items():
+        for item in panels_of(board):
+            for target in item.get("targets", []):
+                aliased = {a or b for a, b in _TAG_ALIAS.findall(target.get("alias", ""))}
+                grouped = group_by_tags(target["query"])
+                missing = set() if "*" in grouped else aliased - grouped
+                assert not missing, f"{uid}/{item['title']}/{target['refId']}: no GROUP BY {sorted(missing)}"
+
+
+def panel_named(uid: str, title: str) -> dict[str, Any]:
+    return next(item for item in panels_of(BOARDS[uid]) if item["title"] == title)
+
+
+def test_unit_tiles_link_to_their_unit() -> None:
+    """Each repeated unit tile links to the unit dashboard with var-site and var-unit of its own series."""
+    unit_variables = {variable["name"] for variable in BOARDS[UNIT_UID]["templating"]["list"]}
+    tiles = [item for item in panels_of(BOARDS["coldchain-overview"]) if item.get("repeat") == "unit"]
+    assert len(tiles) == 2
+    for tile in tiles:
+        (link,) = tile["fieldConfig"]["defaults"]["links"]
+        url = urlsplit(link["url"])
+        assert url.path == f"/d/{UNIT_UID}", tile["title"]
+        params = {name: values for name, values in parse_qs(url.query).items() if name.startswith("var-")}
+        assert params == {"var-site": ["${__field.labels.site}"], "var-unit": ["${__field.labels.unit}"]}
+        assert {name.removeprefix("var-") for name in params} <= unit_variables
+        for target in tile["targets"]:  # the labels exist: the series are grouped by both tags
+            assert {"site", "unit"} <= group_by_tags(target["query"]), tile["title"]
+
+
+def column_config(item: dict[str, Any], name: str) -> dict[str, Any]:
+    """The field config Grafana gives the table column ``name``: defaults, then its byName overrides."""
+    config = json.loads(json.dumps(item["fieldConfig"]["defaults"]))
+    for override in item["fieldConfig"]["overrides"]:
+        if override["matcher"] == {"id": "byName", "options": name}:
+            for prop in override["properties"]:
+                key = prop["id"]
+                if key.startswith("custom."):
+                    config.setdefault("custom", {})[key.removeprefix("custom.")] = prop["value"]
+                else:
+                    config[key] = prop["value"]
+    return config
+
+
+def test_daily_table_colours_only_the_temperatures() -> None:
+    """Daily min/max: Min and Max are coloured by the band; the Day and Sensor columns are not coloured."""
+    table = panel_named(UNIT_UID, "Daily min/max")
+    for name in ("Day", "Sensor"):
+        config = column_config(table, name)
+        assert config["custom"]["cellOptions"] == {"type": "auto"}, name
+        assert "thresholds" not in config and "color" not in config and "mappings" not in config, name
+    assert column_config(table, "Day")["unit"] == "time:YYYY-MM-DD"
+    for name in ("Min", "Max"):
+        config = column_config(table, name)
+        assert config["custom"]["cellOptions"] == {"type": "color-text"}, name
+        assert (colour(config, -1.0), colour(config, 1.0), colour(config, 5.0), colour(config, 9.0)) == (
+            "purple",
+            "blue",
+            "green",
+            "red",
+        )
+
+
+def test_dashboards_show_utc() -> None:
+    """Every dashboard shows UTC, the zone of InfluxDB's GROUP BY time(1d) days in Daily min/max."""
+    assert {uid: board["timezone"] for uid, board in BOARDS.items()} == dict.fromkeys(BOARDS, "utc")
+    (target,) = panel_named(UNIT_UID, "Daily min/max")["targets"]
+    assert "GROUP BY time(1d)" in target["query"] and "tz(" not in target["query"]
+
+
+def test_variables_refresh_on_time_range_change() -> None:
+    """Query variables refresh on time range change (2), so a wall screen's auto-refresh shows a new fridge."""
+    for uid, board in BOARDS.items():
+        for variable in board["templating"]["list"]:
+            if variable["type"] == "query":
+                assert variable["refresh"] == 2, f"{uid}/{variable['name']}"
+
+
+def test_outcome_colours_are_the_outcomes_written() -> None:
+    """Notification outcomes are coloured exactly as NotificationOutcome lists them, in table and bars; gave_up red."""
+    outcomes = set(get_args(NotificationOutcome))
+    table = panel_named("coldchain-alerts", "Notifications")
+    (column,) = [o for o in table["fieldConfig"]["overrides"] if o["matcher"] == {"id": "byName", "options": "outcome"}]
+    mappings = next(p["value"] for p in column["properties"] if p["id"] == "mappings")
+    colours = {value: result["color"] for mapping in mappings for value, result in mapping["options"].items()}
+    assert set(colours) == outcomes
+    assert colours["sent"] == "green" and colours["gave_up"] == "red"
+    bars = panel_named("coldchain-alerts", "Notifications by channel and outcome")
+    for outcome in sorted(outcomes):
+        series = f"webhook {outcome}"  # alias $tag_channel $tag_outcome
+        matched = [
+            prop["value"]["fixedColor"]
+            for override in bars["fieldConfig"]["overrides"]
+            if override["matcher"]["id"] == "byRegexp" and re.fullmatch(override["matcher"]["options"], series)
+            for prop in override["properties"]
+            if prop["id"] == "color"
+        ]
+        assert matched == [colours[outcome]], series
 
 
 def test_every_query_has_a_check() -> None:
@@ -862,3 +1102,75 @@ def test_interpolation_is_grafanas() -> None:
     )
     assert grafana_interval(int(timedelta(hours=1).total_seconds() * 1000)) == "10s"
     assert grafana_interval(24 * H) == "1m"
+
+
+# -- Grafana's own schema -------------------------------------------------------------------
+
+
+def installed_schema_package() -> Path:
+    """tests/grafana_schema/node_modules/@grafana/schema, which scripts/bootstrap.sh installs."""
+    package = SCHEMA_DIR / "node_modules" / "@grafana" / "schema"
+    assert package.is_dir(), "missing @grafana/schema: run scripts/bootstrap.sh (npm ci --prefix tests/grafana_schema)"
+    return package
+
+
+def typescript_module(board: dict[str, Any]) -> str:
+    """A .ts file that compiles only if ``board`` is a @grafana/schema Dashboard (string enums as their values)."""
+    return (
+        "import type { Dashboard } from '@grafana/schema';\n"
+        "import type { Json } from '../json';\n\n"
+        f"export const dashboard: Json<Dashboard> = {json.dumps(board, indent=2, ensure_ascii=False)};\n"
+    )
+
+
+def tsc_errors(modules: dict[str, str]) -> dict[str, list[str]]:
+    """Type-check the modules (name: source) with ``tsc --noEmit --strict``; the error lines of each."""
+    assert shutil.which("npx"), "npx missing: run scripts/bootstrap.sh"
+    installed_schema_package()
+    check = Path(tempfile.mkdtemp(prefix=".check-", dir=SCHEMA_DIR))  # inside, so node_modules resolves
+    try:
+        for name, source in modules.items():
+            (check / f"{name}.ts").write_text(source, encoding="utf-8")
+        files = [str(check / f"{name}.ts") for name in modules]
+        result = subprocess.run(
+            ["npx", "--no-install", "tsc", "--noEmit", "--strict", *files],
+            cwd=SCHEMA_DIR,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(check)
+    errors: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"^(?:.*/)?([^/(]+)\.ts\(\d+,\d+\): error ", line)
+        assert match, f"unexpected tsc output: {line!r}"
+        errors.setdefault(match.group(1), []).append(line)
+    assert (result.returncode == 0) == (not errors), result.stdout + result.stderr
+    return errors
+
+
+@pytest.mark.grafana_schema
+def test_dashboards_type_check_against_grafana_schema() -> None:
+    """Every dashboard is a @grafana/schema 11.6.0 Dashboard for tsc --strict; one with a wrong field type is not."""
+    broken = json.loads(json.dumps(BOARDS[UNIT_UID]))
+    broken["panels"][0]["gridPos"]["h"] = "10"  # a string where the schema wants a number
+    modules = {uid: typescript_module(board) for uid, board in BOARDS.items()}
+    errors = tsc_errors({**modules, "broken": typescript_module(broken)})
+    assert sorted(errors) == ["broken"], "\n".join(line for lines in errors.values() for line in lines)
+    assert any("not assignable to type 'number'" in line for line in errors["broken"]), errors["broken"]
+
+
+@pytest.mark.grafana_schema
+def test_schema_version_and_package_match_the_grafana_deployed() -> None:
+    """@grafana/schema is pinned to the compose file's Grafana; schemaVersion is what that version writes."""
+    (deployed,) = re.findall(r"image:\s*grafana/grafana:(\S+)", COMPOSE_FILE.read_text(encoding="utf-8"))
+    pinned = json.loads((SCHEMA_DIR / "package.json").read_text(encoding="utf-8"))["devDependencies"]
+    assert pinned["@grafana/schema"] == deployed
+    package = installed_schema_package()
+    assert json.loads((package / "package.json").read_text(encoding="utf-8"))["version"] == deployed
+    source = (package / "dist" / "cjs" / "index.cjs").read_text(encoding="utf-8")
+    (written,) = re.findall(r"const defaultDashboard\$1 = \{[^}]*?schemaVersion: (\d+)", source)
+    assert int(written) == SCHEMA_VERSION
+    assert {board["schemaVersion"] for board in BOARDS.values()} == {int(written)}

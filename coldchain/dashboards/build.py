@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from coldchain.core.records import NotificationOutcome
+
 DATASOURCE_UID = "coldchain-influxdb"
 """Uid of the InfluxDB (InfluxQL) datasource the dashboards query."""
 
@@ -37,7 +39,8 @@ UNIT_UID = "coldchain-unit"
 ALERTS_UID = "coldchain-alerts"
 
 TAG = "coldchain"
-SCHEMA_VERSION = 39
+SCHEMA_VERSION = 41
+"""What Grafana 11.6 writes (@grafana/schema 11.6.0's defaultDashboard); tests/test_dashboards.py checks both."""
 
 MIN_CELSIUS = 2.0
 MAX_CELSIUS = 8.0
@@ -150,25 +153,29 @@ def query_variable(
     include_all: bool = False,
     hide: int = 0,
 ) -> Json:
-    """A template variable filled by an InfluxQL ``SHOW TAG VALUES`` (refreshed on dashboard load)."""
-    current: Json = {"selected": True, "text": ["All"], "value": ["$__all"]} if include_all else {}
-    return {
+    """A template variable filled by an InfluxQL ``SHOW TAG VALUES`` (no ``definition``: not in Grafana's schema).
+
+    Refreshed on each time range change (``refresh`` 2), which a wall screen's auto-refresh triggers, so a fridge
+    added after the dashboard was opened gets its tile without a reload.
+    """
+    variable: Json = {
         "name": name,
         "label": label,
         "type": "query",
         "datasource": dict(DATASOURCE),
         "query": query,
-        "definition": query,
-        "refresh": 1,
+        "refresh": 2,
         "sort": 1,
         "multi": multi,
         "includeAll": include_all,
-        "current": current,
         "options": [],
         "hide": hide,
         "regex": "",
         "skipUrlSync": False,
     }
+    if include_all:  # the schema's VariableOption needs text and value: no "current" at all rather than {}
+        variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    return variable
 
 
 def dashboard(
@@ -190,7 +197,9 @@ def dashboard(
         "tags": [TAG],
         "editable": False,
         "graphTooltip": 1,
-        "timezone": "browser",
+        # UTC, not the browser's zone: InfluxDB's GROUP BY time(1d) days (Daily min/max) are UTC days, and so are
+        # the RFC 3339 times in alert and bag fields; every time shown is then in the zone the data is in.
+        "timezone": "utc",
         "refresh": refresh,
         "time": {"from": time_from, "to": "now"},
         "timepicker": {"refresh_intervals": ["30s", "1m", "5m", "15m"]},
@@ -238,6 +247,28 @@ ALERT_STATE_MAPPINGS: list[Json] = [
     }
 ]
 
+OUTCOME_COLOURS: dict[NotificationOutcome, str] = {"sent": "green", "failed": "orange", "gave_up": "red"}
+"""The colour of each notification outcome the notifier writes: a failed attempt is retried, gave_up is final."""
+
+
+def outcome_mappings() -> list[Json]:
+    """Value mappings colouring a cell holding a notification outcome."""
+    options = {
+        outcome: {"color": colour, "index": index} for index, (outcome, colour) in enumerate(OUTCOME_COLOURS.items())
+    }
+    return [{"type": "value", "options": options}]
+
+
+def outcome_series_overrides() -> list[Json]:
+    """Fixed colours for series named ``<channel> <outcome>`` (alias ``$tag_channel $tag_outcome``)."""
+    return [
+        {
+            "matcher": {"id": "byRegexp", "options": f"^.* {outcome}$"},
+            "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}}],
+        }
+        for outcome, colour in OUTCOME_COLOURS.items()
+    ]
+
 
 def latest_alert_states(where: str = "") -> str:
     """Subquery: the newest point of each alert series in the range, i.e. the current state of each alert.
@@ -249,23 +280,42 @@ def latest_alert_states(where: str = "") -> str:
     return f'SELECT * FROM "alert" WHERE {condition}$timeFilter GROUP BY * ORDER BY time DESC LIMIT 1'
 
 
+def column(name: str, *properties: tuple[str, Any]) -> Json:
+    """A field override of the table column ``name``: its (property id, value) pairs."""
+    return {
+        "matcher": {"id": "byName", "options": name},
+        "properties": [{"id": key, "value": value} for key, value in properties],
+    }
+
+
 def from_now_column(name: str) -> Json:
     """A table column of times shown as "x minutes ago" / "in x minutes"."""
-    return {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": "dateTimeFromNow"}]}
+    return column(name, ("unit", "dateTimeFromNow"))
 
 
 def span_column(name: str, steps: Json) -> Json:
     """A table column of durations in ms, its cell coloured by ``steps``."""
-    return {
-        "matcher": {"id": "byName", "options": name},
-        "properties": [
-            {"id": "unit", "value": "ms"},
-            {"id": "decimals", "value": 0},
-            {"id": "color", "value": {"mode": "thresholds"}},
-            {"id": "thresholds", "value": steps},
-            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-        ],
-    }
+    return column(
+        name,
+        ("unit", "ms"),
+        ("decimals", 0),
+        ("color", {"mode": "thresholds"}),
+        ("thresholds", steps),
+        ("custom.cellOptions", {"type": "color-background"}),
+    )
+
+
+def temperature_column(name: str) -> Json:
+    """A table column of temperatures, its text coloured by the band (and purple at or below freezing)."""
+    return column(
+        name,
+        ("unit", "celsius"),
+        ("decimals", 1),
+        ("color", {"mode": "thresholds"}),
+        ("thresholds", TEMPERATURE_BANDS),
+        ("mappings", TEMPERATURE_MAPPINGS),
+        ("custom.cellOptions", {"type": "color-text"}),
+    )
 
 
 def age_since_to(field: str, alias: str, *, reverse: bool = False) -> Json:
@@ -298,6 +348,21 @@ def table_options(sort_by: str | None = None, desc: bool = False) -> Json:
     return options
 
 
+UNIT_TAGS = '"site", "unit"'
+"""GROUP BY of a unit's tile: the series carry both tags, for the ``$tag_unit`` alias and the tile's link."""
+
+
+def unit_dashboard_link() -> Json:
+    """Data link from a unit's tile to the unit dashboard on the tile's own site and unit.
+
+    The values are the labels of the tile's series (``GROUP BY UNIT_TAGS``), not the overview's variables: those
+    hold every selected site. Grafana percent-encodes variables in data links. The unit dashboard opens on its own
+    default range (7 days), whatever the wall screen shows.
+    """
+    query = "var-site=${__field.labels.site}&var-unit=${__field.labels.unit}"
+    return {"title": "Open ${__field.labels.unit}", "url": f"/d/{UNIT_UID}?{query}", "targetBlank": False}
+
+
 # -- Cold chain — overview ------------------------------------------------------------------
 
 
@@ -311,11 +376,12 @@ def overview() -> Json:
         "${unit}",
         "Last temperature reading of the unit (any of its sensors) in the last 7 days: purple at or below "
         "0 °C (freezing), blue below 2 °C, green 2-8 °C, red above 8 °C. One tile per unit (repeated over "
-        f"the hidden variable unit). {CONSTANTS_NOTE}",
+        f"the hidden variable unit); click it to open the unit's dashboard. {CONSTANTS_NOTE}",
         grid(0, 0, 24, 6),
         [
             InfluxQL(
-                f'SELECT last("celsius") AS "celsius" FROM "temperature" WHERE {site} AND {unit} AND $timeFilter',
+                f'SELECT last("celsius") AS "celsius" FROM "temperature" WHERE {site} AND {unit} AND $timeFilter '
+                f"GROUP BY {UNIT_TAGS}",
                 alias="$tag_unit",
             )
         ],
@@ -326,6 +392,7 @@ def overview() -> Json:
             "thresholds": TEMPERATURE_BANDS,
             "mappings": TEMPERATURE_MAPPINGS,
             "noValue": "no reading in 7 days",
+            "links": [unit_dashboard_link()],
         },
         options={
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
@@ -344,13 +411,14 @@ def overview() -> Json:
         "stat",
         "${unit} alerts",
         "Alerts of the unit that are not resolved (open or acknowledged), by their newest transition in the "
-        "last 90 days; OK when there are none. Details in the table Open alerts.",
+        "last 90 days; OK when there are none. Details in the table Open alerts; click the count to open the "
+        "unit's dashboard.",
         grid(0, 6, 24, 3),
         [
             InfluxQL(
                 'SELECT count("state") AS "open alerts" FROM ('
                 + latest_alert_states(f"{site} AND {unit}")
-                + ") WHERE \"state\" != 'resolved' ORDER BY time DESC",
+                + f") WHERE \"state\" != 'resolved' GROUP BY {UNIT_TAGS} ORDER BY time DESC",
                 alias="$tag_unit",
             )
         ],
@@ -360,6 +428,7 @@ def overview() -> Json:
             "color": {"mode": "thresholds"},
             "thresholds": thresholds(("green", None), ("red", 1)),
             "noValue": "OK",
+            "links": [unit_dashboard_link()],
         },
         options={
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
@@ -636,8 +705,8 @@ def unit_dashboard() -> Json:
         4,
         "table",
         "Daily min/max",
-        "Lowest and highest reading of each selected temperature sensor per day (UTC days); cells coloured "
-        f"by band. {CONSTANTS_NOTE}",
+        "Lowest and highest reading of each selected temperature sensor per UTC day (the dashboard shows UTC); "
+        f"Min and Max coloured by band. {CONSTANTS_NOTE}",
         grid(0, 23, 24, 8),
         [
             InfluxQL(
@@ -646,17 +715,9 @@ def unit_dashboard() -> Json:
                 result_format="table",
             )
         ],
-        defaults={
-            "unit": "celsius",
-            "decimals": 1,
-            "color": {"mode": "thresholds"},
-            "thresholds": TEMPERATURE_BANDS,
-            "mappings": TEMPERATURE_MAPPINGS,
-            "custom": {"align": "auto", "cellOptions": {"type": "color-text"}},
-        },
-        overrides=[
-            {"matcher": {"id": "byName", "options": "Day"}, "properties": [{"id": "unit", "value": "time:YYYY-MM-DD"}]}
-        ],
+        # the band colours the value columns only: in the defaults it coloured the Day column too
+        defaults={"custom": {"align": "auto", "cellOptions": {"type": "auto"}}},
+        overrides=[column("Day", ("unit", "time:YYYY-MM-DD")), temperature_column("Min"), temperature_column("Max")],
         options=table_options("Day", desc=True),
         transformations=[organize({"Time": "Day", "sensor": "Sensor", "min": "Min", "max": "Max"})],
     )
@@ -756,7 +817,8 @@ def alerts_dashboard() -> Json:
         3,
         "bargauge",
         "Notifications by channel and outcome",
-        "Notifications in the range per channel (email, slack, webhook, …) and outcome (sent, failed, suppressed).",
+        "Notifications in the range per channel (email, slack, webhook, …) and outcome: green sent, orange "
+        "failed (to be retried), red gave_up (no more attempts).",
         grid(0, 18, 8, 8),
         [
             InfluxQL(
@@ -766,12 +828,7 @@ def alerts_dashboard() -> Json:
             )
         ],
         defaults={"decimals": 0, "min": 0, "color": {"mode": "continuous-GrYlRd"}},
-        overrides=[
-            {
-                "matcher": {"id": "byRegexp", "options": ".*failed.*"},
-                "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}}],
-            }
-        ],
+        overrides=outcome_series_overrides(),
         options={
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
             "orientation": "horizontal",
@@ -783,12 +840,12 @@ def alerts_dashboard() -> Json:
         4,
         "table",
         "Notifications",
-        "Every notification attempt, newest first: channel, outcome, the alert, target, escalation tier, "
-        "why it was suppressed or how it failed.",
+        "Every notification attempt, newest first: channel, outcome, the alert, target, what the notice was "
+        "for (purpose), escalation tier, attempt number (from 1 per notice) and how it failed.",
         grid(8, 18, 16, 8),
         [
             InfluxQL(
-                'SELECT "channel", "outcome", "kind", "alert_id", "target", "tier", "reason", "error" '
+                'SELECT "channel", "outcome", "kind", "alert_id", "target", "purpose", "tier", "attempt", "error" '
                 'FROM "notification" WHERE $timeFilter ORDER BY time DESC LIMIT 1000',
                 result_format="table",
             )
@@ -798,19 +855,7 @@ def alerts_dashboard() -> Json:
             {
                 "matcher": {"id": "byName", "options": "outcome"},
                 "properties": [
-                    {
-                        "id": "mappings",
-                        "value": [
-                            {
-                                "type": "value",
-                                "options": {
-                                    "sent": {"color": "green", "index": 0},
-                                    "failed": {"color": "red", "index": 1},
-                                    "suppressed": {"color": "blue", "index": 2},
-                                },
-                            }
-                        ],
-                    },
+                    {"id": "mappings", "value": outcome_mappings()},
                     {"id": "custom.cellOptions", "value": {"type": "color-text"}},
                 ],
             }

@@ -14,6 +14,7 @@ are left empty and marked "no data" under the plot.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,16 @@ from coldchain.records import from_millis
 
 _SERIES_COLOURS = ["#1f5fa8", "#c05a00", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#455a64"]
 _TABLE_CHUNK = 40
+_NBSP = "\u00a0"
+_ISO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?Z")
+_TIME_SAMPLE = "2026-12-31 23:59:59Z"
+"""The widest time a cell shows: time columns are sized to hold it on one line."""
+
+
+def person_times(text: str, space: str = _NBSP) -> str:
+    """``text`` with each RFC 3339 UTC time as ``2026-12-01 12:54:30Z``: whole seconds (the fraction is
+    dropped; the CSVs keep it), date and time joined by ``space`` (no-break, so a time never wraps)."""
+    return _ISO_TIME.sub(lambda m: f"{m[1]}{space}{m[2]}Z", text)
 
 
 def _register_fonts() -> tuple[str, str]:
@@ -140,54 +151,95 @@ class ReportData:
     """Rows of the first page's per-unit summary table (first row is the header)."""
 
 
-EXCURSION_HEADER = [
-    "Kind",
-    "Sensor / bag",
-    "Start (UTC)",
-    "End (UTC)",
-    "Minutes",
-    "Peak",
-    "Beyond limit, min",
-    "Degree-min",
-    "MKT °C",
-    "Acknowledged",
-    "Notified",
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A report table's column: its title, and either a share of the width or a time's fixed width."""
+
+    title: str
+    share: float = 0.0
+    """Of the width left once the time columns have theirs."""
+    time: bool = False
+    """Holds times: sized to fit one on a line, and the header names the zone."""
+
+    @property
+    def header(self) -> str:
+        return f"{self.title} (UTC)" if self.time else self.title
+
+
+EXCURSION_COLUMNS = [
+    Column("Kind", 0.11),
+    Column("Sensor / bag", 0.08),
+    Column("Start", time=True),
+    Column("End", time=True),
+    Column("Minutes", 0.06),
+    Column("Peak", 0.07),
+    Column("Beyond limit, min", 0.07),
+    Column("Degree-min", 0.07),
+    Column("MKT °C", 0.06),
+    Column("Acknowledged", 0.30),
+    Column("Notified", 0.18),
 ]
-DAILY_HEADER = [
-    "Date (UTC)",
-    "Sensor",
-    "Readings",
-    "Min",
-    "Max",
-    "Mean",
-    "In range\nmin",
-    "Out of range\nmin",
-    "Unknown\nmin",
-    "Gaps",
-    "Status",
+DAILY_COLUMNS = [
+    Column("Date (UTC)", 0.09),
+    Column("Sensor", 0.10),
+    Column("Readings", 0.07),
+    Column("Min", 0.07),
+    Column("Max", 0.07),
+    Column("Mean", 0.07),
+    Column("In range\nmin", 0.09),
+    Column("Out of range\nmin", 0.09),
+    Column("Unknown\nmin", 0.09),
+    Column("Gaps", 0.06),
+    Column("Status", 0.20),
 ]
-BAG_HEADER = [
-    "Bag",
-    "Lot",
-    "Diluted (UTC)",
-    "By",
-    "Deadline (UTC)",
-    "Infusion started",
-    "Ended",
-    "Within limit",
-    "Outcome",
+BAG_COLUMNS = [
+    Column("Bag", 0.12),
+    Column("Lot", 0.13),
+    Column("Diluted", time=True),
+    Column("By", 0.13),
+    Column("Deadline", time=True),
+    Column("Infusion started", time=True),
+    Column("Ended", time=True),
+    Column("Within limit", 0.10),
+    Column("Outcome", 0.52),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Styles:
+    """The report's paragraph styles and fonts."""
+
+    body: ParagraphStyle
+    small: ParagraphStyle
+    head: ParagraphStyle
+    """Table headers."""
+    h1: ParagraphStyle
+    h2: ParagraphStyle
+    h3: ParagraphStyle
+    regular: str
+    bold: str
+
+
+def _styles() -> _Styles:
+    regular, bold = _register_fonts()
+    sheet = getSampleStyleSheet()
+    body = ParagraphStyle("cc-body", parent=sheet["BodyText"], fontName=regular, fontSize=9, leading=12)
+    small = ParagraphStyle("cc-small", parent=body, fontSize=7, leading=8.5)
+    return _Styles(
+        body=body,
+        small=small,
+        head=ParagraphStyle("cc-head", parent=small, fontName=bold),
+        h1=ParagraphStyle("cc-h1", parent=sheet["Heading1"], fontName=bold, fontSize=17, leading=21),
+        h2=ParagraphStyle("cc-h2", parent=sheet["Heading2"], fontName=bold, fontSize=13, leading=16),
+        h3=ParagraphStyle("cc-h3", parent=sheet["Heading3"], fontName=bold, fontSize=10, leading=13),
+        regular=regular,
+        bold=bold,
+    )
 
 
 def write_report(path: Path, data: ReportData) -> None:
     """Write the PDF."""
-    regular, bold = _register_fonts()
-    styles = getSampleStyleSheet()
-    body = ParagraphStyle("cc-body", parent=styles["BodyText"], fontName=regular, fontSize=9, leading=12)
-    small = ParagraphStyle("cc-small", parent=body, fontSize=7, leading=8.5)
-    h1 = ParagraphStyle("cc-h1", parent=styles["Heading1"], fontName=bold, fontSize=17, leading=21)
-    h2 = ParagraphStyle("cc-h2", parent=styles["Heading2"], fontName=bold, fontSize=13, leading=16)
-    h3 = ParagraphStyle("cc-h3", parent=styles["Heading3"], fontName=bold, fontSize=10, leading=13)
+    st = _styles()
     pagesize = landscape(A4)
     doc = SimpleDocTemplate(
         str(path),
@@ -198,35 +250,39 @@ def write_report(path: Path, data: ReportData) -> None:
         bottomMargin=14 * mm,
         title=data.title,
         author=f"coldchain {data.version}",
-        subject=data.period,
+        subject=person_times(data.period, " "),
     )
     width = pagesize[0] - 24 * mm
 
     def footer(canvas: object, document: object) -> None:
         canvas.saveState()  # type: ignore[attr-defined]
-        canvas.setFont(regular, 7)  # type: ignore[attr-defined]
+        canvas.setFont(st.regular, 7)  # type: ignore[attr-defined]
         text = f"{data.title} · {data.period} · exported {data.exported_at} · page {document.page}"  # type: ignore[attr-defined]
-        canvas.drawString(12 * mm, 8 * mm, text)  # type: ignore[attr-defined]
+        canvas.drawString(12 * mm, 8 * mm, person_times(text, " "))  # type: ignore[attr-defined]
         canvas.restoreState()  # type: ignore[attr-defined]
 
+    overview = [Column(title, 1.0) for title in data.overview[0]]
     story: list[object] = [
-        Paragraph(escape(data.title), h1),
-        Paragraph(f"<b>Period:</b> {escape(data.period)}", body),
-        Paragraph(f"<b>Selection:</b> {escape(data.selection)}", body),
-        Paragraph(f"<b>Exported:</b> {escape(data.exported_at)} by coldchain {escape(data.version)}", body),
-        Paragraph(f"<b>Audit trail:</b> {escape(data.audit)}", body),
+        Paragraph(escape(data.title), st.h1),
+        _text(f"<b>Period:</b> {escape(data.period)}", st.body),
+        _text(f"<b>Selection:</b> {escape(data.selection)}", st.body),
+        _text(f"<b>Exported:</b> {escape(data.exported_at)} by coldchain {escape(data.version)}", st.body),
+        _text(f"<b>Audit trail:</b> {escape(data.audit)}", st.body),
         Spacer(1, 4 * mm),
-        _table(
-            data.overview[0], data.overview[1:], [width / len(data.overview[0])] * len(data.overview[0]), small, bold
-        ),
+        *_tables(overview, data.overview[1:], width, st),
         Spacer(1, 4 * mm),
-        Paragraph("How to read this report", h3),
-        *[Paragraph(text, body) for text in _reading_guide(data)],
+        Paragraph("How to read this report", st.h3),
+        *[Paragraph(text, st.body) for text in _reading_guide(data)],
     ]
     for section in data.units:
         story.append(PageBreak())
-        story.extend(_unit_story(section, data, width, body, small, h2, h3, regular, bold))
+        story.extend(_unit_story(section, data, width, st))
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
+
+
+def _text(markup: str, style: ParagraphStyle) -> Paragraph:
+    """A paragraph of already escaped markup, its times worded for people."""
+    return Paragraph(person_times(markup), style)
 
 
 def _reading_guide(data: ReportData) -> list[str]:
@@ -249,59 +305,69 @@ def _reading_guide(data: ReportData) -> list[str]:
     ]
 
 
-def _unit_story(
-    section: UnitSection,
-    data: ReportData,
-    width: float,
-    body: ParagraphStyle,
-    small: ParagraphStyle,
-    h2: ParagraphStyle,
-    h3: ParagraphStyle,
-    regular: str,
-    bold: str,
-) -> list[object]:
+def _unit_story(section: UnitSection, data: ReportData, width: float, st: _Styles) -> list[object]:
     story: list[object] = [
-        Paragraph(f"{escape(section.name)} <font size=10>({escape(section.unit)}, {escape(section.site)})</font>", h2),
         Paragraph(
+            f"{escape(section.name)} <font size=10>({escape(section.unit)}, {escape(section.site)})</font>", st.h2
+        ),
+        _text(
             f"Product profile <b>{escape(section.profile)}</b>: in range {section.low:g} to {section.high:g} °C. "
             + " · ".join(f"{escape(label)}: <b>{escape(value)}</b>" for label, value in section.summary),
-            body,
+            st.body,
         ),
         Spacer(1, 2 * mm),
     ]
     if section.temperature_sensors:
-        story.append(_chart(section, data, width, 70 * mm, regular))
+        story.append(_chart(section, data, width, 70 * mm, st.regular))
     else:
-        story.append(Paragraph("This unit has no temperature sensor.", body))
+        story.append(Paragraph("This unit has no temperature sensor.", st.body))
     story.append(Spacer(1, 3 * mm))
-    story.append(Paragraph(f"Excursions ({len(section.excursions)})", h3))
+    story.append(Paragraph(f"Excursions ({len(section.excursions)})", st.h3))
     if section.excursions:
-        widths = [x * width for x in (0.09, 0.07, 0.09, 0.09, 0.06, 0.05, 0.06, 0.06, 0.05, 0.24, 0.14)]
-        story.extend(_tables(EXCURSION_HEADER, section.excursions, widths, small, bold))
+        story.extend(_tables(EXCURSION_COLUMNS, section.excursions, width, st))
     else:
-        story.append(Paragraph("No alert episode in this period.", body))
+        story.append(Paragraph("No alert episode in this period.", st.body))
     if section.bags:
         story.append(CondPageBreak(40 * mm))
-        story.append(Paragraph(f"Diluted bags ({len(section.bags)})", h3))
-        widths = [x * width for x in (0.08, 0.07, 0.11, 0.07, 0.11, 0.11, 0.11, 0.06, 0.28)]
-        story.extend(_tables(BAG_HEADER, section.bags, widths, small, bold))
+        story.append(Paragraph(f"Diluted bags ({len(section.bags)})", st.h3))
+        story.extend(_tables(BAG_COLUMNS, section.bags, width, st))
     story.append(CondPageBreak(40 * mm))
-    story.append(Paragraph("Daily summary", h3))
-    widths = [x * width for x in (0.09, 0.10, 0.07, 0.07, 0.07, 0.07, 0.09, 0.09, 0.09, 0.06, 0.20)]
-    story.extend(_tables(DAILY_HEADER, section.daily, widths, small, bold))
+    story.append(Paragraph("Daily summary", st.h3))
+    story.extend(_tables(DAILY_COLUMNS, section.daily, width, st))
     return story
 
 
+_PAD = 3.0
+"""Left and right padding of a table cell."""
+
+
+def _widths(columns: Sequence[Column], width: float, st: _Styles) -> list[float]:
+    """Time columns just wide enough for a time on one line; the others share what is left by their shares,
+    each at least as wide as the longest word of its header (so no header word breaks)."""
+    time_width = pdfmetrics.stringWidth(_TIME_SAMPLE, st.small.fontName, st.small.fontSize) + 2 * _PAD + 1
+    floors = [time_width if c.time else _longest_word(c.header, st.head) + 2 * _PAD + 1 for c in columns]
+    fixed = {i for i, c in enumerate(columns) if c.time}
+    while True:
+        left = width - sum(floors[i] for i in fixed)
+        shares = sum(c.share for i, c in enumerate(columns) if i not in fixed) or 1.0
+        widths = [floors[i] if i in fixed else left * c.share / shares for i, c in enumerate(columns)]
+        narrow = {i for i, w in enumerate(widths) if i not in fixed and w < floors[i]}
+        if not narrow:
+            return widths
+        fixed |= narrow
+
+
+def _longest_word(text: str, style: ParagraphStyle) -> float:
+    return max(pdfmetrics.stringWidth(word, style.fontName, style.fontSize) for word in text.split())
+
+
 def _cell(text: str, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(escape(text).replace("\n", "<br/>"), style)
+    return _text(escape(text).replace("\n", "<br/>"), style)
 
 
-def _table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float], style: ParagraphStyle, bold: str
-) -> Table:
-    head_style = ParagraphStyle("cc-head", parent=style, fontName=bold)
-    data = [[_cell(h, head_style) for h in header]] + [[_cell(value, style) for value in row] for row in rows]
-    table = Table(data, colWidths=list(widths), repeatRows=1)
+def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], widths: list[float], st: _Styles) -> Table:
+    data = [[_cell(c.header, st.head) for c in columns]] + [[_cell(value, st.small) for value in row] for row in rows]
+    table = Table(data, colWidths=widths, repeatRows=1)
     commands: list[tuple[object, ...]] = [
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
         ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.HexColor("#7a8ca3")),
@@ -309,6 +375,8 @@ def _table(
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("TOPPADDING", (0, 0), (-1, -1), 1.5),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+        ("LEFTPADDING", (0, 0), (-1, -1), _PAD),
+        ("RIGHTPADDING", (0, 0), (-1, -1), _PAD),
     ]
     for index, row in enumerate(rows, start=1):
         status = row[-1] if row else ""
@@ -320,11 +388,10 @@ def _table(
     return table
 
 
-def _tables(
-    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float], style: ParagraphStyle, bold: str
-) -> list[object]:
+def _tables(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: float, st: _Styles) -> list[object]:
     """Long tables as page-sized chunks (each with its header): reportlab splits one huge table slowly."""
-    return [_table(header, rows[i : i + _TABLE_CHUNK], widths, style, bold) for i in range(0, len(rows), _TABLE_CHUNK)]
+    widths = _widths(columns, width, st)
+    return [_table(columns, rows[i : i + _TABLE_CHUNK], widths, st) for i in range(0, len(rows), _TABLE_CHUNK)]
 
 
 # -- the chart ---------------------------------------------------------------------------------------

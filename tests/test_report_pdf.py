@@ -1,0 +1,106 @@
+"""``report_pdf.write_report`` on constructed ``ReportData``: what a person reading report.pdf sees.
+
+The PDF's text is read back with ``pdftotext -layout`` (poppler-utils), one string per page.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from coldchain.records import to_millis
+from coldchain.report_pdf import Envelope, ReportData, UnitSection, write_report
+
+DAY = datetime(2026, 12, 1, tzinfo=UTC)
+DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}\s+\d")
+WHOLE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}\s\d{2}:\d{2}:\d{2}Z")
+
+
+def iso(minutes: float) -> str:
+    """The export's RFC 3339 text (milliseconds included) of ``minutes`` after DAY."""
+    return (DAY + timedelta(minutes=minutes)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def section(**more: object) -> UnitSection:
+    fields: dict[str, object] = {
+        "unit": "fridge-a",
+        "name": "Infusion fridge A",
+        "site": "main-pharmacy",
+        "profile": "natalizumab",
+        "low": 2.0,
+        "high": 8.0,
+        "temperature_sensors": ["t-001"],
+        "other_sensors": ["s-001"],
+        "summary": [("readings", "1,000")],
+    }
+    return UnitSection(**{**fields, **more})  # type: ignore[arg-type]
+
+
+def report(units: list[UnitSection], start: datetime = DAY, days: int = 1) -> ReportData:
+    start_ms, end_ms = to_millis(start), to_millis(start + timedelta(days=days))
+    envelope = Envelope(start_ms, end_ms)
+    for minute in range(0, days * 1440, 5):
+        envelope.add("t-001", start_ms + minute * 60_000, 5.0)
+    return ReportData(
+        title="Cold-chain temperature record",
+        period=f"{iso(0)} to {iso(days * 1440)}",
+        exported_at=iso(days * 1440 + 0.5),
+        version="0.1.0",
+        selection="every unit",
+        gap_after="10m",
+        audit="no operator action recorded up to the end of the period.",
+        signed=False,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        envelope=envelope,
+        units=units,
+        overview=[["Unit", "Readings"], ["Infusion fridge A", "1,000"]],
+    )
+
+
+def pages(tmp_path: Path, data: ReportData, layout: bool = True) -> list[str]:
+    """The text of each page of the report written from ``data`` (as laid out, or in reading order)."""
+    path = tmp_path / "report.pdf"
+    write_report(path, data)
+    done = subprocess.run(
+        ["pdftotext", *(["-layout"] if layout else []), str(path), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout.split("\f")[:-1]
+
+
+def excursion(minute: float, ack: str = "not acknowledged") -> list[str]:
+    return ["temperature high", "t-001", iso(minute), iso(minute + 39), "39", "19.72", "34", "233.8", "10.12", ack,
+            "2 sent (email:oncall)"]  # fmt: skip
+
+
+def bag(minute: float) -> list[str]:
+    return ["B-1001", "L2026-11", iso(minute), "a.smith", iso(minute + 480), iso(minute + 40), iso(minute + 140),
+            "yes", "infusion completed within the limit"]  # fmt: skip
+
+
+def test_times_show_whole_seconds_and_never_wrap(tmp_path: Path) -> None:
+    """Every time in the PDF reads 'YYYY-MM-DD HH:MM:SSZ' on one line, in tables and in acknowledgements."""
+    ack = f"j.doe at {iso(780.4)}: quarantined — moved stock to fridge B"
+    unit = section(excursions=[excursion(774.5124, ack)], bags=[bag(758.5)])
+    text = "\n".join(pages(tmp_path, report([unit])))
+    for clock in ["12:54:30", "13:33:30", "13:00:24", "12:38:30", "20:38:30", "13:18:30", "14:58:30"]:
+        assert f"2026-12-01 {clock}Z" in text
+    assert not re.search(r"\d{2}:\d{2}\.\d", text)  # no fractions of a second
+    assert "T12:" not in text and "T13:" not in text
+    starts = [m.start() for m in DATE_AND_TIME.finditer(text)]
+    assert starts and all(WHOLE_TIME.match(text, i) for i in starts), text
+
+
+def test_time_column_headers_name_utc(tmp_path: Path) -> None:
+    """Every column of times says its zone, '(UTC)', the bag table's infusion columns included."""
+    unit = section(excursions=[excursion(600)], bags=[bag(480)])
+    words = " ".join("\n".join(pages(tmp_path, report([unit]), layout=False)).split())
+    for header in ["Start (UTC)", "End (UTC)", "Diluted (UTC)", "Deadline (UTC)", "Infusion started (UTC)",
+                   "Ended (UTC)"]:  # fmt: skip
+        assert header in words

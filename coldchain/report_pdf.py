@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,6 +130,10 @@ class UnitSection:
     daily: list[list[str]] = field(default_factory=list)
     bags: list[list[str]] = field(default_factory=list)
 
+    def value_units(self) -> dict[str, str]:
+        """The unit of each sensor's readings: °C, or g for the other kind (shake, the only one there is)."""
+        return {sensor: "g" for sensor in self.other_sensors} | {sensor: "°C" for sensor in self.temperature_sensors}
+
 
 @dataclass(slots=True)
 class ReportData:
@@ -160,6 +164,10 @@ class Column:
     """Of the width left once the time columns have theirs."""
     time: bool = False
     """Holds times: sized to fit one on a line, and the header names the zone."""
+    sensor: bool = False
+    """Names the row's sensor, whose kind gives the unit of the row's ``quantity`` cells."""
+    quantity: bool = False
+    """Holds readings of the row's sensor: shown with its unit (°C or g)."""
 
     @property
     def header(self) -> str:
@@ -168,11 +176,11 @@ class Column:
 
 EXCURSION_COLUMNS = [
     Column("Kind", 0.11),
-    Column("Sensor / bag", 0.08),
+    Column("Sensor / bag", 0.08, sensor=True),
     Column("Start", time=True),
     Column("End", time=True),
     Column("Minutes", 0.06),
-    Column("Peak", 0.07),
+    Column("Peak", 0.08, quantity=True),
     Column("Beyond limit, min", 0.07),
     Column("Degree-min", 0.07),
     Column("MKT °C", 0.06),
@@ -181,11 +189,11 @@ EXCURSION_COLUMNS = [
 ]
 DAILY_COLUMNS = [
     Column("Date (UTC)", 0.09),
-    Column("Sensor", 0.10),
+    Column("Sensor", 0.10, sensor=True),
     Column("Readings", 0.07),
-    Column("Min", 0.07),
-    Column("Max", 0.07),
-    Column("Mean", 0.07),
+    Column("Min", 0.08, quantity=True),
+    Column("Max", 0.08, quantity=True),
+    Column("Mean", 0.08, quantity=True),
     Column("In range\nmin", 0.09),
     Column("Out of range\nmin", 0.09),
     Column("Unknown\nmin", 0.09),
@@ -324,7 +332,7 @@ def _unit_story(section: UnitSection, data: ReportData, width: float, st: _Style
     story.append(Spacer(1, 3 * mm))
     story.append(Paragraph(f"Excursions ({len(section.excursions)})", st.h3))
     if section.excursions:
-        story.extend(_tables(EXCURSION_COLUMNS, section.excursions, width, st))
+        story.extend(_tables(EXCURSION_COLUMNS, section.excursions, width, st, section.value_units()))
     else:
         story.append(Paragraph("No alert episode in this period.", st.body))
     if section.bags:
@@ -333,7 +341,7 @@ def _unit_story(section: UnitSection, data: ReportData, width: float, st: _Style
         story.extend(_tables(BAG_COLUMNS, section.bags, width, st))
     story.append(CondPageBreak(40 * mm))
     story.append(Paragraph("Daily summary", st.h3))
-    story.extend(_tables(DAILY_COLUMNS, section.daily, width, st))
+    story.extend(_tables(DAILY_COLUMNS, section.daily, width, st, section.value_units()))
     return story
 
 
@@ -388,10 +396,29 @@ def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], widths: lis
     return table
 
 
-def _tables(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: float, st: _Styles) -> list[object]:
+def _tables(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    width: float,
+    st: _Styles,
+    units: Mapping[str, str] | None = None,
+) -> list[object]:
     """Long tables as page-sized chunks (each with its header): reportlab splits one huge table slowly."""
     widths = _widths(columns, width, st)
+    rows = _with_units(columns, rows, units or {})
     return [_table(columns, rows[i : i + _TABLE_CHUNK], widths, st) for i in range(0, len(rows), _TABLE_CHUNK)]
+
+
+def _with_units(columns: Sequence[Column], rows: Sequence[Sequence[str]], units: Mapping[str, str]) -> list[list[str]]:
+    """``rows`` with each ``quantity`` value followed by the unit of the row's sensor (left alone: no sensor,
+    or a sensor of no known unit, such as a bag's subject, and empty cells)."""
+    key = next((i for i, c in enumerate(columns) if c.sensor), None)
+    shown: list[list[str]] = []
+    for row in rows:
+        unit = units.get(row[key]) if key is not None else None
+        cells = zip(columns, row, strict=True)
+        shown.append([f"{v}{_NBSP}{unit}" if unit and c.quantity and v not in ("", "—") else v for c, v in cells])
+    return shown
 
 
 # -- the chart ---------------------------------------------------------------------------------------

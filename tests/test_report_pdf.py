@@ -9,7 +9,9 @@ import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
+from coldchain.config import Sensor
 from coldchain.records import to_millis
 from coldchain.report_pdf import Envelope, ReportData, UnitSection, write_report
 
@@ -104,3 +106,27 @@ def test_time_column_headers_name_utc(tmp_path: Path) -> None:
     for header in ["Start (UTC)", "End (UTC)", "Diluted (UTC)", "Deadline (UTC)", "Infusion started (UTC)",
                    "Ended (UTC)"]:  # fmt: skip
         assert header in words
+
+
+def daily(sensor: str, low: str, high: str, mean: str) -> list[str]:
+    return ["2026-12-01", sensor, "500", low, high, mean, "497.72", "2", "0.28", "1", "out of range"]
+
+
+def test_readings_carry_their_unit(tmp_path: Path) -> None:
+    """Min, max, mean and peak say °C for a temperature sensor and g for a shake sensor sharing the table."""
+    agitation = ["agitation", "s-001", iso(60), iso(66), "6", "1.3", "2", "—", "—", "not acknowledged", "1 sent"]
+    unit = section(
+        excursions=[excursion(600), agitation],
+        daily=[daily("s-001", "0.01", "1.3", "0.02"), daily("t-001", "3.79", "19.72", "6")],
+    )
+    lines = "\n".join(pages(tmp_path, report([unit]))).splitlines()
+    rows = {" ".join(line.split()[:2]): " ".join(line.split()) for line in lines}
+    assert "3.79 °C 19.72 °C 6 °C" in rows["2026-12-01 t-001"]
+    assert "0.01 g 1.3 g 0.02 g" in rows["2026-12-01 s-001"]
+    assert "19.72 °C" in rows["temperature t-001"] and "1.3 g" in rows["agitation s-001"]
+
+
+def test_every_sensor_kind_has_a_unit_in_the_report() -> None:
+    """The report knows the unit of each kind of sensor the configuration allows (temperature °C, shake g)."""
+    kinds = set(get_args(Sensor.model_fields["kind"].annotation))
+    assert kinds == {"temperature", "shake"}  # a new kind needs its unit in UnitSection.value_units

@@ -30,6 +30,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
     CondPageBreak,
+    KeepTogether,
     PageBreak,
     Paragraph,
     SimpleDocTemplate,
@@ -42,10 +43,19 @@ from coldchain.records import from_millis
 
 _SERIES_COLOURS = ["#1f5fa8", "#c05a00", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#455a64"]
 _TABLE_CHUNK = 40
+_MIN_ROWS = 5
+"""A table breaks across pages only with at least this many rows on each side (never a header and a stray row)."""
+_PAGE = landscape(A4)
+_MARGIN_X, _MARGIN_TOP, _MARGIN_BOTTOM = 12 * mm, 12 * mm, 14 * mm
+_FRAME_PADDING = 6.0
+"""What SimpleDocTemplate's frame keeps free on each side."""
+_FRAME_HEIGHT = _PAGE[1] - _MARGIN_TOP - _MARGIN_BOTTOM - 2 * _FRAME_PADDING
 _NBSP = "\u00a0"
 _ISO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?Z")
 _TIME_SAMPLE = "2026-12-31 23:59:59Z"
 """The widest time a cell shows: time columns are sized to hold it on one line."""
+_QUANTITY_SAMPLE = "-88.8888\u00a0°C"
+"""A wide reading with its unit: reading columns are at least this wide."""
 
 
 def person_times(text: str, space: str = _NBSP) -> str:
@@ -248,19 +258,18 @@ def _styles() -> _Styles:
 def write_report(path: Path, data: ReportData) -> None:
     """Write the PDF."""
     st = _styles()
-    pagesize = landscape(A4)
     doc = SimpleDocTemplate(
         str(path),
-        pagesize=pagesize,
-        leftMargin=12 * mm,
-        rightMargin=12 * mm,
-        topMargin=12 * mm,
-        bottomMargin=14 * mm,
+        pagesize=_PAGE,
+        leftMargin=_MARGIN_X,
+        rightMargin=_MARGIN_X,
+        topMargin=_MARGIN_TOP,
+        bottomMargin=_MARGIN_BOTTOM,
         title=data.title,
         author=f"coldchain {data.version}",
         subject=person_times(data.period, " "),
     )
-    width = pagesize[0] - 24 * mm
+    width = _PAGE[0] - 2 * _MARGIN_X - 2 * _FRAME_PADDING
 
     def footer(canvas: object, document: object) -> None:
         canvas.saveState()  # type: ignore[attr-defined]
@@ -326,23 +335,38 @@ def _unit_story(section: UnitSection, data: ReportData, width: float, st: _Style
         Spacer(1, 2 * mm),
     ]
     if section.temperature_sensors:
-        story.append(_chart(section, data, width, 70 * mm, st.regular))
+        story.append(_chart(section, data, width, 62 * mm, st.regular))
     else:
         story.append(Paragraph("This unit has no temperature sensor.", st.body))
     story.append(Spacer(1, 3 * mm))
-    story.append(Paragraph(f"Excursions ({len(section.excursions)})", st.h3))
+    units = section.value_units()
+    heading = Paragraph(f"Excursions ({len(section.excursions)})", st.h3)
     if section.excursions:
-        story.extend(_tables(EXCURSION_COLUMNS, section.excursions, width, st, section.value_units()))
+        story.extend(_headed(heading, _tables(EXCURSION_COLUMNS, section.excursions, width, st, units), width))
     else:
-        story.append(Paragraph("No alert episode in this period.", st.body))
+        story.append(KeepTogether([heading, Paragraph("No alert episode in this period.", st.body)]))
     if section.bags:
-        story.append(CondPageBreak(40 * mm))
-        story.append(Paragraph(f"Diluted bags ({len(section.bags)})", st.h3))
-        story.extend(_tables(BAG_COLUMNS, section.bags, width, st))
-    story.append(CondPageBreak(40 * mm))
-    story.append(Paragraph("Daily summary", st.h3))
-    story.extend(_tables(DAILY_COLUMNS, section.daily, width, st, section.value_units()))
+        heading = Paragraph(f"Diluted bags ({len(section.bags)})", st.h3)
+        story.extend(_headed(heading, _tables(BAG_COLUMNS, section.bags, width, st), width))
+    heading = Paragraph("Daily summary", st.h3)
+    story.extend(_headed(heading, _tables(DAILY_COLUMNS, section.daily, width, st, units), width))
     return story
+
+
+def _headed(heading: Paragraph, tables: list[Table], width: float) -> list[object]:
+    """``heading`` and its ``tables``, never the heading alone at the foot of a page: all on one page when
+    they fit on one (a small table is not left to a page of its own), else the heading with the first
+    table's first rows."""
+    if not tables:
+        return [heading]
+    spaced = heading.getSpaceBefore() + heading.getSpaceAfter()
+    head = heading.wrap(width, _FRAME_HEIGHT)[1] + spaced
+    heights = [table.wrap(width, _FRAME_HEIGHT)[1] for table in tables]
+    if head + sum(heights) <= _FRAME_HEIGHT:
+        return [KeepTogether([heading, *tables])]
+    first = tables[0]
+    lead = sum(first._rowHeights[: _MIN_ROWS + 1])  # the header and the rows that may not be split from it
+    return [CondPageBreak(head + lead), heading, *tables]
 
 
 _PAD = 3.0
@@ -351,9 +375,14 @@ _PAD = 3.0
 
 def _widths(columns: Sequence[Column], width: float, st: _Styles) -> list[float]:
     """Time columns just wide enough for a time on one line; the others share what is left by their shares,
-    each at least as wide as the longest word of its header (so no header word breaks)."""
+    each at least as wide as the longest word of its header (so no header word breaks) and a reading
+    column as wide as a reading with its unit."""
     time_width = pdfmetrics.stringWidth(_TIME_SAMPLE, st.small.fontName, st.small.fontSize) + 2 * _PAD + 1
-    floors = [time_width if c.time else _longest_word(c.header, st.head) + 2 * _PAD + 1 for c in columns]
+    quantity = pdfmetrics.stringWidth(_QUANTITY_SAMPLE, st.small.fontName, st.small.fontSize)
+    floors = [
+        time_width if c.time else max(_longest_word(c.header, st.head), quantity if c.quantity else 0) + 2 * _PAD + 1
+        for c in columns
+    ]
     fixed = {i for i, c in enumerate(columns) if c.time}
     while True:
         left = width - sum(floors[i] for i in fixed)
@@ -386,6 +415,7 @@ def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], widths: lis
         ("LEFTPADDING", (0, 0), (-1, -1), _PAD),
         ("RIGHTPADDING", (0, 0), (-1, -1), _PAD),
     ]
+    commands += _no_stray_rows(len(rows))
     for index, row in enumerate(rows, start=1):
         status = row[-1] if row else ""
         if status == "out of range" or status.startswith("infusion started after") or status.startswith("expired"):
@@ -396,6 +426,15 @@ def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], widths: lis
     return table
 
 
+def _no_stray_rows(count: int) -> list[tuple[object, ...]]:
+    """NOSPLIT commands for a table of a header and ``count`` rows: where it breaks across pages, the header
+    goes with at least ``_MIN_ROWS`` rows and at least as many follow (a short table never breaks)."""
+    return [
+        ("NOSPLIT", (0, 0), (-1, min(_MIN_ROWS, count))),
+        ("NOSPLIT", (0, max(0, count + 1 - _MIN_ROWS)), (-1, count)),
+    ]
+
+
 def _tables(
     columns: Sequence[Column],
     rows: Sequence[Sequence[str]],
@@ -403,10 +442,13 @@ def _tables(
     st: _Styles,
     units: Mapping[str, str] | None = None,
 ) -> list[object]:
-    """Long tables as page-sized chunks (each with its header): reportlab splits one huge table slowly."""
+    """Long tables as chunks of at most ``_TABLE_CHUNK`` rows, each with its header (reportlab splits one huge
+    table slowly), of even sizes so that no chunk is a stray few rows."""
     widths = _widths(columns, width, st)
     rows = _with_units(columns, rows, units or {})
-    return [_table(columns, rows[i : i + _TABLE_CHUNK], widths, st) for i in range(0, len(rows), _TABLE_CHUNK)]
+    count = math.ceil(len(rows) / _TABLE_CHUNK)
+    size = math.ceil(len(rows) / count) if count else 0
+    return [_table(columns, rows[i : i + size], widths, st) for i in range(0, len(rows), size or 1)]
 
 
 def _with_units(columns: Sequence[Column], rows: Sequence[Sequence[str]], units: Mapping[str, str]) -> list[list[str]]:

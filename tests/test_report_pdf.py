@@ -130,3 +130,29 @@ def test_every_sensor_kind_has_a_unit_in_the_report() -> None:
     """The report knows the unit of each kind of sensor the configuration allows (temperature °C, shake g)."""
     kinds = set(get_args(Sensor.model_fields["kind"].annotation))
     assert kinds == {"temperature", "shake"}  # a new kind needs its unit in UnitSection.value_units
+
+
+def daily_rows(count: int) -> list[list[str]]:
+    return [[(DAY + timedelta(days=d)).strftime("%Y-%m-%d"), "t-001", "288", "3.8", "6.2", "5", "1440", "0", "0",
+             "0", "in range"] for d in range(count)]  # fmt: skip
+
+
+DAILY_ROW = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s+t-001\s")
+
+
+def test_a_small_table_stays_on_the_page_that_has_room(tmp_path: Path) -> None:
+    """A unit's chart, excursions, bag and two-day summary share one page; the summary is not stranded."""
+    unit = section(excursions=[excursion(600), excursion(900)], bags=[bag(480)], daily=daily_rows(2))
+    text = pages(tmp_path, report([unit], days=2))
+    assert len(text) == 2 and "Daily summary" in text[1], [len(p) for p in text]
+
+
+def test_no_page_holds_a_stray_few_rows_of_a_table(tmp_path: Path) -> None:
+    """However long the daily table, a page holds none or at least five of its rows, never its heading alone."""
+    for count in range(6, 140, 9):
+        unit = section(excursions=[excursion(600), excursion(900), excursion(1200)], daily=daily_rows(count))
+        text = pages(tmp_path, report([unit], days=count))
+        per_page = [sum(1 for line in page.splitlines() if DAILY_ROW.match(line)) for page in text]
+        assert sum(per_page) == count
+        assert all(n == 0 or n >= 5 for n in per_page), (count, per_page)
+        assert all(n > 0 for page, n in zip(text, per_page, strict=True) if "Daily summary" in page), (count, per_page)

@@ -39,6 +39,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from coldchain.alert import format_time
 from coldchain.records import from_millis
 
 _SERIES_COLOURS = ["#1f5fa8", "#c05a00", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#455a64"]
@@ -335,7 +336,10 @@ def _unit_story(section: UnitSection, data: ReportData, width: float, st: _Style
         Spacer(1, 2 * mm),
     ]
     if section.temperature_sensors:
-        story.append(_chart(section, data, width, 62 * mm, st.regular))
+        shown = chart_range(data.envelope, section.temperature_sensors, data.start_ms, data.end_ms)
+        story.append(_chart(section, data, shown, width, 62 * mm, st.regular))
+        if shown != (data.start_ms, data.end_ms):
+            story.append(Paragraph(_narrowed(shown), st.small))
     else:
         story.append(Paragraph("This unit has no temperature sensor.", st.body))
     story.append(Spacer(1, 3 * mm))
@@ -476,6 +480,12 @@ def _nice_step(span: float, target: int) -> float:
 
 
 _TIME_STEPS = [
+    timedelta(minutes=1),
+    timedelta(minutes=2),
+    timedelta(minutes=5),
+    timedelta(minutes=10),
+    timedelta(minutes=15),
+    timedelta(minutes=30),
     timedelta(hours=1),
     timedelta(hours=3),
     timedelta(hours=6),
@@ -494,7 +504,7 @@ def _time_ticks(start_ms: int, end_ms: int, most: int = 9) -> list[tuple[int, st
         step_ms = int(step.total_seconds() * 1000)
         if span / step_ms <= most:
             first = -(-start_ms // step_ms) * step_ms
-            fmt = "%Y-%m-%d" if step >= timedelta(days=1) else "%m-%d %H:%M"
+            fmt = "%Y-%m-%d" if step >= timedelta(days=1) else "%H:%M" if _one_day(start_ms, end_ms) else "%m-%d %H:%M"
             return [(t, from_millis(t).strftime(fmt)) for t in range(first, end_ms + 1, step_ms)]
     months: list[tuple[int, str]] = []
     day = from_millis(start_ms)
@@ -510,7 +520,40 @@ def _time_ticks(start_ms: int, end_ms: int, most: int = 9) -> list[tuple[int, st
     return months
 
 
-def _chart(section: UnitSection, data: ReportData, width: float, height: float, font: str) -> Drawing:
+_CHART_MARGIN_MS = 5 * 60_000
+
+
+def chart_range(envelope: Envelope, sensors: Sequence[str], start_ms: int, end_ms: int) -> tuple[int, int]:
+    """The chart's time axis, epoch ms: the slices with readings of ``sensors``, widened by a twentieth (at
+    least 5 minutes) on each side and rounded out to whole minutes, within [start_ms, end_ms]; the whole
+    period when there are no readings or they span most of it."""
+    filled = [i for s in sensors for i, low in enumerate(envelope.low.get(s, ())) if low != math.inf]
+    if not filled:
+        return start_ms, end_ms
+    first = envelope.start + min(filled) * envelope.width
+    last = envelope.start + (max(filled) + 1) * envelope.width
+    margin = max(_CHART_MARGIN_MS, (last - first) // 20)
+    low = max(start_ms, (first - margin) // 60_000 * 60_000)
+    high = min(end_ms, -(-(last + margin) // 60_000) * 60_000)
+    if high - low >= 0.8 * (end_ms - start_ms):
+        return start_ms, end_ms
+    return low, high
+
+
+def _one_day(start_ms: int, end_ms: int) -> bool:
+    return from_millis(start_ms).date() == from_millis(end_ms - 1).date()
+
+
+def _narrowed(shown: tuple[int, int]) -> str:
+    low, high = (person_times(format_time(from_millis(t))) for t in shown)
+    return (
+        f"The chart shows {low} to {high}, where this unit's temperature readings are; the rest of the period has none."
+    )
+
+
+def _chart(
+    section: UnitSection, data: ReportData, shown: tuple[int, int], width: float, height: float, font: str
+) -> Drawing:
     envelope = data.envelope
     sensors = [s for s in section.temperature_sensors if s in envelope.low]
     left, bottom, right, top = 34.0, 30.0, 110.0, 8.0
@@ -522,7 +565,7 @@ def _chart(section: UnitSection, data: ReportData, width: float, height: float, 
     y_max = max([section.high + 1.0, *highs]) if highs else section.high + 1.0
     y_step = _nice_step(y_max - y_min, 6)
     y_min, y_max = math.floor(y_min / y_step) * y_step, math.ceil(y_max / y_step) * y_step
-    t0, t1 = data.start_ms, data.end_ms
+    t0, t1 = shown
 
     def x(t: float) -> float:
         return left + (t - t0) / max(1, t1 - t0) * plot_w
@@ -571,13 +614,15 @@ def _chart(section: UnitSection, data: ReportData, width: float, height: float, 
     for t, label in _time_ticks(t0, t1):
         drawing.add(Line(x(t), bottom, x(t), bottom - 2, strokeWidth=0.5))
         drawing.add(String(x(t), bottom - 10, label, fontName=font, fontSize=6.5, textAnchor="middle"))
+    zone = f"{from_millis(t0):%Y-%m-%d} (UTC)" if _one_day(t0, t1) else "(UTC)"
+    drawing.add(String(left + plot_w + 3, bottom - 10, zone, fontName=font, fontSize=6.5))
     width_ms = envelope.width
     for number, sensor in enumerate(sensors):
         colour = colors.HexColor(_SERIES_COLOURS[number % len(_SERIES_COLOURS)])
         low, high = envelope.low[sensor], envelope.high[sensor]
         for first, last in _runs(low):
-            upper = [(x(t0 + i * width_ms + width_ms / 2), y(high[i])) for i in range(first, last + 1)]
-            lower = [(x(t0 + i * width_ms + width_ms / 2), y(low[i])) for i in range(last, first - 1, -1)]
+            upper = [(x(envelope.start + (i + 0.5) * width_ms), y(high[i])) for i in range(first, last + 1)]
+            lower = [(x(envelope.start + (i + 0.5) * width_ms), y(low[i])) for i in range(last, first - 1, -1)]
             points = [c for point in upper + lower for c in point]
             if len(upper) == 1:
                 drawing.add(Line(points[0], points[1], points[2], points[3], strokeColor=colour, strokeWidth=1.2))
@@ -603,7 +648,10 @@ def _chart(section: UnitSection, data: ReportData, width: float, height: float, 
         slices = envelope.low.get(sensor)
         empty = [True] * envelope.count if slices is None else [v == math.inf for v in slices]
         for first, last in _runs([0.0 if e else math.inf for e in empty]):
-            a, b = t0 + first * width_ms, min(t1, t0 + (last + 1) * width_ms)
+            a = max(t0, envelope.start + first * width_ms)
+            b = min(t1, envelope.start + (last + 1) * width_ms)
+            if b <= a:
+                continue
             mark = Rect(x(a), strip_y, max(0.8, x(b) - x(a)), 5, strokeColor=None)
             mark.fillColor = colors.HexColor("#9e9e9e")
             drawing.add(mark)

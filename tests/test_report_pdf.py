@@ -13,7 +13,7 @@ from typing import get_args
 
 from coldchain.config import Sensor
 from coldchain.records import to_millis
-from coldchain.report_pdf import Envelope, ReportData, UnitSection, write_report
+from coldchain.report_pdf import Envelope, ReportData, UnitSection, chart_range, write_report
 
 DAY = datetime(2026, 12, 1, tzinfo=UTC)
 DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}\s+\d")
@@ -156,3 +156,34 @@ def test_no_page_holds_a_stray_few_rows_of_a_table(tmp_path: Path) -> None:
         assert sum(per_page) == count
         assert all(n == 0 or n >= 5 for n in per_page), (count, per_page)
         assert all(n > 0 for page, n in zip(text, per_page, strict=True) if "Daily summary" in page), (count, per_page)
+
+
+def test_the_chart_fits_the_readings_within_the_period() -> None:
+    """Half an hour of readings in a one-day export gets an axis of about that half hour, inside the period."""
+    start, end = to_millis(DAY), to_millis(DAY + timedelta(days=1))
+    first, last = (
+        to_millis(DAY + timedelta(hours=12, minutes=10, seconds=3)),
+        to_millis(DAY + timedelta(hours=12, minutes=40)),
+    )
+    envelope = Envelope(start, end)
+    for t in range(first, last, 30_000):
+        envelope.add("t-001", t, 5.0)
+    low, high = chart_range(envelope, ["t-001"], start, end)
+    assert start <= low <= first - 5 * 60_000 and last + 5 * 60_000 <= high <= end
+    assert high - low <= 50 * 60_000 and low % 60_000 == 0 and high % 60_000 == 0
+    assert chart_range(envelope, ["t-002"], start, end) == (start, end)  # no readings: the whole period
+    envelope.add("t-001", start + 60_000, 5.0)  # readings near the period's start: clamped to it
+    assert chart_range(envelope, ["t-001"], start, end)[0] == start
+    envelope.add("t-001", end - 60_000, 5.0)  # readings across the period: all of it
+    assert chart_range(envelope, ["t-001"], start, end) == (start, end)
+
+
+def test_a_narrowed_chart_says_what_it_shows(tmp_path: Path) -> None:
+    """Below a chart narrowed to the readings, the report names the stretch shown and minute ticks label it."""
+    data = report([section()])
+    data.envelope = Envelope(data.start_ms, data.end_ms)
+    for minute in range(730, 760):
+        data.envelope.add("t-001", data.start_ms + minute * 60_000, 5.0)
+    words = " ".join(pages(tmp_path, data)[1].split())
+    assert "The chart shows 2026-12-01 12:04:00Z to 2026-12-01 12:47:00Z" in words
+    assert "12:10 12:15 12:20" in words and "2026-12-01 (UTC)" in words

@@ -300,7 +300,7 @@ def test_export_writes_the_exact_rows(tmp_path: Path, seeded: InfluxStore, influ
 
 
 def test_the_pdf_renders_and_names_the_unit(tmp_path: Path, seeded: InfluxStore, influx_config: InfluxConfig) -> None:
-    """report.pdf's first page renders with pdftoppm, and its text names the unit and the excursion."""
+    """report.pdf renders with pdftoppm; its text names the unit and excursion, with whole-second times and units."""
     out = run(tmp_path, seeded, settings_for(influx_config), unit="fridge-a")
     subprocess.run(
         ["pdftoppm", "-f", "1", "-l", "1", "-r", "40", "-png", str(out / "report.pdf"), str(tmp_path / "page")],
@@ -315,6 +315,7 @@ def test_the_pdf_renders_and_names_the_unit(tmp_path: Path, seeded: InfluxStore,
     assert "Infusion fridge A" in text
     words = " ".join(text.split())  # table cells wrap
     assert "temperature high" in words and "moved stock to fridge B" in words
+    assert "2025-03-10 10:00:00Z" in words and "10 °C" in words and "T10:00" not in words  # times for people, units
     assert "Infusion fridge B" not in text  # --unit fridge-a
 
 

@@ -14,7 +14,8 @@ are left empty and marked "no data" under the plot.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
     CondPageBreak,
+    KeepTogether,
     PageBreak,
     Paragraph,
     SimpleDocTemplate,
@@ -37,10 +39,29 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from coldchain.core.times import from_millis
+from coldchain.core.times import format_time, from_millis
 
 _SERIES_COLOURS = ["#1f5fa8", "#c05a00", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#455a64"]
 _TABLE_CHUNK = 40
+_MIN_ROWS = 5
+"""A table breaks across pages only with at least this many rows on each side (never a header and a stray row)."""
+_PAGE = landscape(A4)
+_MARGIN_X, _MARGIN_TOP, _MARGIN_BOTTOM = 12 * mm, 12 * mm, 14 * mm
+_FRAME_PADDING = 6.0
+"""What SimpleDocTemplate's frame keeps free on each side."""
+_FRAME_HEIGHT = _PAGE[1] - _MARGIN_TOP - _MARGIN_BOTTOM - 2 * _FRAME_PADDING
+_NBSP = "\u00a0"
+_ISO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?Z")
+_TIME_SAMPLE = "2026-12-31 23:59:59Z"
+"""The widest time a cell shows: time columns are sized to hold it on one line."""
+_QUANTITY_SAMPLE = "-88.8888\u00a0°C"
+"""A wide reading with its unit: reading columns are at least this wide."""
+
+
+def person_times(text: str, space: str = _NBSP) -> str:
+    """``text`` with each RFC 3339 UTC time as ``2026-12-01 12:54:30Z``: whole seconds (the fraction is
+    dropped; the CSVs keep it), date and time joined by ``space`` (no-break, so a time never wraps)."""
+    return _ISO_TIME.sub(lambda m: f"{m[1]}{space}{m[2]}Z", text)
 
 
 def _register_fonts() -> tuple[str, str]:
@@ -119,6 +140,10 @@ class UnitSection:
     daily: list[list[str]] = field(default_factory=list)
     bags: list[list[str]] = field(default_factory=list)
 
+    def value_units(self) -> dict[str, str]:
+        """The unit of each sensor's readings: °C, or g for the other kind (shake, the only one there is)."""
+        return {sensor: "g" for sensor in self.other_sensors} | {sensor: "°C" for sensor in self.temperature_sensors}
+
 
 @dataclass(slots=True)
 class ReportData:
@@ -140,93 +165,141 @@ class ReportData:
     """Rows of the first page's per-unit summary table (first row is the header)."""
 
 
-EXCURSION_HEADER = [
-    "Kind",
-    "Sensor / bag",
-    "Start (UTC)",
-    "End (UTC)",
-    "Minutes",
-    "Peak",
-    "Beyond limit, min",
-    "Degree-min",
-    "MKT °C",
-    "Acknowledged",
-    "Notified",
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A report table's column: its title, and either a share of the width or a time's fixed width."""
+
+    title: str
+    share: float = 0.0
+    """Of the width left once the time columns have theirs."""
+    time: bool = False
+    """Holds times: sized to fit one on a line, and the header names the zone."""
+    sensor: bool = False
+    """Names the row's sensor, whose kind gives the unit of the row's ``quantity`` cells."""
+    quantity: bool = False
+    """Holds readings of the row's sensor: shown with its unit (°C or g)."""
+
+    @property
+    def header(self) -> str:
+        return f"{self.title} (UTC)" if self.time else self.title
+
+
+EXCURSION_COLUMNS = [
+    Column("Kind", 0.11),
+    Column("Sensor / bag", 0.08, sensor=True),
+    Column("Start", time=True),
+    Column("End", time=True),
+    Column("Minutes", 0.06),
+    Column("Peak", 0.08, quantity=True),
+    Column("Beyond limit, min", 0.07),
+    Column("Degree-min", 0.07),
+    Column("MKT °C", 0.06),
+    Column("Acknowledged", 0.30),
+    Column("Notified", 0.18),
 ]
-DAILY_HEADER = [
-    "Date (UTC)",
-    "Sensor",
-    "Readings",
-    "Min",
-    "Max",
-    "Mean",
-    "In range\nmin",
-    "Out of range\nmin",
-    "Unknown\nmin",
-    "Gaps",
-    "Status",
+DAILY_COLUMNS = [
+    Column("Date (UTC)", 0.09),
+    Column("Sensor", 0.10, sensor=True),
+    Column("Readings", 0.07),
+    Column("Min", 0.08, quantity=True),
+    Column("Max", 0.08, quantity=True),
+    Column("Mean", 0.08, quantity=True),
+    Column("In range\nmin", 0.09),
+    Column("Out of range\nmin", 0.09),
+    Column("Unknown\nmin", 0.09),
+    Column("Gaps", 0.06),
+    Column("Status", 0.20),
 ]
-BAG_HEADER = [
-    "Bag",
-    "Lot",
-    "Diluted (UTC)",
-    "By",
-    "Deadline (UTC)",
-    "Infusion started",
-    "Ended",
-    "Within limit",
-    "Outcome",
+BAG_COLUMNS = [
+    Column("Bag", 0.12),
+    Column("Lot", 0.13),
+    Column("Diluted", time=True),
+    Column("By", 0.13),
+    Column("Deadline", time=True),
+    Column("Infusion started", time=True),
+    Column("Ended", time=True),
+    Column("Within limit", 0.10),
+    Column("Outcome", 0.52),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Styles:
+    """The report's paragraph styles and fonts."""
+
+    body: ParagraphStyle
+    small: ParagraphStyle
+    head: ParagraphStyle
+    """Table headers."""
+    h1: ParagraphStyle
+    h2: ParagraphStyle
+    h3: ParagraphStyle
+    regular: str
+    bold: str
+
+
+def _styles() -> _Styles:
+    regular, bold = _register_fonts()
+    sheet = getSampleStyleSheet()
+    body = ParagraphStyle("cc-body", parent=sheet["BodyText"], fontName=regular, fontSize=9, leading=12)
+    small = ParagraphStyle("cc-small", parent=body, fontSize=7, leading=8.5)
+    return _Styles(
+        body=body,
+        small=small,
+        head=ParagraphStyle("cc-head", parent=small, fontName=bold),
+        h1=ParagraphStyle("cc-h1", parent=sheet["Heading1"], fontName=bold, fontSize=17, leading=21),
+        h2=ParagraphStyle("cc-h2", parent=sheet["Heading2"], fontName=bold, fontSize=13, leading=16),
+        h3=ParagraphStyle("cc-h3", parent=sheet["Heading3"], fontName=bold, fontSize=10, leading=13),
+        regular=regular,
+        bold=bold,
+    )
 
 
 def write_report(path: Path, data: ReportData) -> None:
     """Write the PDF."""
-    regular, bold = _register_fonts()
-    styles = getSampleStyleSheet()
-    body = ParagraphStyle("cc-body", parent=styles["BodyText"], fontName=regular, fontSize=9, leading=12)
-    small = ParagraphStyle("cc-small", parent=body, fontSize=7, leading=8.5)
-    h1 = ParagraphStyle("cc-h1", parent=styles["Heading1"], fontName=bold, fontSize=17, leading=21)
-    h2 = ParagraphStyle("cc-h2", parent=styles["Heading2"], fontName=bold, fontSize=13, leading=16)
-    h3 = ParagraphStyle("cc-h3", parent=styles["Heading3"], fontName=bold, fontSize=10, leading=13)
-    pagesize = landscape(A4)
+    st = _styles()
     doc = SimpleDocTemplate(
         str(path),
-        pagesize=pagesize,
-        leftMargin=12 * mm,
-        rightMargin=12 * mm,
-        topMargin=12 * mm,
-        bottomMargin=14 * mm,
+        pagesize=_PAGE,
+        leftMargin=_MARGIN_X,
+        rightMargin=_MARGIN_X,
+        topMargin=_MARGIN_TOP,
+        bottomMargin=_MARGIN_BOTTOM,
         title=data.title,
         author=f"coldchain {data.version}",
-        subject=data.period,
+        subject=person_times(data.period, " "),
     )
-    width = pagesize[0] - 24 * mm
+    width = _PAGE[0] - 2 * _MARGIN_X - 2 * _FRAME_PADDING
 
     def footer(canvas: object, document: object) -> None:
         canvas.saveState()  # type: ignore[attr-defined]
-        canvas.setFont(regular, 7)  # type: ignore[attr-defined]
+        canvas.setFont(st.regular, 7)  # type: ignore[attr-defined]
         text = f"{data.title} · {data.period} · exported {data.exported_at} · page {document.page}"  # type: ignore[attr-defined]
-        canvas.drawString(12 * mm, 8 * mm, text)  # type: ignore[attr-defined]
+        canvas.drawString(12 * mm, 8 * mm, person_times(text, " "))  # type: ignore[attr-defined]
         canvas.restoreState()  # type: ignore[attr-defined]
 
+    overview = [Column(title, 1.0) for title in data.overview[0]]
     story: list[object] = [
-        Paragraph(escape(data.title), h1),
-        Paragraph(f"<b>Period:</b> {escape(data.period)}", body),
-        Paragraph(f"<b>Selection:</b> {escape(data.selection)}", body),
-        Paragraph(f"<b>Exported:</b> {escape(data.exported_at)} by coldchain {escape(data.version)}", body),
-        Paragraph(f"<b>Audit trail:</b> {escape(data.audit)}", body),
+        Paragraph(escape(data.title), st.h1),
+        _text(f"<b>Period:</b> {escape(data.period)}", st.body),
+        _text(f"<b>Selection:</b> {escape(data.selection)}", st.body),
+        _text(f"<b>Exported:</b> {escape(data.exported_at)} by coldchain {escape(data.version)}", st.body),
+        _text(f"<b>Audit trail:</b> {escape(data.audit)}", st.body),
         Spacer(1, 4 * mm),
-        _table(
-            data.overview[0], data.overview[1:], [width / len(data.overview[0])] * len(data.overview[0]), small, bold
-        ),
+        *_tables(overview, data.overview[1:], width, st),
         Spacer(1, 4 * mm),
-        Paragraph("How to read this report", h3),
-        *[Paragraph(text, body) for text in _reading_guide(data)],
+        Paragraph("How to read this report", st.h3),
+        *[Paragraph(text, st.body) for text in _reading_guide(data)],
     ]
     for section in data.units:
         story.append(PageBreak())
-        story.extend(_unit_story(section, data, width, body, small, h2, h3, regular, bold))
+        story.extend(_unit_story(section, data, width, st))
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
+
+
+def _text(markup: str, style: ParagraphStyle) -> Paragraph:
+    """A paragraph of already escaped markup, its times worded for people."""
+    return Paragraph(person_times(markup), style)
 
 
 def _reading_guide(data: ReportData) -> list[str]:
@@ -249,59 +322,92 @@ def _reading_guide(data: ReportData) -> list[str]:
     ]
 
 
-def _unit_story(
-    section: UnitSection,
-    data: ReportData,
-    width: float,
-    body: ParagraphStyle,
-    small: ParagraphStyle,
-    h2: ParagraphStyle,
-    h3: ParagraphStyle,
-    regular: str,
-    bold: str,
-) -> list[object]:
+def _unit_story(section: UnitSection, data: ReportData, width: float, st: _Styles) -> list[object]:
     story: list[object] = [
-        Paragraph(f"{escape(section.name)} <font size=10>({escape(section.unit)}, {escape(section.site)})</font>", h2),
         Paragraph(
+            f"{escape(section.name)} <font size=10>({escape(section.unit)}, {escape(section.site)})</font>", st.h2
+        ),
+        _text(
             f"Product profile <b>{escape(section.profile)}</b>: in range {section.low:g} to {section.high:g} °C. "
             + " · ".join(f"{escape(label)}: <b>{escape(value)}</b>" for label, value in section.summary),
-            body,
+            st.body,
         ),
         Spacer(1, 2 * mm),
     ]
     if section.temperature_sensors:
-        story.append(_chart(section, data, width, 70 * mm, regular))
+        shown = chart_range(data.envelope, section.temperature_sensors, data.start_ms, data.end_ms)
+        story.append(_chart(section, data, shown, width, 62 * mm, st.regular))
+        if shown != (data.start_ms, data.end_ms):
+            story.append(Paragraph(_narrowed(shown), st.small))
     else:
-        story.append(Paragraph("This unit has no temperature sensor.", body))
+        story.append(Paragraph("This unit has no temperature sensor.", st.body))
     story.append(Spacer(1, 3 * mm))
-    story.append(Paragraph(f"Excursions ({len(section.excursions)})", h3))
+    units = section.value_units()
+    heading = Paragraph(f"Excursions ({len(section.excursions)})", st.h3)
     if section.excursions:
-        widths = [x * width for x in (0.09, 0.07, 0.09, 0.09, 0.06, 0.05, 0.06, 0.06, 0.05, 0.24, 0.14)]
-        story.extend(_tables(EXCURSION_HEADER, section.excursions, widths, small, bold))
+        story.extend(_headed(heading, _tables(EXCURSION_COLUMNS, section.excursions, width, st, units), width))
     else:
-        story.append(Paragraph("No alert episode in this period.", body))
+        story.append(KeepTogether([heading, Paragraph("No alert episode in this period.", st.body)]))
     if section.bags:
-        story.append(CondPageBreak(40 * mm))
-        story.append(Paragraph(f"Diluted bags ({len(section.bags)})", h3))
-        widths = [x * width for x in (0.08, 0.07, 0.11, 0.07, 0.11, 0.11, 0.11, 0.06, 0.28)]
-        story.extend(_tables(BAG_HEADER, section.bags, widths, small, bold))
-    story.append(CondPageBreak(40 * mm))
-    story.append(Paragraph("Daily summary", h3))
-    widths = [x * width for x in (0.09, 0.10, 0.07, 0.07, 0.07, 0.07, 0.09, 0.09, 0.09, 0.06, 0.20)]
-    story.extend(_tables(DAILY_HEADER, section.daily, widths, small, bold))
+        heading = Paragraph(f"Diluted bags ({len(section.bags)})", st.h3)
+        story.extend(_headed(heading, _tables(BAG_COLUMNS, section.bags, width, st), width))
+    heading = Paragraph("Daily summary", st.h3)
+    story.extend(_headed(heading, _tables(DAILY_COLUMNS, section.daily, width, st, units), width))
     return story
 
 
+def _headed(heading: Paragraph, tables: list[Table], width: float) -> list[object]:
+    """``heading`` and its ``tables``, never the heading alone at the foot of a page: all on one page when
+    they fit on one (a small table is not left to a page of its own), else the heading with the first
+    table's first rows."""
+    if not tables:
+        return [heading]
+    spaced = heading.getSpaceBefore() + heading.getSpaceAfter()
+    head = heading.wrap(width, _FRAME_HEIGHT)[1] + spaced
+    heights = [table.wrap(width, _FRAME_HEIGHT)[1] for table in tables]
+    if head + sum(heights) <= _FRAME_HEIGHT:
+        return [KeepTogether([heading, *tables])]
+    first = tables[0]
+    lead = sum(first._rowHeights[: _MIN_ROWS + 1])  # the header and the rows that may not be split from it
+    return [CondPageBreak(head + lead), heading, *tables]
+
+
+_PAD = 3.0
+"""Left and right padding of a table cell."""
+
+
+def _widths(columns: Sequence[Column], width: float, st: _Styles) -> list[float]:
+    """Time columns just wide enough for a time on one line; the others share what is left by their shares,
+    each at least as wide as the longest word of its header (so no header word breaks) and a reading
+    column as wide as a reading with its unit."""
+    time_width = pdfmetrics.stringWidth(_TIME_SAMPLE, st.small.fontName, st.small.fontSize) + 2 * _PAD + 1
+    quantity = pdfmetrics.stringWidth(_QUANTITY_SAMPLE, st.small.fontName, st.small.fontSize)
+    floors = [
+        time_width if c.time else max(_longest_word(c.header, st.head), quantity if c.quantity else 0) + 2 * _PAD + 1
+        for c in columns
+    ]
+    fixed = {i for i, c in enumerate(columns) if c.time}
+    while True:
+        left = width - sum(floors[i] for i in fixed)
+        shares = sum(c.share for i, c in enumerate(columns) if i not in fixed) or 1.0
+        widths = [floors[i] if i in fixed else left * c.share / shares for i, c in enumerate(columns)]
+        narrow = {i for i, w in enumerate(widths) if i not in fixed and w < floors[i]}
+        if not narrow:
+            return widths
+        fixed |= narrow
+
+
+def _longest_word(text: str, style: ParagraphStyle) -> float:
+    return max(pdfmetrics.stringWidth(word, style.fontName, style.fontSize) for word in text.split())
+
+
 def _cell(text: str, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(escape(text).replace("\n", "<br/>"), style)
+    return _text(escape(text).replace("\n", "<br/>"), style)
 
 
-def _table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float], style: ParagraphStyle, bold: str
-) -> Table:
-    head_style = ParagraphStyle("cc-head", parent=style, fontName=bold)
-    data = [[_cell(h, head_style) for h in header]] + [[_cell(value, style) for value in row] for row in rows]
-    table = Table(data, colWidths=list(widths), repeatRows=1)
+def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], widths: list[float], st: _Styles) -> Table:
+    data = [[_cell(c.header, st.head) for c in columns]] + [[_cell(value, st.small) for value in row] for row in rows]
+    table = Table(data, colWidths=widths, repeatRows=1)
     commands: list[tuple[object, ...]] = [
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
         ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.HexColor("#7a8ca3")),
@@ -309,7 +415,10 @@ def _table(
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("TOPPADDING", (0, 0), (-1, -1), 1.5),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+        ("LEFTPADDING", (0, 0), (-1, -1), _PAD),
+        ("RIGHTPADDING", (0, 0), (-1, -1), _PAD),
     ]
+    commands += _no_stray_rows(len(rows))
     for index, row in enumerate(rows, start=1):
         status = row[-1] if row else ""
         if status == "out of range" or status.startswith("infusion started after") or status.startswith("expired"):
@@ -320,11 +429,41 @@ def _table(
     return table
 
 
+def _no_stray_rows(count: int) -> list[tuple[object, ...]]:
+    """NOSPLIT commands for a table of a header and ``count`` rows: where it breaks across pages, the header
+    goes with at least ``_MIN_ROWS`` rows and at least as many follow (a short table never breaks)."""
+    return [
+        ("NOSPLIT", (0, 0), (-1, min(_MIN_ROWS, count))),
+        ("NOSPLIT", (0, max(0, count + 1 - _MIN_ROWS)), (-1, count)),
+    ]
+
+
 def _tables(
-    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float], style: ParagraphStyle, bold: str
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    width: float,
+    st: _Styles,
+    units: Mapping[str, str] | None = None,
 ) -> list[object]:
-    """Long tables as page-sized chunks (each with its header): reportlab splits one huge table slowly."""
-    return [_table(header, rows[i : i + _TABLE_CHUNK], widths, style, bold) for i in range(0, len(rows), _TABLE_CHUNK)]
+    """Long tables as chunks of at most ``_TABLE_CHUNK`` rows, each with its header (reportlab splits one huge
+    table slowly), of even sizes so that no chunk is a stray few rows."""
+    widths = _widths(columns, width, st)
+    rows = _with_units(columns, rows, units or {})
+    count = math.ceil(len(rows) / _TABLE_CHUNK)
+    size = math.ceil(len(rows) / count) if count else 0
+    return [_table(columns, rows[i : i + size], widths, st) for i in range(0, len(rows), size or 1)]
+
+
+def _with_units(columns: Sequence[Column], rows: Sequence[Sequence[str]], units: Mapping[str, str]) -> list[list[str]]:
+    """``rows`` with each ``quantity`` value followed by the unit of the row's sensor (left alone: no sensor,
+    or a sensor of no known unit, such as a bag's subject, and empty cells)."""
+    key = next((i for i, c in enumerate(columns) if c.sensor), None)
+    shown: list[list[str]] = []
+    for row in rows:
+        unit = units.get(row[key]) if key is not None else None
+        cells = zip(columns, row, strict=True)
+        shown.append([f"{v}{_NBSP}{unit}" if unit and c.quantity and v not in ("", "—") else v for c, v in cells])
+    return shown
 
 
 # -- the chart ---------------------------------------------------------------------------------------
@@ -340,6 +479,12 @@ def _nice_step(span: float, target: int) -> float:
 
 
 _TIME_STEPS = [
+    timedelta(minutes=1),
+    timedelta(minutes=2),
+    timedelta(minutes=5),
+    timedelta(minutes=10),
+    timedelta(minutes=15),
+    timedelta(minutes=30),
     timedelta(hours=1),
     timedelta(hours=3),
     timedelta(hours=6),
@@ -358,7 +503,7 @@ def _time_ticks(start_ms: int, end_ms: int, most: int = 9) -> list[tuple[int, st
         step_ms = int(step.total_seconds() * 1000)
         if span / step_ms <= most:
             first = -(-start_ms // step_ms) * step_ms
-            fmt = "%Y-%m-%d" if step >= timedelta(days=1) else "%m-%d %H:%M"
+            fmt = "%Y-%m-%d" if step >= timedelta(days=1) else "%H:%M" if _one_day(start_ms, end_ms) else "%m-%d %H:%M"
             return [(t, from_millis(t).strftime(fmt)) for t in range(first, end_ms + 1, step_ms)]
     months: list[tuple[int, str]] = []
     day = from_millis(start_ms)
@@ -374,7 +519,40 @@ def _time_ticks(start_ms: int, end_ms: int, most: int = 9) -> list[tuple[int, st
     return months
 
 
-def _chart(section: UnitSection, data: ReportData, width: float, height: float, font: str) -> Drawing:
+_CHART_MARGIN_MS = 5 * 60_000
+
+
+def chart_range(envelope: Envelope, sensors: Sequence[str], start_ms: int, end_ms: int) -> tuple[int, int]:
+    """The chart's time axis, epoch ms: the slices with readings of ``sensors``, widened by a twentieth (at
+    least 5 minutes) on each side and rounded out to whole minutes, within [start_ms, end_ms]; the whole
+    period when there are no readings or they span most of it."""
+    filled = [i for s in sensors for i, low in enumerate(envelope.low.get(s, ())) if low != math.inf]
+    if not filled:
+        return start_ms, end_ms
+    first = envelope.start + min(filled) * envelope.width
+    last = envelope.start + (max(filled) + 1) * envelope.width
+    margin = max(_CHART_MARGIN_MS, (last - first) // 20)
+    low = max(start_ms, (first - margin) // 60_000 * 60_000)
+    high = min(end_ms, -(-(last + margin) // 60_000) * 60_000)
+    if high - low >= 0.8 * (end_ms - start_ms):
+        return start_ms, end_ms
+    return low, high
+
+
+def _one_day(start_ms: int, end_ms: int) -> bool:
+    return from_millis(start_ms).date() == from_millis(end_ms - 1).date()
+
+
+def _narrowed(shown: tuple[int, int]) -> str:
+    low, high = (person_times(format_time(from_millis(t))) for t in shown)
+    return (
+        f"The chart shows {low} to {high}, where this unit's temperature readings are; the rest of the period has none."
+    )
+
+
+def _chart(
+    section: UnitSection, data: ReportData, shown: tuple[int, int], width: float, height: float, font: str
+) -> Drawing:
     envelope = data.envelope
     sensors = [s for s in section.temperature_sensors if s in envelope.low]
     left, bottom, right, top = 34.0, 30.0, 110.0, 8.0
@@ -386,7 +564,7 @@ def _chart(section: UnitSection, data: ReportData, width: float, height: float, 
     y_max = max([section.high + 1.0, *highs]) if highs else section.high + 1.0
     y_step = _nice_step(y_max - y_min, 6)
     y_min, y_max = math.floor(y_min / y_step) * y_step, math.ceil(y_max / y_step) * y_step
-    t0, t1 = data.start_ms, data.end_ms
+    t0, t1 = shown
 
     def x(t: float) -> float:
         return left + (t - t0) / max(1, t1 - t0) * plot_w
@@ -435,13 +613,15 @@ def _chart(section: UnitSection, data: ReportData, width: float, height: float, 
     for t, label in _time_ticks(t0, t1):
         drawing.add(Line(x(t), bottom, x(t), bottom - 2, strokeWidth=0.5))
         drawing.add(String(x(t), bottom - 10, label, fontName=font, fontSize=6.5, textAnchor="middle"))
+    zone = f"{from_millis(t0):%Y-%m-%d} (UTC)" if _one_day(t0, t1) else "(UTC)"
+    drawing.add(String(left + plot_w + 3, bottom - 10, zone, fontName=font, fontSize=6.5))
     width_ms = envelope.width
     for number, sensor in enumerate(sensors):
         colour = colors.HexColor(_SERIES_COLOURS[number % len(_SERIES_COLOURS)])
         low, high = envelope.low[sensor], envelope.high[sensor]
         for first, last in _runs(low):
-            upper = [(x(t0 + i * width_ms + width_ms / 2), y(high[i])) for i in range(first, last + 1)]
-            lower = [(x(t0 + i * width_ms + width_ms / 2), y(low[i])) for i in range(last, first - 1, -1)]
+            upper = [(x(envelope.start + (i + 0.5) * width_ms), y(high[i])) for i in range(first, last + 1)]
+            lower = [(x(envelope.start + (i + 0.5) * width_ms), y(low[i])) for i in range(last, first - 1, -1)]
             points = [c for point in upper + lower for c in point]
             if len(upper) == 1:
                 drawing.add(Line(points[0], points[1], points[2], points[3], strokeColor=colour, strokeWidth=1.2))
@@ -467,7 +647,10 @@ def _chart(section: UnitSection, data: ReportData, width: float, height: float, 
         slices = envelope.low.get(sensor)
         empty = [True] * envelope.count if slices is None else [v == math.inf for v in slices]
         for first, last in _runs([0.0 if e else math.inf for e in empty]):
-            a, b = t0 + first * width_ms, min(t1, t0 + (last + 1) * width_ms)
+            a = max(t0, envelope.start + first * width_ms)
+            b = min(t1, envelope.start + (last + 1) * width_ms)
+            if b <= a:
+                continue
             mark = Rect(x(a), strip_y, max(0.8, x(b) - x(a)), 5, strokeColor=None)
             mark.fillColor = colors.HexColor("#9e9e9e")
             drawing.add(mark)

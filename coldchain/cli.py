@@ -11,7 +11,7 @@ from pathlib import Path
 
 from coldchain import __version__
 from coldchain.audit import add_audit_command
-from coldchain.config import ConfigError, LogConfig, Settings, load_settings
+from coldchain.config import ConfigError, LogConfig, Settings, config_warnings, load_settings, no_config_loaded
 from coldchain.dashboards_push import add_dashboards_command
 from coldchain.demo import add_demo_command
 from coldchain.export import add_export_command
@@ -45,6 +45,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for unit in settings.units:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds_by_unit[unit.id].items())) or "no sensors"
         print(f"    {unit.site}/{unit.id} ({unit.display_name}): profile {unit.profile}; {kinds}")
+    for warning in config_warnings(settings):
+        print(f"WARNING {warning}", file=sys.stderr)
     return 0
 
 
@@ -53,6 +55,8 @@ def _run_roles(args: argparse.Namespace, roles: tuple[str, ...]) -> int:
 
     settings = _load(args.config)
     configure_logging(settings.log)
+    for warning in config_warnings(settings) if "rules" in roles else []:
+        log.warning(warning)
     service = Service(settings, roles)
     if service.rules is not None:  # named in the audit trail's config_loaded event
         service.rules.config_source = str(args.config.resolve()) if args.config is not None else "<defaults>"
@@ -89,6 +93,9 @@ def cmd_bag(args: argparse.Namespace) -> int:
     from coldchain.mqtt import MqttError, publish_once
 
     settings = _load(args.config)
+    if (unloaded := no_config_loaded(args.config, settings)) is not None:
+        print(f"not sent: {unloaded}", file=sys.stderr)
+        return 2
     body: dict[str, object] = {"ts": format_time(datetime.now(UTC)), "event": BAG_ACTIONS[args.action], "by": args.by}
     for key in ("unit", "lot", "product"):
         if getattr(args, key):

@@ -12,6 +12,8 @@ runtime_only=false
 missing=()
 if ! $runtime_only; then
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)  # the README's mosquitto_pub
+    command -v curl >/dev/null 2>&1 || missing+=(curl)  # the README's HTTP examples
     command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # headless browser tests (ack page)
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
@@ -31,5 +33,12 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
+# The package is installed editable: code changes need no reinstall, only changed dependencies do.
+# Skip pip when pyproject.toml and constraints.txt are what the last successful install used.
+stamp=.venv/.coldchain-install-stamp
+wanted=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || [ ! -x .venv/bin/coldchain ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
+    echo "$wanted" > "$stamp"
+fi

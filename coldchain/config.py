@@ -7,10 +7,14 @@ sibling ``*_file`` key (``COLDCHAIN_MQTT__PASSWORD_FILE=/run/secrets/mqtt``).
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import tomllib
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -24,7 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from coldchain.core import inventory as core
 from coldchain.core.alert import AlertKind, Severity
@@ -636,45 +640,196 @@ def verify_notify(settings: Settings) -> list[str]:
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` lists every reason, each naming its key."""
+    """The configuration cannot be used; ``problems`` lists every reason, each naming its source and key."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
+        super().__init__("; ".join(problems))
 
 
-def _error_lines(source: str, exc: ValidationError) -> list[str]:
+ENV_PREFIX = "COLDCHAIN_"
+
+
+def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[tuple[str, ...], str]:
+    """The ``COLDCHAIN_*`` variables set, by the key path they override (``("influx", "url")``) -> name."""
+    environ = os.environ if environ is None else environ
+    return {
+        tuple(name[len(ENV_PREFIX) :].lower().split("__")): name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)
+    }
+
+
+def _blame(file_source: str, loc: tuple[Any, ...], env: dict[tuple[str, ...], str]) -> str:
+    """Who set the value at ``loc``: the environment variable whose key path holds it, else the file.
+
+    An error about a whole table (a cross-field check) whose keys came partly from the environment
+    names the file and those variables.
+    """
+    keys = tuple(str(part).lower() for part in loc)
+    for path, name in sorted(env.items(), key=lambda item: len(item[0])):
+        if keys[: len(path)] == path:
+            return name
+    inside = sorted(name for path, name in env.items() if path[: len(keys)] == keys)
+    return ", ".join([file_source, *inside]) if keys and inside else file_source
+
+
+def _entry_id(tables: Mapping[str, Any], table: str, index: int) -> str | None:
+    """The ``id`` of ``tables[table][index]`` when there is one (to name inventory entries)."""
+    entries = tables.get(table)
+    if isinstance(entries, list) and 0 <= index < len(entries) and isinstance(entries[index], Mapping):
+        entry_id = entries[index].get("id")
+        return entry_id if isinstance(entry_id, str) else None
+    return None
+
+
+def _key_of(loc: tuple[Any, ...], tables: Mapping[str, Any]) -> str:
+    """``sensors[0] (id 't-001').kind`` for a location inside the inventory, ``influx.url`` elsewhere."""
+    key = ""
+    for position, part in enumerate(loc):
+        if isinstance(part, int):
+            key += f"[{part}]"
+            if position == 1 and loc[0] in ("units", "sensors"):
+                entry_id = _entry_id(tables, str(loc[0]), part)
+                key += f" (id {entry_id!r})" if entry_id is not None else ""
+        else:
+            key += f".{part}"
+    return key.lstrip(".")
+
+
+def _error_lines(
+    source: str,
+    exc: ValidationError,
+    env: dict[tuple[str, ...], str] | None = None,
+    tables: Mapping[str, Any] | None = None,
+) -> list[str]:
     lines: list[str] = []
     for error in exc.errors():
-        key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+        loc = tuple(error["loc"])
+        key = _key_of(loc, tables or {})
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+        where = _blame(source, loc, env or {})
         for line in message.splitlines():
-            lines.append(f"{source}: {key}: {line}" if key else f"{source}: {line}")
+            lines.append(f"{where}: {key}: {line}" if key else f"{where}: {line}")
     return lines
 
 
+def _field_annotation(path: tuple[str, ...]) -> Any:
+    """The type of the setting at ``path`` (``("api", "users")`` -> ``list[ApiUser]``), or None if unknown."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        model = args[0] if get_origin(annotation) is not None and len(args) == 1 else annotation
+    return annotation
+
+
+def _is_complex(annotation: Any) -> bool:
+    """Values of this type come from the environment as JSON (as pydantic-settings parses them)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    origin = get_origin(annotation)
+    if origin in (list, dict, tuple, set, frozenset):
+        return True
+    return any(_is_complex(arg) for arg in get_args(annotation) if arg is not type(None)) if origin else False
+
+
+def environment_json_errors(env: dict[tuple[str, ...], str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per ``COLDCHAIN_*`` variable that must hold JSON (a table or a list) and does not."""
+    environ = os.environ if environ is None else environ
+    lines: list[str] = []
+    for path, name in sorted(env.items(), key=lambda item: item[1]):
+        if not _is_complex(_field_annotation(path)):
+            continue
+        try:
+            json.loads(environ[name])
+        except json.JSONDecodeError as exc:
+            lines.append(f"{name}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+    return lines
+
+
+def _environment_tables(env: dict[tuple[str, ...], str]) -> dict[str, Any]:
+    """The inventory lists given whole in the environment (``COLDCHAIN_SENSORS='[...]'``), parsed."""
+    tables: dict[str, Any] = {}
+    for table in ("units", "sensors"):
+        name = env.get((table,))
+        if name is not None:
+            try:
+                tables[table] = json.loads(os.environ[name])
+            except (json.JSONDecodeError, KeyError):
+                continue
+    return tables
+
+
 def load_settings(path: Path | None) -> Settings:
-    """Read ``path`` (TOML; None for defaults only) under ``COLDCHAIN_*`` overrides; raise ConfigError."""
+    """Read ``path`` (TOML; None for defaults only) under ``COLDCHAIN_*`` overrides; raise ConfigError.
+
+    Every problem is one line naming where the value came from (the file, or the environment
+    variable that set it) and its key.
+    """
     source = str(path) if path is not None else "<defaults>"
     data: dict[str, Any] = {}
     if path is not None:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(source, [f"cannot read: {exc.strerror}"]) from exc
+            raise ConfigError(source, [f"{source}: cannot read: {exc.strerror}"]) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(source, [f"{source}: cannot read: not UTF-8 text ({exc.reason})"]) from exc
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(source, [f"not valid TOML: {exc}"]) from exc
+            message = re.sub(r"\(at line (\d+), column (\d+)\)", r"(line \1, column \2)", str(exc))
+            raise ConfigError(source, [f"{source}: not valid TOML: {message}"]) from exc
+    env = environment_overrides()
     try:
         return Settings(**data)
+    except SettingsError as exc:
+        lines = environment_json_errors(env) or [f"environment ({ENV_PREFIX}*): {exc}"]
+        raise ConfigError(source, lines) from None
     except ValidationError as exc:
-        lines = _error_lines(source, exc)
+        tables = {**data, **_environment_tables(env)}
+        lines = _error_lines(source, exc, env, tables)
         # field errors stop pydantic before the cross-checks: run those on the raw tables too, so one
         # run of check-config lists every problem (dangling references included)
         lines += [f"{source}: {line}" for line in verify_raw_references(data) if f"{source}: {line}" not in lines]
         raise ConfigError(source, lines) from exc
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """What a valid configuration probably did not mean: each a sentence naming the key to set."""
+    warnings: list[str] = []
+    if not settings.api.users:
+        warnings.append(
+            "api.users: no [[api.users]] configured: every /api/ call (acknowledge, bag events) is refused with 401"
+        )
+    named = set(settings.notify.default_targets)
+    named.update(target for route in settings.notify.routes for target in route.targets)
+    named.update(target for tier in settings.oncall.tiers for target in tier.targets)
+    if named <= {"log"}:
+        warnings.append(
+            "notify: alerts go only to the service log (no [[notify.targets]] in notify.default_targets, "
+            "routes or on-call tiers): nobody is told of an excursion"
+        )
+    if not settings.export.signing_key.get_secret_value():
+        warnings.append(
+            "export.signing_key: not set: audit exports are unsigned (export verify checks file hashes only)"
+        )
+    return warnings
+
+
+def no_config_loaded(path: Path | None, settings: Settings) -> str | None:
+    """Why a command that needs the inventory cannot work: nothing was loaded (no file, no inventory)."""
+    if path is not None or settings.units:
+        return None
+    return (
+        "no configuration loaded (the inventory is empty): name the file with --config FILE "
+        f"(or set {ENV_PREFIX}* variables, e.g. {ENV_PREFIX}UNITS)"
+    )
 
 
 def verify_raw_references(data: dict[str, Any]) -> list[str]:

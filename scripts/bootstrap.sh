@@ -12,6 +12,8 @@ runtime_only=false
 missing=()
 if ! $runtime_only; then
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)  # the README's mosquitto_pub
+    command -v curl >/dev/null 2>&1 || missing+=(curl)  # the README's HTTP examples
     command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # headless browser tests (ack page)
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
@@ -26,18 +28,28 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# typescript and @grafana/schema as tests/grafana_schema/package-lock.json pins them; npm ci again only when
-# node_modules is missing or the lock changed since (a copy of the lock installed is kept in node_modules).
-schema_deps=tests/grafana_schema
-if ! $runtime_only && ! cmp -s "$schema_deps/package-lock.json" "$schema_deps/node_modules/.installed-lock.json"; then
-    npm ci --prefix "$schema_deps" --no-audit --no-fund --loglevel=error >/dev/null
-    cp "$schema_deps/package-lock.json" "$schema_deps/node_modules/.installed-lock.json"
-fi
 # Debian's packages may start system services on the default ports; coldchain's tests and local
 # stack start their own servers on other ports, so those services are left alone.
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
+# The package is installed editable: code changes need no reinstall, only changed dependencies do.
+# Skip pip when pyproject.toml and constraints.txt are what the last successful install used.
+stamp=.venv/.coldchain-install-stamp
+wanted=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || [ ! -x .venv/bin/coldchain ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
+    echo "$wanted" > "$stamp"
+fi
+# typescript and @grafana/schema as tests/grafana_schema/package-lock.json pins them (the dashboards' type
+# check); npm ci again only when node_modules is missing or the lock changed since the last install.
+if ! $runtime_only; then
+    schema_deps=tests/grafana_schema
+    lock=$(sha256sum "$schema_deps/package-lock.json" | cut -d' ' -f1)
+    if [ "$(cat .venv/.grafana-schema-stamp 2>/dev/null)" != "$lock" ] || [ ! -d "$schema_deps/node_modules" ]; then
+        npm ci --prefix "$schema_deps" --no-audit --no-fund --loglevel=error >/dev/null
+        echo "$lock" > .venv/.grafana-schema-stamp
+    fi
+fi

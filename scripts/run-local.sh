@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Run coldchain on its embedded example configuration with a private mosquitto and InfluxDB.
+# Run coldchain on the example configuration with a private mosquitto and InfluxDB.
 #
-#   scripts/run-local.sh            # Ctrl-C stops all three
+#   scripts/run-local.sh            # Ctrl-C stops all three (coldchain first)
 #
 # mosquitto listens on 127.0.0.1:${MQTT_PORT:-11883}, InfluxDB on 127.0.0.1:${INFLUX_PORT:-18086},
-# coldchain's HTTP (health, metrics) on 127.0.0.1:8080; their data lives under var/.
+# coldchain's HTTP (health, metrics, /api/) on 127.0.0.1:${API_PORT:-8080}; their data lives under
+# ${VAR_DIR:-var}/. The configuration coldchain runs on is written to ${VAR_DIR:-var}/local/coldchain.toml:
+# examples/coldchain.toml with these ports and absolute state paths, so CLI commands given
+# `--config var/local/coldchain.toml` talk to this stack (edit the example, not the copy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 
 MQTT_PORT=${MQTT_PORT:-11883}
 INFLUX_PORT=${INFLUX_PORT:-18086}
+API_PORT=${API_PORT:-8080}
 RPC_PORT=${RPC_PORT:-18088}
-VAR=$PWD/var
-mkdir -p "$VAR/mosquitto" "$VAR/influxdb"
+VAR=$(mkdir -p "${VAR_DIR:-var}" && cd "${VAR_DIR:-var}" && pwd)
+LOCAL=$VAR/local
+mkdir -p "$VAR/mosquitto" "$VAR/influxdb" "$LOCAL"
 
 cat > "$VAR/mosquitto/mosquitto.conf" <<CONF
 user $(id -un)
@@ -44,28 +49,68 @@ bind-address = "127.0.0.1:$RPC_PORT"
   store-enabled = false
 CONF
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+# The effective configuration: the example's text with this stack's addresses and state paths.
+.venv/bin/python - examples/coldchain.toml "$LOCAL/coldchain.toml" <<PY
+import sys
+source, target = sys.argv[1], sys.argv[2]
+text = open(source, encoding="utf-8").read()
+for old, new in [
+    ('url = "mqtt://127.0.0.1:1883"', 'url = "mqtt://127.0.0.1:$MQTT_PORT"'),
+    ('url = "http://127.0.0.1:8086"', 'url = "http://127.0.0.1:$INFLUX_PORT"'),
+    ('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:$API_PORT"'),
+    ('path = "var/coldchain-spool.sqlite"', 'path = "$LOCAL/spool.sqlite"'),
+]:
+    if text.count(old) != 1:
+        sys.exit(f"run-local.sh: {source} no longer has exactly one line {old!r}; update scripts/run-local.sh")
+    text = text.replace(old, new)
+header = f"# Written by scripts/run-local.sh from {source} at each start: edit that file, not this one.\n"
+state = '''
+[rules]
+state_path = "$LOCAL/rules-state.sqlite"
+spool_path = "$LOCAL/rules-spool.sqlite"
+
+[notify]
+state_path = "$LOCAL/notify.sqlite"
+'''
+open(target, "w", encoding="utf-8").write(header + text + state)
+PY
+if ! checked=$(.venv/bin/coldchain check-config --config "$LOCAL/coldchain.toml" 2>&1); then
+    echo "$checked" >&2
+    exit 1
+fi
+
+# The servers get their own session: Ctrl-C reaches only this script and coldchain, and the servers
+# are stopped after coldchain has disconnected (else it would log losing the broker).
+coldchain_pid=
+servers=()
+stop() {
+    trap - EXIT INT TERM
+    if [ -n "$coldchain_pid" ]; then
+        kill -TERM "$coldchain_pid" 2>/dev/null || true
+        wait "$coldchain_pid" 2>/dev/null || true
+    fi
+    for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+trap stop EXIT
 
-"$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$VAR/mosquitto/mosquitto.conf" &
-pids+=($!)
-influxd run -config "$VAR/influxdb/influxdb.conf" >"$VAR/influxdb/influxd.log" 2>&1 &
-pids+=($!)
+setsid "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$VAR/mosquitto/mosquitto.conf" &
+servers+=($!)
+setsid influxd run -config "$VAR/influxdb/influxdb.conf" >"$VAR/influxdb/influxd.log" 2>&1 &
+servers+=($!)
 
 for _ in $(seq 100); do
-    if curl -sf "http://127.0.0.1:$INFLUX_PORT/ping" >/dev/null 2>&1 \
-        || .venv/bin/python -c "import httpx,sys; sys.exit(httpx.get('http://127.0.0.1:$INFLUX_PORT/ping').status_code != 204)" 2>/dev/null
-    then break; fi
+    if curl -sf "http://127.0.0.1:$INFLUX_PORT/ping" >/dev/null 2>&1; then break; fi
     sleep 0.1
 done
-echo "mosquitto on 127.0.0.1:$MQTT_PORT, InfluxDB on 127.0.0.1:$INFLUX_PORT; starting coldchain (Ctrl-C stops)" >&2
+echo "mosquitto on 127.0.0.1:$MQTT_PORT, InfluxDB on 127.0.0.1:$INFLUX_PORT, coldchain's API on" \
+    "127.0.0.1:$API_PORT; configuration $LOCAL/coldchain.toml; starting coldchain (Ctrl-C stops)" >&2
 
-export COLDCHAIN_MQTT__URL="mqtt://127.0.0.1:$MQTT_PORT"
-export COLDCHAIN_INFLUX__URL="http://127.0.0.1:$INFLUX_PORT"
-.venv/bin/coldchain run --config examples/coldchain.toml &
-pids+=($!)
-wait "${pids[-1]}"
+.venv/bin/coldchain run --config "$LOCAL/coldchain.toml" &
+coldchain_pid=$!
+status=0
+wait "$coldchain_pid" || status=$?
+coldchain_pid=
+exit "$status"

@@ -127,10 +127,10 @@ def test_profile_override_keeps_other_keys(env: pytest.MonkeyPatch, tmp_path: Pa
         (("[influx]", "[influx]\ndatabse = 'x'"), "influx.databse: unknown key"),
         # a sensor pointing at a unit that does not exist names the sensor
         (('unit = "fridge-a"', 'unit = "fridge-z"'), "sensors[0] (id 't-001').unit: unknown unit 'fridge-z'"),
-        # a bad kind names the field
-        (('kind = "temperature"', 'kind = "humidity"'), "sensors[0].kind"),
+        # a bad kind names the field and the sensor, as unit errors do
+        (('kind = "temperature"', 'kind = "humidity"'), "sensors[0] (id 't-001').kind: Input should be"),
         # a bad duration names the field
-        (('name = "Infusion fridge A"', 'offline_after = "soon"'), "units[0].offline_after"),
+        (('name = "Infusion fridge A"', 'offline_after = "soon"'), "units[0] (id 'fridge-a').offline_after"),
         # an unknown profile names the unit
         (('name = "Infusion fridge A"', 'profile = "insulin"'), "units[0] (id 'fridge-a').profile: unknown profile"),
         # per-unit overrides are validated against the whole profile, naming the unit
@@ -177,6 +177,134 @@ def test_check_config_cli(env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytes
 
 
 def test_unreadable_and_invalid_toml(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A missing file or broken TOML is reported, not raised as a traceback."""
-    assert "cannot read" in problems_of(tmp_path / "missing.toml")[0]
-    assert "not valid TOML" in problems_of(write(tmp_path, "[mqtt\nurl="))[0]
+    """A missing file or broken TOML is one line naming the file (and the line and column)."""
+    missing = tmp_path / "missing.toml"
+    assert problems_of(missing) == [f"{missing}: cannot read: No such file or directory"]
+    broken = write(tmp_path, '[mqtt]\nurl = "a" "b"\n')
+    (problem,) = problems_of(broken)
+    assert problem.startswith(f"{broken}: not valid TOML: ") and problem.endswith("(line 2, column 11)"), problem
+
+
+def test_cli_prints_toml_errors_with_the_file(
+    env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the user sees on the terminal names the file too (the problems are printed as they are)."""
+    missing = tmp_path / "x.toml"
+    with pytest.raises(SystemExit):
+        main(["check-config", "--config", str(missing)])
+    assert capsys.readouterr().err == f"{missing}: cannot read: No such file or directory\n"
+
+
+def test_bad_json_in_an_environment_variable_is_one_line_naming_it(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A list or table given as JSON in the environment that does not parse names the variable, no traceback."""
+    env.setenv("COLDCHAIN_API__USERS", '[{"name": "pharmacy", "token": "abcdefghij"}')
+    assert problems_of(write(tmp_path, VALID)) == [
+        "COLDCHAIN_API__USERS: not valid JSON: Expecting ',' delimiter (line 1, column 45)"
+    ]
+
+
+def test_environment_errors_name_the_variable_not_the_file(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A typo or bad value set by the environment is blamed on the variable; the file's own errors on the file."""
+    env.setenv("COLDCHAIN_INFLUX__DATABSE", "x")
+    env.setenv("COLDCHAIN_API__USERS", '[{"name": "pharmacy", "token": "short"}]')
+    path = write(tmp_path, VALID.replace('kind = "temperature"', 'kind = "humidity"'))
+    problems = problems_of(path)
+    assert "COLDCHAIN_INFLUX__DATABSE: influx.databse: unknown key" in problems
+    assert (
+        "COLDCHAIN_API__USERS: api.users[0]: api user 'pharmacy' needs a token of at least 8 characters" in problems
+    )
+    assert any(p.startswith(f"{path}: sensors[0] (id 't-001').kind: ") for p in problems), problems
+    # a check on a whole table with keys from both names both
+    env.delenv("COLDCHAIN_INFLUX__DATABSE")
+    env.delenv("COLDCHAIN_API__USERS")
+    env.setenv("COLDCHAIN_INFLUX__AUTH", "token")
+    assert problems_of(write(tmp_path, VALID)) == [
+        f"{path}, COLDCHAIN_INFLUX__AUTH: influx: auth = 'token' needs influx.token (or influx.token_file)"
+    ]
+
+
+def test_sensors_from_the_environment_are_named_by_id(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An inventory given whole in the environment still names the entry by its id."""
+    env.setenv("COLDCHAIN_SENSORS", '[{"id": "t-009", "unit": "fridge-a", "kind": "humidity"}]')
+    (problem,) = problems_of(write(tmp_path, VALID))
+    assert problem.startswith("COLDCHAIN_SENSORS: sensors[0] (id 't-009').kind: Input should be"), problem
+
+
+WARNED = VALID + """
+[[api.users]]
+name = "j.doe"
+token = "example-token-123"
+
+[[notify.targets]]
+name = "pharmacy-mail"
+url = "json://127.0.0.1:9/"
+
+[notify]
+default_targets = ["pharmacy-mail"]
+
+[export]
+signing_key = "0123456789abcdef0123"
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "warning"),
+    [
+        (("[[api.users]]\nname = \"j.doe\"\ntoken = \"example-token-123\"\n", ""), "api.users: no [[api.users]]"),
+        (('default_targets = ["pharmacy-mail"]', 'default_targets = ["log"]'), "notify: alerts go only to the log"),
+        (('signing_key = "0123456789abcdef0123"', ""), "export.signing_key: not set"),
+    ],
+)
+def test_check_config_warns_about_what_was_probably_not_meant(
+    env: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: tuple[str, str],
+    warning: str,
+) -> None:
+    """No API user, notifications only to the log, unsigned exports: a WARNING line on stderr, still exit 0."""
+    assert main(["check-config", "--config", str(write(tmp_path, WARNED))]) == 0
+    assert capsys.readouterr().err == ""  # a complete configuration: no warnings
+    assert main(["check-config", "--config", str(write(tmp_path, WARNED.replace(*change, 1)))]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("WARNING " + warning.replace("the log", "the service log")), err
+
+
+def test_the_service_warns_at_start_when_the_api_has_no_users(
+    env: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`coldchain run` logs a WARNING before it starts serving when nobody can call /api/."""
+    import coldchain.roles.service
+
+    started: list[tuple[str, ...]] = []
+
+    class FakeService:
+        rules = None
+
+        def __init__(self, settings: object, roles: tuple[str, ...]) -> None:
+            started.append(roles)
+
+        def run_until_signal(self) -> None:
+            pass
+
+    env.setattr(coldchain.roles.service, "Service", FakeService)
+    env.setattr("coldchain.cli.main.configure_logging", lambda config: None)
+    env.setattr("coldchain.cli.service.configure_logging", lambda config: None)
+    with caplog.at_level("WARNING", logger="coldchain.cli"):
+        assert main(["run", "--config", str(write(tmp_path, VALID))]) == 0
+    assert started == [("ingest", "rules", "api")]
+    assert any(r.levelname == "WARNING" and "no [[api.users]]" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="coldchain.cli"):
+        assert main(["ingest", "--config", str(write(tmp_path, VALID))]) == 0  # ingest serves no /api/
+    assert not caplog.records
+
+
+def test_bag_without_a_configuration_says_so(
+    env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`coldchain bag` without --config names the missing configuration, not an 'unknown' unit."""
+    env.chdir(tmp_path)
+    assert main(["bag", "dilute", "B-2001", "--by", "j.doe", "--unit", "fridge-a"]) == 2
+    err = capsys.readouterr().err
+    assert "no configuration loaded" in err and "--config" in err and "not in the inventory" not in err

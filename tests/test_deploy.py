@@ -432,7 +432,13 @@ def test_services_restart_report_health_and_keep_state_in_named_volumes(compose:
         assert service["restart"] == "unless-stopped", name
         assert service["healthcheck"]["test"], name
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+            if isinstance(volume, dict):  # the inventory: long syntax, never created empty by docker
+                assert volume["type"] == "bind" and volume["read_only"] is True, name
+                assert volume["bind"]["create_host_path"] is False, name
+                continue
+            source, target = volume.split(":")[:2]
+            if target == "/exports":  # written by `coldchain export`: test_exports_land_in_a_host_directory
+                continue
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
                 assert volume.endswith(":ro"), f"{name}: {source} should be mounted read-only"
@@ -475,7 +481,7 @@ def test_deploy_config_loads_as_each_service_runs_it(
     spec = compose["services"][service]
     for key, value in spec["environment"].items():
         monkeypatch.setenv(key, str(value))
-    settings = load_settings(DEPLOY / "coldchain.toml")
+    settings = load_settings(DEPLOY / "coldchain.example.toml")
     influx = compose["services"]["influxdb"]["environment"]
     assert settings.mqtt.host == "mosquitto" and settings.mqtt.port == 1883
     assert settings.mqtt.username in acl_users() and settings.mqtt.username == f"coldchain-{service}"
@@ -490,6 +496,34 @@ def test_deploy_config_loads_as_each_service_runs_it(
     assert spec["command"][0] == service
     if service == "rules":
         assert [user.name for user in settings.api.users] == ["pharmacy"]
+        signing_key = read_env_file(ENV_EXAMPLE)["COLDCHAIN_EXPORT_SIGNING_KEY"]
+        assert settings.export.signing_key.get_secret_value() == signing_key
+
+
+def _git_ignored(path: Path) -> bool:
+    done = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", str(path)], capture_output=True)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode == 0
+
+
+def test_the_inventory_lives_outside_the_tracked_files(compose: dict[str, Any]) -> None:
+    """ingest and rules read the git-ignored deploy/coldchain.toml (COLDCHAIN_CONFIG), made from the tracked example."""
+    assert (DEPLOY / "coldchain.example.toml").is_file()
+    assert not (DEPLOY / "coldchain.toml").exists() or _git_ignored(DEPLOY / "coldchain.toml")
+    assert _git_ignored(DEPLOY / "coldchain.toml") and not _git_ignored(DEPLOY / "coldchain.example.toml")
+    for name in ("ingest", "rules"):
+        service = compose["services"][name]
+        (inventory,) = [volume for volume in service["volumes"] if isinstance(volume, dict)]
+        assert inventory["source"] == "./coldchain.toml" == read_env_file(ENV_EXAMPLE)["COLDCHAIN_CONFIG"]
+        assert service["command"] == [name, "--config", inventory["target"]]
+
+
+def test_exports_land_in_a_host_directory(compose: dict[str, Any]) -> None:
+    """The rules container writes exports into /exports, a git-ignored host directory named in .env."""
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["rules"]["volumes"] if isinstance(v, str))
+    host = {target: source for source, target in mounts.items()}["/exports"]
+    assert host == read_env_file(ENV_EXAMPLE)["COLDCHAIN_EXPORTS_DIR"] == "./exports"
+    assert _git_ignored(DEPLOY / "exports" / "2026-q3")
 
 
 # -- the image ------------------------------------------------------------------------------

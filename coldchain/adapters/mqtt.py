@@ -192,7 +192,9 @@ class MqttConnection:
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
         self._link_up = False
-        if self.connected.is_set() and not self._closing:
+        if self._closing:  # our own stop(): the broker's "reason" is meaningless here, nothing is wrong
+            log.info("disconnected from broker", extra={"client_id": self.client_id})
+        elif self.connected.is_set():
             log.warning("disconnected from broker: %s; reconnecting", reason, extra={"client_id": self.client_id})
         self.connected.clear()
         if self._on_connected is not None:

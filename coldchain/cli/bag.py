@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from coldchain.cli.loading import load_or_exit
+from coldchain.config import no_config_loaded
 from coldchain.contract.parser import MessageParser, RejectedMessage
 from coldchain.contract.topics import Topics
 from coldchain.core.times import format_time
@@ -25,6 +26,9 @@ def cmd_bag(args: argparse.Namespace) -> int:
     from coldchain.adapters.mqtt import MqttError, publish_once  # paho only for this command
 
     settings = load_or_exit(args.config)
+    if (unloaded := no_config_loaded(args.config, settings)) is not None:
+        print(f"not sent: {unloaded}", file=sys.stderr)
+        return 2
     body: dict[str, object] = {"ts": format_time(datetime.now(UTC)), "event": BAG_ACTIONS[args.action], "by": args.by}
     for key in ("unit", "lot", "product"):
         if getattr(args, key):

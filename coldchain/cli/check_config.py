@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 
 from coldchain.adapters.store.factory import describe_store
 from coldchain.cli.loading import load_or_exit
+from coldchain.config import config_warnings
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -23,4 +25,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for unit in settings.units:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds_by_unit[unit.id].items())) or "no sensors"
         print(f"    {unit.site}/{unit.id} ({unit.display_name}): profile {unit.profile}; {kinds}")
+    for warning in config_warnings(settings):
+        print(f"WARNING {warning}", file=sys.stderr)
     return 0

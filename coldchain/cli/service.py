@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from coldchain.adapters.logs import configure_logging
 from coldchain.cli.loading import load_or_exit
+from coldchain.config import config_warnings
+
+log = logging.getLogger("coldchain.cli")
 
 
 def _run_roles(args: argparse.Namespace, roles: tuple[str, ...]) -> int:
@@ -13,6 +17,8 @@ def _run_roles(args: argparse.Namespace, roles: tuple[str, ...]) -> int:
 
     settings = load_or_exit(args.config)
     configure_logging(settings.log)
+    for warning in config_warnings(settings) if "rules" in roles else []:
+        log.warning(warning)
     service = Service(settings, roles)
     if service.rules is not None:  # named in the audit trail's config_loaded event
         service.rules.config_source = str(args.config.resolve()) if args.config is not None else "<defaults>"

@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from coldchain.adapters.mqtt import MqttConnection
 
+from coldchain.adapters.mqtt import MqttConnection
 from coldchain.config import MqttConfig
 from tests.publishing import wait_for
 from tests.servers import Mosquitto

@@ -33,7 +33,8 @@ from coldchain.config import InfluxConfig, Settings
 from coldchain.core.alert import Alert, alert_id
 from coldchain.core.audit_chain import next_event
 from coldchain.core.records import AuditEvent, BagEvent, NotificationAttempt, ShakeReading, TemperatureReading
-from coldchain.reporting.export import ExportError, ExportRequest, run_export
+from coldchain.reporting.export import run_export
+from coldchain.reporting.request import ExportError, ExportRequest
 
 pytestmark = pytest.mark.integration
 

@@ -13,17 +13,11 @@ from coldchain.adapters.store.factory import open_store
 from coldchain.adapters.store.port import StoreError
 from coldchain.cli.loading import load_or_exit
 from coldchain.core.times import to_millis
-from coldchain.reporting.export import (
-    DEFAULT_FORMATS,
-    MANIFEST,
-    ExportError,
-    ExportRequest,
-    Progress,
-    parse_formats,
-    parse_when,
-    run_export,
-    verify_export,
-)
+from coldchain.reporting.export import run_export
+from coldchain.reporting.manifest import MANIFEST
+from coldchain.reporting.progress import Progress
+from coldchain.reporting.request import DEFAULT_FORMATS, ExportError, ExportRequest, parse_formats, parse_when
+from coldchain.reporting.verify import verify_export
 
 
 def _fail(message: str, code: int) -> int:

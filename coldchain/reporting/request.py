@@ -1,0 +1,130 @@
+"""What an export is asked for: the period, the selection of sites and units, the formats."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from coldchain.config import Settings, Unit
+from coldchain.core.daily import SensorInfo
+from coldchain.core.inventory import Inventory, Profile
+
+FORMATS = ("csv", "json", "pdf")
+
+
+DEFAULT_FORMATS = ("csv", "pdf")
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class ExportError(Exception):
+    """The export cannot be made as asked; ``code`` is the exit status (2: the request is wrong)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_when(text: str, *, end: bool = False) -> datetime:
+    """``YYYY-MM-DD`` (UTC midnight; with ``end``, the midnight after, so the day is included) or RFC 3339.
+
+    Raises ValueError with a sentence saying what is wrong.
+    """
+    text = text.strip()
+    if _DATE.fullmatch(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a valid date ({exc})") from None
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return midnight + timedelta(days=1) if end else midnight
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an RFC 3339 time ({exc})") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset: write Z or +01:00 at its end, or give a date")
+    return parsed.astimezone(UTC)
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``csv,json,pdf`` (any non-empty subset, any order); ValueError naming an unknown one."""
+    formats = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"unknown format {', '.join(unknown) or '(none)'} (choose from {', '.join(FORMATS)})")
+    return tuple(f for f in FORMATS if f in formats)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """What to export: [start, end) (UTC), an optional site and unit, the formats, the directory."""
+
+    start: datetime
+    end: datetime
+    out: Path
+    site: str | None = None
+    unit: str | None = None
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    from_text: str = ""
+    to_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The units and sensors an export covers, and the tag filter that reads them."""
+
+    units: list[Unit]
+    infos: list[SensorInfo]
+    tags: dict[str, str] | None
+    text: str
+
+
+def select(settings: Settings, site: str | None, unit: str | None) -> Selection:
+    """The selection, or ExportError (exit 2) naming the known sites or units."""
+    sites = sorted({u.site for u in settings.units})
+    if site is not None and site not in sites:
+        raise ExportError(f"unknown site {site!r} (known: {', '.join(sites) or 'none configured'})", 2)
+    units = [u for u in settings.units if site is None or u.site == site]
+    if unit is not None:
+        chosen = [u for u in units if u.id == unit]
+        if not chosen:
+            known = ", ".join(u.id for u in units) or "none configured"
+            where = f" at site {site!r}" if site is not None else ""
+            raise ExportError(f"unknown unit {unit!r}{where} (known: {known})", 2)
+        units = chosen
+    ids = {u.id for u in units}
+    inventory = settings.inventory()
+    infos = [
+        sensor_info(inventory, sensor.id, u.site, u.id, sensor.kind)
+        for sensor in settings.sensors
+        for u in units
+        if sensor.unit == u.id and sensor.unit in ids
+    ]
+    tags = {"unit": unit} if unit is not None else ({"site": site} if site is not None else None)
+    if unit is not None:
+        text = f"unit {unit} ({units[0].display_name}) at site {units[0].site}"
+    elif site is not None:
+        text = f"site {site}: units {', '.join(u.id for u in units)}"
+    else:
+        text = f"every unit: {', '.join(u.id for u in units) or 'none configured'}"
+    return Selection(units, infos, tags, text)
+
+
+def unit_profile(inventory: Inventory, unit_id: str) -> Profile | None:
+    """The profile (overrides applied) of a configured unit; None for a unit no longer configured."""
+    unit = inventory.unit(unit_id)
+    return unit.profile if unit is not None else None
+
+
+def sensor_info(inventory: Inventory, sensor: str, site: str, unit: str, kind: str) -> SensorInfo:
+    """A sensor with the limits of its unit's profile (none when the unit is not configured)."""
+    profile = unit_profile(inventory, unit)
+    if profile is None:
+        return SensorInfo(sensor, site, unit, kind)
+    if kind == "shake":
+        return SensorInfo(sensor, site, unit, kind, None, profile.agitation_g)
+    return SensorInfo(sensor, site, unit, kind, profile.min_celsius, profile.max_celsius)

@@ -1,0 +1,92 @@
+"""``coldchain export verify``'s check: every file against the manifest, the signature, the audit chain in audit.csv."""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coldchain.core.audit_chain import event_from_row, verify_chain
+from coldchain.core.records import AuditEvent
+from coldchain.reporting.manifest import MANIFEST, key_id, sha256_file, signature
+
+
+@dataclass(slots=True)
+class Verification:
+    """What ``verify_export`` found: problems make it fail; notes are said either way."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_export(directory: Path, key: bytes | None) -> Verification:
+    """Recompute every file's SHA-256 against ``manifest.json``, name altered, missing and extra files,
+    check the signature when ``key`` is given, and walk ``audit.csv``'s hash chain."""
+    result = Verification()
+    manifest_path = directory / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        result.problems.append(f"{MANIFEST}: missing (is {directory} an export?)")
+        return result
+    except (OSError, ValueError) as exc:
+        result.problems.append(f"{MANIFEST}: unreadable ({exc})")
+        return result
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(listed, dict):
+        result.problems.append(f"{MANIFEST}: has no file list")
+        return result
+    for name, entry in sorted(listed.items()):
+        if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", "..", MANIFEST):
+            result.problems.append(f"{MANIFEST}: lists an invalid file name {name!r}")
+            continue
+        path = directory / name
+        if not path.is_file():
+            result.problems.append(f"{name}: MISSING")
+            continue
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        if sha256_file(path) != expected:
+            result.problems.append(f"{name}: ALTERED (its SHA-256 differs from the manifest)")
+        else:
+            result.files += 1
+    for path in sorted(directory.iterdir()):
+        if path.name != MANIFEST and path.name not in listed:
+            result.problems.append(f"{path.name}: EXTRA (not in the manifest)")
+    sig = manifest.get("signature")
+    if sig is None:
+        if key:
+            result.problems.append(f"{MANIFEST}: UNSIGNED, but a signing key is configured: expected a signature")
+        else:
+            result.notes.append("unsigned (no export.signing_key was configured when it was made)")
+    elif not key:
+        result.notes.append(
+            f"signed (key id {sig.get('key_id', '?')}), but no export.signing_key is configured to check it"
+        )
+    elif not isinstance(sig, dict) or sig.get("algorithm") != "HMAC-SHA256":
+        result.problems.append(f"{MANIFEST}: unknown signature format")
+    elif not hmac.compare_digest(str(sig.get("value", "")), signature(manifest, key)["value"]):
+        why = "another key signed it" if sig.get("key_id") != key_id(key) else "the manifest was edited"
+        result.problems.append(f"{MANIFEST}: SIGNATURE DOES NOT MATCH ({why})")
+    else:
+        result.notes.append(f"signature valid (HMAC-SHA256, key id {sig.get('key_id')})")
+    audit_csv = directory / "audit.csv"
+    if audit_csv.is_file():
+        problem = verify_chain(_audit_events(audit_csv))
+        if problem is not None:
+            result.problems.append(f"audit.csv: hash chain BROKEN at {problem}")
+        else:
+            result.notes.append("audit.csv: hash chain intact")
+    return result
+
+
+def _audit_events(path: Path) -> Iterator[AuditEvent]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        yield from (event_from_row(row) for row in csv.DictReader(handle))

@@ -47,14 +47,8 @@ from coldchain.core.records import (
     TemperatureReading,
 )
 from coldchain.core.times import format_time, from_millis
-from coldchain.dashboards.build import (
-    DATASOURCE_UID,
-    SCHEMA_VERSION,
-    UNIT_UID,
-    build_dashboards,
-    render,
-    with_datasource,
-)
+from coldchain.dashboards.build import build_dashboards, render, with_datasource
+from coldchain.dashboards.parts import DATASOURCE_UID, SCHEMA_VERSION, UNIT_UID
 from tests.servers import Influxd
 
 ROOT = Path(__file__).resolve().parents[1]

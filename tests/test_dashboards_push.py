@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from coldchain.cli.dashboards import main
-from coldchain.dashboards.build import DATASOURCE_UID, build_dashboards
+from coldchain.dashboards.build import build_dashboards
+from coldchain.dashboards.parts import DATASOURCE_UID
 from coldchain.dashboards.push import folder_uid_for
 from tests.servers import free_ports
 

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from coldchain.dashboards.build import DATASOURCE_UID, build_dashboards, with_datasource
+from coldchain.dashboards.build import build_dashboards, with_datasource
+from coldchain.dashboards.parts import DATASOURCE_UID
 from coldchain.dashboards.push import DEFAULT_TIMEOUT, GrafanaPushError, connect, ensure_folder, push_dashboards
 
 

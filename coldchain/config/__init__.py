@@ -1,0 +1,33 @@
+"""Settings and inventory: one TOML file, overridable by ``COLDCHAIN_*`` environment variables.
+
+One module per table (Frigate's ``config/`` shape): ``mqtt``, ``store``, ``rules``, ``notify``, ``api``,
+``inventory``; ``settings`` joins them and checks references across tables; ``loading`` reads the file and
+the environment and names the source of every problem. Imported by adapters, roles and the CLI, never by
+``coldchain.core``.
+"""
+
+from coldchain.config.api import ApiConfig, LogConfig
+from coldchain.config.inventory import Sensor, Unit
+from coldchain.config.loading import ConfigError, load_settings
+from coldchain.config.mqtt import MqttConfig
+from coldchain.config.notify import NotifyConfig, NotifyTarget, OncallConfig, Shift
+from coldchain.config.settings import Settings, config_warnings, no_config_loaded
+from coldchain.config.store import InfluxConfig
+
+__all__ = [
+    "ApiConfig",
+    "ConfigError",
+    "InfluxConfig",
+    "LogConfig",
+    "MqttConfig",
+    "NotifyConfig",
+    "NotifyTarget",
+    "OncallConfig",
+    "Sensor",
+    "Settings",
+    "Shift",
+    "Unit",
+    "config_warnings",
+    "load_settings",
+    "no_config_loaded",
+]

@@ -1,0 +1,39 @@
+"""The base of every configuration table: unknown keys are errors; durations and secret files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    SecretStr,
+)
+
+from coldchain.core.durations import format_duration, parse_duration
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+"""A configuration duration: ``"90s"``, ``"15m"``, ``"8h"``, ``"1h30m"`` (or seconds)."""
+
+ENV_PREFIX = "COLDCHAIN_"
+"""Every setting can be overridden by a variable ``COLDCHAIN_<TABLE>__<KEY>``."""
+
+
+class ConfigModel(BaseModel):
+    """Base of every configuration table: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_secret_file(path: Path | None, current: SecretStr) -> SecretStr:
+    """The secret from ``path`` (trailing newline stripped) when given, else ``current``."""
+    if path is None:
+        return current
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from exc

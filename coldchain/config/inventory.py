@@ -1,0 +1,113 @@
+"""Profiles, units and sensors: the inventory as configured.
+
+Validated here, then frozen for the pure core by ``Settings.inventory()``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal, Self
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+
+from coldchain.config.base import ConfigModel, Duration
+
+
+class Profile(ConfigModel):
+    """A product's storage rules. Every key defaults to the natalizumab (Tysabri) label."""
+
+    min_celsius: float = Field(default=2.0, ge=-100, le=100, description="Lowest in-range temperature.")
+    max_celsius: float = Field(default=8.0, ge=-100, le=100, description="Highest in-range temperature.")
+    freeze_celsius: float = Field(default=0.0, ge=-100, le=100, description="At or below: freezing.")
+    excursion_delay: Duration = Field(
+        default=timedelta(minutes=15), description="How long out of range before an excursion alert opens."
+    )
+    clear_after: Duration = Field(default=timedelta(minutes=5), description="How long back in range to resolve.")
+    agitation_g: float = Field(default=0.5, gt=0, description="Peak g at or above which the stock was shaken.")
+    agitation_clear: Duration = Field(default=timedelta(minutes=5), description="Quiet time to resolve agitation.")
+    diluted_use_within: Duration = Field(default=timedelta(hours=8), description="A diluted bag's shelf life.")
+    bag_warning_before: Duration = Field(default=timedelta(hours=1), description="Warn this long before expiry.")
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> Self:
+        problems = verify_profile(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def verify_profile(profile: Profile) -> list[str]:
+    """Cross-field problems of a profile, each as a sentence."""
+    problems: list[str] = []
+    if not profile.min_celsius < profile.max_celsius:
+        problems.append(f"min_celsius ({profile.min_celsius}) must be below max_celsius ({profile.max_celsius})")
+    if not profile.freeze_celsius <= profile.min_celsius:
+        problems.append(
+            f"freeze_celsius ({profile.freeze_celsius}) must not be above min_celsius ({profile.min_celsius})"
+        )
+    for name in ("excursion_delay", "clear_after", "agitation_clear", "diluted_use_within", "bag_warning_before"):
+        if getattr(profile, name) <= timedelta(0):
+            problems.append(f"{name} must be positive")
+    if profile.bag_warning_before >= profile.diluted_use_within:
+        problems.append("bag_warning_before must be shorter than diluted_use_within")
+    return problems
+
+
+BUILTIN_PROFILES: dict[str, Profile] = {"natalizumab": Profile()}
+
+
+class ProfileOverrides(ConfigModel):
+    """Per-unit changes to its profile; unset keys keep the profile's values."""
+
+    min_celsius: float | None = None
+    max_celsius: float | None = None
+    freeze_celsius: float | None = None
+    excursion_delay: Duration | None = None
+    clear_after: Duration | None = None
+    agitation_g: float | None = None
+    agitation_clear: Duration | None = None
+    diluted_use_within: Duration | None = None
+    bag_warning_before: Duration | None = None
+
+
+class Unit(ConfigModel):
+    """A fridge."""
+
+    id: str = Field(min_length=1, pattern=r"^[^/+#\s]+$", description="Stable identifier.")
+    site: str = Field(min_length=1, description="Pharmacy or building the unit stands in.")
+    name: str = Field(default="", description="What staff call it; defaults to the id.")
+    profile: str = Field(default="natalizumab", description="Name of the product profile it stores.")
+    offline_after: Duration = Field(
+        default=timedelta(minutes=15), description="Silence after which a sensor of this unit is offline."
+    )
+    overrides: ProfileOverrides = Field(default_factory=ProfileOverrides, description="Per-unit profile changes.")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class Sensor(ConfigModel):
+    """A temperature probe or a shake sensor inside a unit."""
+
+    id: str = Field(min_length=1, pattern=r"^[^/+#\s]+$", description="Its MQTT topic level; its identity.")
+    unit: str = Field(min_length=1, description="Id of the unit it is in.")
+    kind: Literal["temperature", "shake"] = Field(description="What it measures.")
+
+
+def merged_profiles(value: Any) -> Any:
+    """Built-in profiles, each overridden key by key by the configured ones."""
+    if not isinstance(value, dict):
+        return value
+    merged: dict[str, Any] = {name: profile.model_dump() for name, profile in BUILTIN_PROFILES.items()}
+    for name, table in value.items():
+        if isinstance(table, Profile):
+            table = table.model_dump()
+        if isinstance(table, dict) and name in merged:
+            merged[name] = {**merged[name], **table}
+        else:
+            merged[name] = table
+    return merged

@@ -1,0 +1,208 @@
+"""Settings and inventory: one TOML file, overridable by ``COLDCHAIN_*`` environment variables.
+
+Every model forbids unknown keys so a typo names itself. Secrets are ``SecretStr`` and can come
+from the TOML file, the environment (``COLDCHAIN_MQTT__PASSWORD``) or a file named by the
+sibling ``*_file`` key (``COLDCHAIN_MQTT__PASSWORD_FILE=/run/secrets/mqtt``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import (
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from coldchain.config.api import ApiConfig, LogConfig
+from coldchain.config.base import ENV_PREFIX
+from coldchain.config.inventory import BUILTIN_PROFILES, Profile, Sensor, Unit, merged_profiles
+from coldchain.config.mqtt import MqttConfig
+from coldchain.config.notify import NotifyConfig, OncallConfig
+from coldchain.config.rules import ExportConfig, RulesConfig
+from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
+from coldchain.core import inventory as core
+from coldchain.core.inventory import Inventory
+
+
+class Settings(BaseSettings):
+    """The whole configuration: connections, profiles and the inventory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COLDCHAIN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        nested_model_default_partial_update=True,
+    )
+
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    influx: InfluxConfig = Field(default_factory=InfluxConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    oncall: OncallConfig = Field(default_factory=OncallConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    units: list[Unit] = Field(default_factory=list)
+    sensors: list[Sensor] = Field(default_factory=list)
+
+    _profiles_merge = field_validator("profiles", mode="before")(lambda cls, v: merged_profiles(v))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, which is handed in as init values.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check_inventory(self) -> Self:
+        problems = verify_inventory(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def unit_profile(self, unit: Unit) -> Profile:
+        """The unit's profile with its overrides applied (validated when the settings were loaded)."""
+        base = self.profiles[unit.profile]
+        changes = unit.overrides.model_dump(exclude_none=True)
+        return Profile.model_validate({**base.model_dump(), **changes}) if changes else base
+
+    def inventory(self) -> Inventory:
+        """The frozen inventory the pure core judges and reports with (profiles with overrides applied)."""
+        units = [
+            core.Unit(
+                id=unit.id,
+                site=unit.site,
+                name=unit.name,
+                profile_name=unit.profile,
+                profile=core.Profile(**dict(self.unit_profile(unit))),
+                offline_after=unit.offline_after,
+            )
+            for unit in self.units
+        ]
+        sensors = [core.Sensor(id=sensor.id, unit=sensor.unit, kind=sensor.kind) for sensor in self.sensors]
+        return Inventory.of(units, sensors)
+
+
+def verify_inventory(settings: Settings) -> list[str]:
+    """Dangling references, duplicate ids and bad per-unit profiles, each naming the entry at fault."""
+    problems: list[str] = []
+    unit_ids: set[str] = set()
+    for index, unit in enumerate(settings.units):
+        where = f"units[{index}] (id {unit.id!r})"
+        if unit.id in unit_ids:
+            problems.append(f"{where}: duplicate unit id")
+        unit_ids.add(unit.id)
+        if unit.profile not in settings.profiles:
+            known = ", ".join(sorted(settings.profiles))
+            problems.append(f"{where}.profile: unknown profile {unit.profile!r} (known: {known})")
+            continue
+        try:
+            settings.unit_profile(unit)
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append(f"{where}.overrides: {error['msg'].removeprefix('Value error, ')}")
+    problems += verify_notify(settings)
+    sensor_ids: set[str] = set()
+    for index, sensor in enumerate(settings.sensors):
+        where = f"sensors[{index}] (id {sensor.id!r})"
+        if sensor.id in sensor_ids:
+            problems.append(f"{where}: duplicate sensor id")
+        sensor_ids.add(sensor.id)
+        if sensor.unit not in unit_ids:
+            problems.append(f"{where}.unit: unknown unit {sensor.unit!r}")
+    return problems
+
+
+def verify_notify(settings: Settings) -> list[str]:
+    """Every route and tier names existing targets; target names are unique."""
+    problems: list[str] = []
+    names: set[str] = {"log"}
+    for index, target in enumerate(settings.notify.targets):
+        if target.name in names:
+            problems.append(f"notify.targets[{index}] (name {target.name!r}): duplicate target name")
+        names.add(target.name)
+
+    def check(where: str, targets: list[str]) -> None:
+        for name in targets:
+            if name not in names:
+                problems.append(f"{where}: unknown notify target {name!r} (known: {', '.join(sorted(names))})")
+
+    check("notify.default_targets", settings.notify.default_targets)
+    for index, route in enumerate(settings.notify.routes):
+        check(f"notify.routes[{index}].targets", route.targets)
+    for index, tier in enumerate(settings.oncall.tiers):
+        check(f"oncall.tiers[{index}] ({tier.name!r}).targets", tier.targets)
+    return problems
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """What a valid configuration probably did not mean: each a sentence naming the key to set."""
+    warnings: list[str] = []
+    if not settings.api.users:
+        warnings.append(
+            "api.users: no [[api.users]] configured: every /api/ call (acknowledge, bag events) is refused with 401"
+        )
+    named = set(settings.notify.default_targets)
+    named.update(target for route in settings.notify.routes for target in route.targets)
+    named.update(target for tier in settings.oncall.tiers for target in tier.targets)
+    if named <= {"log"}:
+        warnings.append(
+            "notify: alerts go only to the service log (no [[notify.targets]] in notify.default_targets, "
+            "routes or on-call tiers): nobody is told of an excursion"
+        )
+    if not settings.export.signing_key.get_secret_value():
+        warnings.append(
+            "export.signing_key: not set: audit exports are unsigned (export verify checks file hashes only)"
+        )
+    return warnings
+
+
+def no_config_loaded(path: Path | None, settings: Settings) -> str | None:
+    """Why a command that needs the inventory cannot work: nothing was loaded (no file, no inventory)."""
+    if path is not None or settings.units:
+        return None
+    return (
+        "no configuration loaded (the inventory is empty): name the file with --config FILE "
+        f"(or set {ENV_PREFIX}* variables, e.g. {ENV_PREFIX}UNITS)"
+    )
+
+

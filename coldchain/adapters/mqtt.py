@@ -204,7 +204,7 @@ class MqttConnection:
         self.inbox.put(
             InboundMessage(
                 topic=message.topic,
-                payload=message.payload,
+                payload=bytes(message.payload),
                 qos=message.qos,
                 mid=message.mid,
                 dup=bool(message.dup),

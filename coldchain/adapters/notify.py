@@ -105,7 +105,8 @@ def channel_of(url: str) -> str:
 
 def backoff(attempts: int, retry_max: timedelta) -> timedelta:
     """Wait after the ``attempts + 1``-th failed attempt: 1 s, 2 s, 4 s, … capped at ``retry_max``."""
-    return min(FIRST_RETRY * (2 ** min(max(attempts, 0), 40)), retry_max)
+    wait: timedelta = FIRST_RETRY * (2 ** min(max(attempts, 0), 40))
+    return min(wait, retry_max)
 
 
 class DeliveryError(Exception):

@@ -186,8 +186,8 @@ def load_settings(path: Path | None) -> Settings:
 
 def verify_raw_references(data: dict[str, Any]) -> list[str]:
     """Dangling unit and profile references in unvalidated TOML tables (best effort, never raises)."""
-    units = data.get("units") if isinstance(data.get("units"), list) else []
-    sensors = data.get("sensors") if isinstance(data.get("sensors"), list) else []
+    units: list[Any] = data["units"] if isinstance(data.get("units"), list) else []
+    sensors: list[Any] = data["sensors"] if isinstance(data.get("sensors"), list) else []
     profiles = set(BUILTIN_PROFILES) | set(data.get("profiles") or {} if isinstance(data.get("profiles"), dict) else {})
     unit_ids = {unit.get("id") for unit in units if isinstance(unit, dict)}
     problems: list[str] = []

@@ -222,9 +222,10 @@ class BagRules:
             timer = BagTimer(event.bag, place, event.ts, profile.diluted_use_within, profile.bag_warning_before)
             self._add(timer)
             return "applied"
-        timer = self.bags.get(event.bag)
-        if timer is None:
+        found = self.bags.get(event.bag)
+        if found is None:
             return "unknown_bag"
+        timer = found
         if event.event == "infusion_started":
             timer.advance(event.ts, book)
             return "applied" if timer.start(event.ts, book) else "duplicate"

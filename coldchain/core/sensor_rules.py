@@ -210,7 +210,11 @@ class TemperatureRules(SensorRules):
         """The fail-safe: a pending run that nothing has ended opens once its delay has passed."""
         if self.quiet:
             return
-        for episode, kind in ((self.high, "temperature_high"), (self.low, "temperature_low")):
+        pending: tuple[tuple[Episode, AlertKind], ...] = (
+            (self.high, "temperature_high"),
+            (self.low, "temperature_low"),
+        )
+        for episode, kind in pending:
             if episode.phase == PENDING and now - episode.first >= self.delay:
                 self._open(episode, kind, episode.first + self.delay, by_clock=True, book=book)
 

@@ -89,7 +89,8 @@ def connect(
         credential = (user, password or "")
     else:
         credential = None
-    return GrafanaApi.from_url(url, credential=credential, timeout=timeout)
+    api: GrafanaApi = GrafanaApi.from_url(url, credential=credential, timeout=timeout)
+    return api
 
 
 def ensure_folder(api: GrafanaApi, title: str) -> str:

@@ -398,7 +398,7 @@ def _widths(columns: Sequence[Column], width: float, st: _Styles) -> list[float]
 
 
 def _longest_word(text: str, style: ParagraphStyle) -> float:
-    return max(pdfmetrics.stringWidth(word, style.fontName, style.fontSize) for word in text.split())
+    return max(float(pdfmetrics.stringWidth(word, style.fontName, style.fontSize)) for word in text.split())
 
 
 def _cell(text: str, style: ParagraphStyle) -> Paragraph:

@@ -135,7 +135,7 @@ class HttpApi:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("http listening", extra={"address": f"{self._server.server_address[0]}:{self.port}"})
+        log.info("http listening", extra={"address": f"{self.settings.api.host}:{self.port}"})
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -91,7 +91,7 @@ def _in(hint: Any, value: Any) -> Any:
 def record_to_dict(record: Record) -> dict[str, Any]:
     """A JSON-able dict with a ``type`` key naming the record's measurement."""
     data: dict[str, Any] = {"type": measurement_of(record)}
-    for field in fields(record):  # type: ignore[arg-type]
+    for field in fields(record):
         data[field.name] = _out(getattr(record, field.name))
     return data
 

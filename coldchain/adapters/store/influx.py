@@ -74,8 +74,8 @@ def _server_message(response: httpx.Response) -> str:
         body = None
     if isinstance(body, dict):
         for key in ("error", "message"):
-            if isinstance(body.get(key), str):
-                return body[key]
+            if isinstance(message := body.get(key), str):
+                return message
     text = response.text.strip()[:500]
     return text or response.headers.get("X-Influxdb-Error", "") or response.reason_phrase
 

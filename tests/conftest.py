@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -10,6 +11,15 @@ import pytest
 
 from coldchain.config import InfluxConfig
 from tests.servers import Influxd, Mosquitto
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean COLDCHAIN_* environment for each test that asks for it (pydantic-settings' own test style)."""
+    for key in list(os.environ):
+        if key.startswith("COLDCHAIN_"):
+            monkeypatch.delenv(key)
+    return monkeypatch
 
 
 @pytest.fixture(scope="session")

@@ -12,25 +12,16 @@ import pytest
 
 from tests.publishing import wait_for
 from tests.test_rules_integration import AlertWorld
-from tests.world import iso
+from tests.world import TWO_USERS, iso
 
 pytestmark = pytest.mark.integration
 
-USERS = """
-[[api.users]]
-name = "j.doe"
-token = "token-of-j-doe-123"
-
-[[api.users]]
-name = "a.smith"
-token = "token-of-a-smith-456"
-"""
 JDOE = {"Authorization": "Bearer token-of-j-doe-123"}
 
 
 @pytest.fixture
 def world(tmp_path: Path, mosquitto: Any, influxd: Any) -> Iterator[AlertWorld]:
-    w = AlertWorld(tmp_path, mosquitto, influxd, extra=USERS)
+    w = AlertWorld(tmp_path, mosquitto, influxd, extra=TWO_USERS)
     w.service.start()
     yield w
     w.close()

@@ -27,17 +27,6 @@ kind = "temperature"
 """
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """A clean COLDCHAIN_* environment for each test (pydantic-settings' own test style)."""
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("COLDCHAIN_"):
-            monkeypatch.delenv(key)
-    return monkeypatch
-
-
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "coldchain.toml"
     path.write_text(text)

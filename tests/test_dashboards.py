@@ -33,7 +33,6 @@ import yaml
 
 from coldchain.adapters.store.lineprotocol import encode, escape_string, series_key
 from coldchain.adapters.store.points import POINT_MAKERS, to_point
-from coldchain.adapters.store.port import Record
 from coldchain.core.alert import SEVERITY, Alert, alert_id
 from coldchain.core.records import (
     AuditEvent,
@@ -41,6 +40,7 @@ from coldchain.core.records import (
     BagStatus,
     NotificationAttempt,
     NotificationOutcome,
+    Record,
     Rejection,
     RejectReason,
     ShakeReading,

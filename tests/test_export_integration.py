@@ -446,15 +446,6 @@ def test_audit_verify_finds_the_edited_event(tmp_path: Path, seeded: InfluxStore
     assert manifest["audit_chain"]["intact"] is False and manifest["audit_chain"]["first_break"].startswith("seq 2")
 
 
-RUN_USERS = """
-[[api.users]]
-name = "j.doe"
-token = "token-of-j-doe-123"
-
-[[api.users]]
-name = "a.smith"
-token = "token-of-a-smith-456"
-"""
 
 
 def test_coldchain_run_records_operator_actions_in_the_chain(tmp_path: Path, mosquitto: Any, influxd: Any) -> None:
@@ -463,9 +454,9 @@ def test_coldchain_run_records_operator_actions_in_the_chain(tmp_path: Path, mos
 
     from tests.publishing import wait_for
     from tests.test_rules_integration import AlertWorld
-    from tests.world import iso
+    from tests.world import TWO_USERS, iso
 
-    world = AlertWorld(tmp_path, mosquitto, influxd, extra=RUN_USERS)
+    world = AlertWorld(tmp_path, mosquitto, influxd, extra=TWO_USERS)
     try:
         world.service.start()
         api = world.service.api

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from coldchain.adapters.store.lineprotocol import ENCODERS, encode, encode_batch, encoder, stored_tag_value
-from coldchain.adapters.store.port import Record
-from coldchain.core.records import BagEvent, Rejection, RejectReason, ShakeReading, TemperatureReading
+from coldchain.core.records import BagEvent, Record, Rejection, RejectReason, ShakeReading, TemperatureReading
 
 TS = datetime(2026, 11, 30, 2, 10, 0, 123_000, tzinfo=UTC)
 MS = 1_796_004_600_123  # TS in epoch milliseconds

@@ -42,32 +42,14 @@ from coldchain.core.alert import Alert
 from coldchain.core.policy import Notice
 from coldchain.core.records import NotificationAttempt
 from tests.publishing import wait_for
+from tests.samples import T0, freezing_alert
 from tests.servers import Influxd, free_ports
 
-T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 KEY = b"k" * 32
 
 
 def make_alert(aid: str | None = None, state: str = "open", **changes: object) -> Alert:
-    values: dict[str, object] = {
-        "id": aid or uuid.uuid4().hex[:20],
-        "kind": "freezing",
-        "subject": "t-001",
-        "state": state,
-        "severity": "critical",
-        "site": "main-pharmacy",
-        "unit": "fridge-a",
-        "sensor": "t-001",
-        "bag": None,
-        "started_at": T0,
-        "updated_at": T0,
-        "resolved_at": None,
-        "value": -0.5,
-        "message": "Infusion fridge A at or below 0.0 °C (reading -0.5 °C)",
-        "affected_bags": ("B-0042", "B-0043"),
-    }
-    values.update(changes)
-    return Alert(**values)  # type: ignore[arg-type]
+    return freezing_alert(aid or uuid.uuid4().hex[:20], state, **changes)
 
 
 def entry(alert: Alert, target: str = "pharmacist", purpose: str = "opened", tier: int = 0) -> OutboxEntry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,31 +13,13 @@ import pytest
 from coldchain.adapters.outbox import Outbox, OutboxError
 from coldchain.core.alert import Alert
 from coldchain.core.policy import Notice, Sent
+from tests.samples import T0, freezing_alert
 
-T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 S = timedelta(seconds=1)
 
 
 def alert(aid: str = "a1", state: str = "open", **changes: object) -> Alert:
-    values: dict[str, object] = {
-        "id": aid,
-        "kind": "freezing",
-        "subject": "t-001",
-        "state": state,
-        "severity": "critical",
-        "site": "main-pharmacy",
-        "unit": "fridge-a",
-        "sensor": "t-001",
-        "bag": None,
-        "started_at": T0,
-        "updated_at": T0,
-        "resolved_at": None,
-        "value": -0.5,
-        "message": "Infusion fridge A at or below 0.0 °C (reading -0.5 °C)",
-        "affected_bags": ("B-0042",),
-    }
-    values.update(changes)
-    return Alert(**values)  # type: ignore[arg-type]
+    return freezing_alert(aid, state, **{"affected_bags": ("B-0042",), **changes})
 
 
 def notice(target: str = "pharmacist", purpose: str = "opened", aid: str = "a1", tier: int = 0) -> Notice:

@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coldchain.adapters.store import codec as record_codec
-from coldchain.adapters.store.port import Record
 from coldchain.adapters.store.spool import Spool, SpoolFull
 from coldchain.core.alert import Alert
 from coldchain.core.records import (
     BagEvent,
     BagStatus,
     NotificationAttempt,
+    Record,
     Rejection,
     RejectReason,
     ShakeReading,

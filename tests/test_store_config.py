@@ -12,17 +12,6 @@ from coldchain.adapters.store.sqlite import SqliteStore
 from coldchain.config import ConfigError, Settings, load_settings
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """A clean COLDCHAIN_* environment for each test."""
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("COLDCHAIN_"):
-            monkeypatch.delenv(key)
-    return monkeypatch
-
-
 def load(tmp_path: Path, text: str) -> Settings:
     path = tmp_path / "coldchain.toml"
     path.write_text(text, encoding="utf-8")

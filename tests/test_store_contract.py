@@ -16,7 +16,7 @@ import pytest
 
 from coldchain.adapters.store.influx import InfluxStore
 from coldchain.adapters.store.points import to_point
-from coldchain.adapters.store.port import Record, Store, WriteResult
+from coldchain.adapters.store.port import Store, WriteResult
 from coldchain.adapters.store.sqlite import SqliteStore
 from coldchain.core.alert import Alert
 from coldchain.core.records import (
@@ -24,6 +24,7 @@ from coldchain.core.records import (
     BagEvent,
     BagStatus,
     NotificationAttempt,
+    Record,
     Rejection,
     RejectReason,
     ShakeReading,

@@ -12,6 +12,17 @@ import httpx
 from tests.publishing import Publisher
 from tests.service_process import ColdchainProcess, write_config
 
+TWO_USERS = """
+[[api.users]]
+name = "j.doe"
+token = "token-of-j-doe-123"
+
+[[api.users]]
+name = "a.smith"
+token = "token-of-a-smith-456"
+"""
+"""Two API users (their tokens as named), for a world's ``extra`` configuration."""
+
 
 def influxql(url: str, database: str, query: str) -> list[dict[str, Any]]:
     """Rows of the first series of an InfluxQL query, as dicts."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeAlias
+
+from coldchain.core.alert import Alert
 
 BagEventKind = Literal["diluted", "infusion_started", "infusion_completed", "discarded"]
 MAX_FUTURE = timedelta(minutes=5)
@@ -150,3 +152,31 @@ class NotificationAttempt:
 
 
 Reading = TemperatureReading | ShakeReading
+
+
+Record: TypeAlias = (
+    TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus | AuditEvent
+)
+"""Everything the store holds: readings, bag events and rejections from ingest, alert states
+(``coldchain.core.alert.Alert``) from the rules worker, notification attempts from the notifier."""
+
+
+RECORD_TYPES: dict[str, type] = {
+    "temperature": TemperatureReading,
+    "shake": ShakeReading,
+    "bag_event": BagEvent,
+    "rejected": Rejection,
+    "alert": Alert,
+    "notification": NotificationAttempt,
+    "bag_timer": BagStatus,
+    "audit": AuditEvent,
+}
+"""Each record type by the name of the measurement it is stored in."""
+
+
+_NAMES = {cls: name for name, cls in RECORD_TYPES.items()}
+
+
+def measurement_of(record: Record) -> str:
+    """The measurement a record is stored in."""
+    return _NAMES[type(record)]

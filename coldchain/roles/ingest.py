@@ -21,10 +21,9 @@ from dataclasses import replace
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import InboundMessage, MqttConnection
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
-from coldchain.adapters.store.port import Record
 from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser
-from coldchain.core.records import Rejection, ShakeReading, TemperatureReading
+from coldchain.core.records import Record, Rejection, ShakeReading, TemperatureReading
 from coldchain.core.times import from_millis, to_millis
 
 log = logging.getLogger("coldchain.ingest")

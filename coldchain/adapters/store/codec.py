@@ -16,37 +16,8 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
-from coldchain.adapters.store.port import Record
-from coldchain.core.alert import Alert
-from coldchain.core.records import (
-    AuditEvent,
-    BagEvent,
-    BagStatus,
-    NotificationAttempt,
-    Rejection,
-    ShakeReading,
-    TemperatureReading,
-)
+from coldchain.core.records import RECORD_TYPES, Record, measurement_of
 from coldchain.core.times import from_millis, to_millis
-
-RECORD_TYPES: dict[str, type] = {
-    "temperature": TemperatureReading,
-    "shake": ShakeReading,
-    "bag_event": BagEvent,
-    "rejected": Rejection,
-    "alert": Alert,
-    "notification": NotificationAttempt,
-    "bag_timer": BagStatus,
-    "audit": AuditEvent,
-}
-"""Each record type by the name of the measurement it is stored in."""
-
-_NAMES = {cls: name for name, cls in RECORD_TYPES.items()}
-
-
-def measurement_of(record: Record) -> str:
-    """The measurement a record is stored in."""
-    return _NAMES[type(record)]
 
 
 def _base(hint: Any) -> Any:

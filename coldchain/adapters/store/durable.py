@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.store import codec as record_codec
-from coldchain.adapters.store.port import Record, Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
+from coldchain.adapters.store.port import Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
 from coldchain.adapters.store.spool import Spool, SpoolFull
-from coldchain.core.records import Rejection, RejectReason
+from coldchain.core.records import Record, Rejection, RejectReason
 
 log = logging.getLogger("coldchain.store")
 
@@ -117,7 +117,7 @@ class DurableWriter:
 
     def _count_stored(self, batch: list[Record], refused: list[Refused]) -> None:
         refused_ids = {id(r.record) for r in refused}
-        tally = Tally(record_codec.measurement_of(r) for r in batch if id(r) not in refused_ids)
+        tally = Tally(measurement_of(r) for r in batch if id(r) not in refused_ids)
         for measurement, count in tally.items():
             self.metrics.records_stored.labels(measurement).inc(count)
 

@@ -25,8 +25,9 @@ from typing import Any
 import httpx
 
 from coldchain.adapters.store.lineprotocol import encode_batch, stored_tag_value
-from coldchain.adapters.store.port import Record, Refused, StoreError, StoreMisconfigured, StoreUnavailable, WriteResult
+from coldchain.adapters.store.port import Refused, StoreError, StoreMisconfigured, StoreUnavailable, WriteResult
 from coldchain.config import InfluxConfig
+from coldchain.core.records import Record
 from coldchain.core.times import from_millis, to_millis
 
 _DROPPED = re.compile(r"dropped=(\d+)\s*$")

@@ -36,8 +36,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from coldchain.adapters.store.points import POINT_MAKERS, Point
-from coldchain.adapters.store.port import Record
-from coldchain.core.records import ShakeReading, TemperatureReading
+from coldchain.core.records import Record, ShakeReading, TemperatureReading
 from coldchain.core.times import to_millis
 
 ENCODERS: dict[type, Callable[[Any], str]] = {}

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
-from coldchain.adapters.store.port import Record
 from coldchain.core.alert import Alert
 from coldchain.core.records import (
     AuditEvent,
     BagEvent,
     BagStatus,
     NotificationAttempt,
+    Record,
     Rejection,
     ShakeReading,
     TemperatureReading,

@@ -11,24 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol
 
-from coldchain.core.alert import Alert
-from coldchain.core.records import (
-    AuditEvent,
-    BagEvent,
-    BagStatus,
-    NotificationAttempt,
-    Rejection,
-    ShakeReading,
-    TemperatureReading,
-)
-
-Record: TypeAlias = (
-    TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus | AuditEvent
-)
-"""Everything the store holds: readings, bag events and rejections from ingest, alert states
-(``coldchain.core.alert.Alert``) from the rules worker, notification attempts from the notifier."""
+from coldchain.core.records import Record
 
 
 class StoreError(Exception):

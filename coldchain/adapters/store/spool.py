@@ -13,7 +13,7 @@ from pathlib import Path
 
 from coldchain.adapters.sqlite_files import open_durable
 from coldchain.adapters.store import codec as record_codec
-from coldchain.adapters.store.port import Record
+from coldchain.core.records import Record
 
 
 class SpoolFull(Exception):

@@ -37,7 +37,8 @@ from typing import Any
 
 from coldchain.adapters.sqlite_files import open_durable
 from coldchain.adapters.store.points import Point, to_point
-from coldchain.adapters.store.port import Record, Refused, StoreMisconfigured, StoreUnavailable, WriteResult
+from coldchain.adapters.store.port import Refused, StoreMisconfigured, StoreUnavailable, WriteResult
+from coldchain.core.records import Record
 from coldchain.core.times import from_millis, to_millis
 
 _SCHEMA = """

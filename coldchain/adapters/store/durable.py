@@ -22,7 +22,7 @@ from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.store import codec as record_codec
 from coldchain.adapters.store.port import Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
 from coldchain.adapters.store.spool import Spool, SpoolFull
-from coldchain.core.records import Record, Rejection, RejectReason
+from coldchain.core.records import Record, Rejection, RejectReason, measurement_of
 
 log = logging.getLogger("coldchain.store")
 

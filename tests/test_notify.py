@@ -30,7 +30,8 @@ from pytest_httpserver import HTTPServer
 
 from coldchain.adapters.http.ack_links import LinkError, LinkSigner
 from coldchain.adapters.metrics import Metrics
-from coldchain.adapters.notify import Notifier, Renderer, backoff, channel_of
+from coldchain.adapters.notice_text import Renderer
+from coldchain.adapters.notify import Notifier, backoff, channel_of
 from coldchain.adapters.outbox import Outbox, OutboxEntry
 from coldchain.adapters.store import codec as record_codec
 from coldchain.adapters.store.durable import DurableWriter

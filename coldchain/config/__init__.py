@@ -10,11 +10,12 @@ from coldchain.config.api import ApiConfig, LogConfig
 from coldchain.config.inventory import Sensor, Unit
 from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
-from coldchain.config.notify import NotifyConfig, NotifyTarget, OncallConfig, Shift
+from coldchain.config.notify import LOG_TARGET, NotifyConfig, NotifyTarget, OncallConfig, Shift
 from coldchain.config.settings import Settings, config_warnings, no_config_loaded
 from coldchain.config.store import InfluxConfig
 
 __all__ = [
+    "LOG_TARGET",
     "ApiConfig",
     "ConfigError",
     "InfluxConfig",

@@ -17,6 +17,9 @@ from coldchain.config.base import ConfigModel, Duration, read_secret_file
 from coldchain.core.alert import AlertKind, Severity
 from coldchain.core.policy import WEEKDAYS, Weekday
 
+LOG_TARGET = "log"
+"""The built-in target: the notice goes to the service log (logger ``coldchain.notify``, WARNING) and counts as sent."""
+
 
 class NotifyTarget(ConfigModel):
     """A named notification channel: an apprise URL (mailto://, slack://, json://, ntfy://, …)."""
@@ -50,7 +53,7 @@ class NotifyConfig(ConfigModel):
     targets: list[NotifyTarget] = Field(default_factory=list, description="Channels, by name.")
     routes: list[NotifyRoute] = Field(default_factory=list, description="First match wins (unless continue).")
     default_targets: list[str] = Field(
-        default_factory=lambda: ["log"],
+        default_factory=lambda: [LOG_TARGET],
         min_length=1,
         description="The default route: alerts no route matches. 'log' (built in) writes to the service log.",
     )

@@ -22,7 +22,7 @@ from coldchain.config.api import ApiConfig, LogConfig
 from coldchain.config.base import ENV_PREFIX
 from coldchain.config.inventory import BUILTIN_PROFILES, Profile, Sensor, Unit, merged_profiles
 from coldchain.config.mqtt import MqttConfig
-from coldchain.config.notify import NotifyConfig, OncallConfig
+from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
 from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
 from coldchain.core import inventory as core
@@ -131,7 +131,7 @@ def verify_inventory(settings: Settings) -> list[str]:
 def verify_notify(settings: Settings) -> list[str]:
     """Every route and tier names existing targets; target names are unique."""
     problems: list[str] = []
-    names: set[str] = {"log"}
+    names: set[str] = {LOG_TARGET}
     for index, target in enumerate(settings.notify.targets):
         if target.name in names:
             problems.append(f"notify.targets[{index}] (name {target.name!r}): duplicate target name")
@@ -184,7 +184,7 @@ def config_warnings(settings: Settings) -> list[str]:
     named = set(settings.notify.default_targets)
     named.update(target for route in settings.notify.routes for target in route.targets)
     named.update(target for tier in settings.oncall.tiers for target in tier.targets)
-    if named <= {"log"}:
+    if named <= {LOG_TARGET}:
         warnings.append(
             "notify: alerts go only to the service log (no [[notify.targets]] in notify.default_targets, "
             "routes or on-call tiers): nobody is told of an excursion"

@@ -16,7 +16,8 @@ from coldchain.adapters.http.ack_links import LinkSigner, load_link_key
 from coldchain.adapters.http.ack_page import AckPage
 from coldchain.adapters.http.api import HttpApi
 from coldchain.adapters.metrics import Metrics
-from coldchain.adapters.notify import Notifier, Renderer
+from coldchain.adapters.notice_text import Renderer
+from coldchain.adapters.notify import Notifier
 from coldchain.adapters.outbox import Outbox
 from coldchain.adapters.store.durable import DurableWriter
 from coldchain.adapters.store.factory import open_store

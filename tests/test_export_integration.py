@@ -446,8 +446,6 @@ def test_audit_verify_finds_the_edited_event(tmp_path: Path, seeded: InfluxStore
     assert manifest["audit_chain"]["intact"] is False and manifest["audit_chain"]["first_break"].startswith("seq 2")
 
 
-
-
 def test_coldchain_run_records_operator_actions_in_the_chain(tmp_path: Path, mosquitto: Any, influxd: Any) -> None:
     """A running service records config_loaded, a bag event and an acknowledgement once each; audit verify passes."""
     import httpx

@@ -105,8 +105,6 @@ class DeliveryError(Exception):
     """A channel did not take a notice; the message says why, without secrets."""
 
 
-
-
 def _notify_type(alert: Alert) -> apprise.NotifyType:
     if alert.state == "resolved":
         return apprise.NotifyType.SUCCESS

@@ -150,30 +150,6 @@ def verify_notify(settings: Settings) -> list[str]:
     return problems
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def config_warnings(settings: Settings) -> list[str]:
     """What a valid configuration probably did not mean: each a sentence naming the key to set."""
     warnings: list[str] = []
@@ -204,5 +180,3 @@ def no_config_loaded(path: Path | None, settings: Settings) -> str | None:
         "no configuration loaded (the inventory is empty): name the file with --config FILE "
         f"(or set {ENV_PREFIX}* variables, e.g. {ENV_PREFIX}UNITS)"
     )
-
-

@@ -61,7 +61,6 @@ AlertListener = Callable[[Sequence[Transition], Sequence[Alert], datetime], None
 """Told of each step's transitions and of the alerts open after it (for notifications)."""
 
 
-
 def alert_topic(prefix: str, transition: Transition) -> str:
     """``<prefix>/alerts/<kind>/<subject>``."""
     return f"{prefix}/alerts/{transition.alert.kind}/{transition.alert.subject}"

@@ -134,6 +134,3 @@ def settings_digest(settings: Any) -> str:
     data = settings.model_dump(mode="json")  # SecretStr values dump as "**********"
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# -- command line -----------------------------------------------------------------------------------

@@ -29,20 +29,6 @@ from typing import Any
 from coldchain.dashboards.boards import alerts_dashboard, overview, unit_dashboard
 from coldchain.dashboards.parts import DATASOURCE, DATASOURCE_UID, Json
 
-# -- panels and variables -------------------------------------------------------------------
-
-
-# -- shared pieces --------------------------------------------------------------------------
-
-
-# -- Cold chain — overview ------------------------------------------------------------------
-
-
-# -- Cold chain — unit ----------------------------------------------------------------------
-
-
-# -- Cold chain — alerts and audit ----------------------------------------------------------
-
 
 # -- all of them ----------------------------------------------------------------------------
 

@@ -390,6 +390,3 @@ class Publisher:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-
-
-# -- command line ---------------------------------------------------------------------------------

@@ -81,12 +81,6 @@ _BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-# -- request ------------------------------------------------------------------------------------
-
-
-# -- output -------------------------------------------------------------------------------------
-
-
 # -- the export ---------------------------------------------------------------------------------
 
 
@@ -540,9 +534,3 @@ class _Exporter:
             manifest["signature"] = signature(manifest, key)
         (self.work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return bool(key)
-
-
-# -- manifest, signature, verification ---------------------------------------------------------------
-
-
-# -- command line -------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from typing import Any
 from coldchain.dashboards.boards import alerts_dashboard, overview, unit_dashboard
 from coldchain.dashboards.parts import DATASOURCE, DATASOURCE_UID, Json
 
-
 # -- all of them ----------------------------------------------------------------------------
 
 

@@ -391,9 +391,7 @@ class _Exporter:
     # -- bags -----------------------------------------------------------------------------------
 
     def _bags(self) -> list[BagLife]:
-        shelf = max(
-            (u.profile.diluted_use_within for u in self.inventory.units.values()), default=timedelta(0)
-        )
+        shelf = max((u.profile.diluted_use_within for u in self.inventory.units.values()), default=timedelta(0))
         around = BAG_LOOKAROUND + shelf
         rows = self.store.read_range("bag_event", self.start - around, self.end + around)
         deadlines = {

@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from coldchain.config.api import ApiConfig, LogConfig
 from coldchain.config.base import ENV_PREFIX
-from coldchain.config.inventory import BUILTIN_PROFILES, Profile, Sensor, Unit, merged_profiles
+from coldchain.config.inventory import BUILTIN_PROFILES, Profile, Sensor, Unit, merged_profiles, verify_sensor_formats
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import NotifyConfig, OncallConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
@@ -125,6 +125,7 @@ def verify_inventory(settings: Settings) -> list[str]:
         sensor_ids.add(sensor.id)
         if sensor.unit not in unit_ids:
             problems.append(f"{where}.unit: unknown unit {sensor.unit!r}")
+    problems += verify_sensor_formats(settings.sensors, settings.mqtt.topic_prefix)
     return problems
 
 

@@ -48,6 +48,19 @@ class ShakeReading:
 
 
 @dataclass(frozen=True, slots=True)
+class SensorAvailability:
+    """A device's own report that it went offline or came back (Zigbee2MQTT ``<topic>/availability``).
+
+    ``ts`` is the arrival time: the report is about now, and the device gives no time of its own."""
+
+    sensor: str
+    unit: str
+    site: str
+    ts: datetime
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
 class BagEvent:
     """A step in a diluted infusion bag's life."""
 

@@ -43,7 +43,7 @@ from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser
 from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
-from coldchain.core.records import BagEvent, ShakeReading, TemperatureReading
+from coldchain.core.records import BagEvent, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.rules import RulesEngine
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
@@ -281,7 +281,7 @@ class RulesWorker:
             listener((), self._view.alerts, now)
 
     def _judge(self, messages: list[InboundMessage]) -> None:
-        records: list[TemperatureReading | ShakeReading | BagEvent] = []
+        records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability] = []
         for message in messages:
             parsed = self.parser.parse(message.topic, message.payload, message.received_at)
             if isinstance(parsed, list):
@@ -297,7 +297,7 @@ class RulesWorker:
         self._dirty = True
         self._refresh_view()
 
-    def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent]) -> None:
+    def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability]) -> None:
         self._emit(self.engine.observe(records, self.clock()))
         bags = dict.fromkeys(record.bag for record in records if isinstance(record, BagEvent))
         statuses = [status for bag in bags if (status := self.engine.bag_status(bag)) is not None]

@@ -24,6 +24,7 @@ from coldchain.core.records import (
     BagStatus,
     NotificationAttempt,
     Rejection,
+    SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
@@ -38,6 +39,7 @@ RECORD_TYPES: dict[str, type] = {
     "notification": NotificationAttempt,
     "bag_timer": BagStatus,
     "audit": AuditEvent,
+    "availability": SensorAvailability,
 }
 """Each record type by the name of the measurement it is stored in."""
 

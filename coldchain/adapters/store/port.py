@@ -20,12 +20,21 @@ from coldchain.core.records import (
     BagStatus,
     NotificationAttempt,
     Rejection,
+    SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
 
 Record: TypeAlias = (
-    TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus | AuditEvent
+    TemperatureReading
+    | ShakeReading
+    | BagEvent
+    | Rejection
+    | Alert
+    | NotificationAttempt
+    | BagStatus
+    | AuditEvent
+    | SensorAvailability
 )
 """Everything the store holds: readings, bag events and rejections from ingest, alert states
 (``coldchain.core.alert.Alert``) from the rules worker, notification attempts from the notifier."""

@@ -40,7 +40,8 @@ def decode(topic: str, payload: bytes, received_at: datetime, mapping: DeviceMap
     state = load_object(payload, "a Zigbee2MQTT message")
     item: Item = {"ts": _time(state.get("last_seen"), received_at)}
     if mapping.kind == "shake":
-        hit = state.get("vibration") is True or state.get("action") in SHAKE_ACTIONS
+        action = state.get("action")
+        hit = state.get("vibration") is True or (isinstance(action, str) and action in SHAKE_ACTIONS)
         item["peak_g"] = mapping.agitation_g if hit else 0.0
         return [item]
     if mapping.field not in state:

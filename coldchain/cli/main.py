@@ -54,5 +54,3 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(LogConfig())
     return int(args.func(args))
-
-

@@ -33,8 +33,6 @@ class ConfigError(Exception):
         super().__init__("; ".join(problems))
 
 
-
-
 def environment_overrides(environ: Mapping[str, str] | None = None) -> dict[tuple[str, ...], str]:
     """The ``COLDCHAIN_*`` variables set, by the key path they override (``("influx", "url")``) -> name."""
     environ = os.environ if environ is None else environ

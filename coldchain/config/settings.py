@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from coldchain.config.api import ApiConfig, LogConfig
 from coldchain.config.base import ENV_PREFIX
+from coldchain.config.homeassistant import HomeAssistantConfig
 from coldchain.config.inventory import BUILTIN_PROFILES, Profile, Sensor, Unit, merged_profiles, verify_sensor_formats
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import NotifyConfig, OncallConfig
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
     units: list[Unit] = Field(default_factory=list)
     sensors: list[Sensor] = Field(default_factory=list)
@@ -151,30 +153,6 @@ def verify_notify(settings: Settings) -> list[str]:
     return problems
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def config_warnings(settings: Settings) -> list[str]:
     """What a valid configuration probably did not mean: each a sentence naming the key to set."""
     warnings: list[str] = []
@@ -205,5 +183,3 @@ def no_config_loaded(path: Path | None, settings: Settings) -> str | None:
         "no configuration loaded (the inventory is empty): name the file with --config FILE "
         f"(or set {ENV_PREFIX}* variables, e.g. {ENV_PREFIX}UNITS)"
     )
-
-

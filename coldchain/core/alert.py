@@ -43,9 +43,6 @@ SEVERITY: dict[AlertKind, Severity] = {
 }
 
 
-
-
-
 def alert_id(kind: str, subject: str, started_at: datetime) -> str:
     """Stable id of an episode: 20 hex digits of sha256 over kind, subject and start (ms)."""
     key = f"{kind}\x1f{subject}\x1f{to_millis(started_at)}".encode()
@@ -224,5 +221,3 @@ class AlertBook:
             affected_bags=affected,
         )
         self.out.append(Transition(resolved, "resolved"))
-
-

@@ -40,4 +40,3 @@ def format_duration(value: timedelta) -> str:
     if total:
         parts.append(f"{total:g}s")
     return "".join(parts)
-

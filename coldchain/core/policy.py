@@ -259,4 +259,3 @@ def _page(
                 page.tier,
                 f"unacknowledged {say_span(oncall.repeat_interval * repeats)} after paging {target}: repeat {repeats}",
             )
-

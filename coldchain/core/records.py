@@ -20,8 +20,6 @@ MAX_AGE = timedelta(days=30)
 BAG_EVENT_KINDS: tuple[BagEventKind, ...] = ("diluted", "infusion_started", "infusion_completed", "discarded")
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class TemperatureReading:
     """One temperature sample of a sensor, placed in its unit and site."""

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+
 def to_millis(ts: datetime) -> int:
     """Milliseconds since the epoch of an aware datetime (exact integer arithmetic)."""
     delta = ts - EPOCH
@@ -15,6 +16,7 @@ def to_millis(ts: datetime) -> int:
 def from_millis(millis: int) -> datetime:
     """The aware UTC datetime of a millisecond epoch timestamp."""
     return EPOCH + timedelta(milliseconds=millis)
+
 
 def format_time(ts: datetime) -> str:
     """RFC 3339 in UTC with ``Z``; milliseconds only when non-zero (microseconds only if present)."""

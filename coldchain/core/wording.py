@@ -26,6 +26,7 @@ VALUE_UNITS: dict[AlertKind, str] = {
 }
 """The unit of an alert's ``value``, for the kinds that have one."""
 
+
 def say_span(span: timedelta, *, to_the_minute: bool = False) -> str:
     """A duration as staff read it in a message: ``45 s``, ``15 min``, ``1 h 5 min``.
 

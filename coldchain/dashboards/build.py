@@ -32,60 +32,16 @@ from coldchain.dashboards.parts import DATASOURCE, DATASOURCE_UID, Json
 # -- panels and variables -------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
 # -- shared pieces --------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # -- Cold chain — overview ------------------------------------------------------------------
 
 
-
-
 # -- Cold chain — unit ----------------------------------------------------------------------
 
 
-
-
 # -- Cold chain — alerts and audit ----------------------------------------------------------
-
-
 
 
 # -- all of them ----------------------------------------------------------------------------
@@ -139,5 +95,3 @@ def main(argv: list[str] | None = None) -> int:
     for path in write_dashboards(directory):
         print(path)
     return 0
-
-

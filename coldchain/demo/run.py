@@ -415,9 +415,3 @@ def _finish(settings: Settings, clock: SimClock, out: Path, echo: Callable[[str]
     if not complete:
         echo(f"WARNING: missing alert kinds: {', '.join(sorted(EXPECTED_ALERTS - kinds))}")
     return DemoResult(kinds, export, database, complete)
-
-
-
-
-
-

@@ -81,45 +81,10 @@ _BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-
-
-
 # -- request ------------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- output -------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # -- the export ---------------------------------------------------------------------------------
@@ -432,9 +397,7 @@ class _Exporter:
     # -- bags -----------------------------------------------------------------------------------
 
     def _bags(self) -> list[BagLife]:
-        shelf = max(
-            (u.profile.diluted_use_within for u in self.inventory.units.values()), default=timedelta(0)
-        )
+        shelf = max((u.profile.diluted_use_within for u in self.inventory.units.values()), default=timedelta(0))
         around = BAG_LOOKAROUND + shelf
         rows = self.store.read_range("bag_event", self.start - around, self.end + around)
         deadlines = {
@@ -577,35 +540,7 @@ class _Exporter:
         return bool(key)
 
 
-
-
-
-
-
-
 # -- manifest, signature, verification ---------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- command line -------------------------------------------------------------------------------
-
-
-
-
-
-
-
-

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from coldchain.adapters.audit_log import AuditLog
+from coldchain.adapters.homeassistant import HomeAssistant
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import InboundMessage, MqttConnection
 from coldchain.adapters.rules_snapshot import RulesState
@@ -59,7 +60,6 @@ T = TypeVar("T")
 
 AlertListener = Callable[[Sequence[Transition], Sequence[Alert], datetime], None]
 """Told of each step's transitions and of the alerts open after it (for notifications)."""
-
 
 
 def alert_topic(prefix: str, transition: Transition) -> str:
@@ -110,6 +110,7 @@ class RulesWorker:
         self._tick = settings.rules.tick.total_seconds()
         self._checkpoint_every = settings.rules.checkpoint_every.total_seconds()
         self.publisher = AlertPublisher(self.connection, writer, metrics, Topics(settings.mqtt.topic_prefix))
+        self.homeassistant = HomeAssistant(settings, self.connection) if settings.homeassistant.discovery else None
         self._pending: list[InboundMessage] = []
         self._dirty = False
         self._last_checkpoint = time.monotonic()
@@ -153,7 +154,10 @@ class RulesWorker:
         return self._view
 
     def _refresh_view(self) -> None:
-        self._view = view_of(self.engine.open_alerts(), self._recent, self.engine.running_bags())
+        running = self.engine.running_bags()
+        self._view = view_of(self.engine.open_alerts(), self._recent, running)
+        if self.homeassistant is not None:
+            self.homeassistant.bags(running)
 
     # -- commands from other threads (the HTTP API) -----------------------------------------
 
@@ -206,6 +210,8 @@ class RulesWorker:
         self.metrics.broker_connected.labels("rules").set(1 if up else 0)
         if up:
             self._clock_rules_from = time.monotonic() + _BACKLOG_GRACE
+            if self.homeassistant is not None:
+                self.homeassistant.announce()
 
     # -- lifecycle -------------------------------------------------------------------------
 

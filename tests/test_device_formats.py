@@ -12,11 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coldchain.cli.main import main
 from coldchain.config import Settings
 from coldchain.config.inventory import SENSOR_FORMATS
 from coldchain.contract.formats import DECODERS
 from coldchain.contract.parser import MessageParser
 from coldchain.core.records import Rejection, SensorAvailability, ShakeReading, TemperatureReading
+from tests.test_config import env  # noqa: F401 - the fixture: no COLDCHAIN_* variable leaks in
 
 DATA = Path(__file__).parent / "data" / "devices"
 
@@ -372,3 +374,46 @@ def test_zigbee2mqtt_epoch_last_seen_is_milliseconds() -> None:
     parsed = PARSER.parse(TOPIC["z-t"], json.dumps({"temperature": 4.0, "last_seen": millis}).encode(), arrival)
     assert isinstance(parsed, list), parsed
     assert parsed[0].ts == arrival - timedelta(seconds=3)
+
+
+DEVICE_TOML = """
+[[units]]
+id = "fridge-a"
+site = "main-pharmacy"
+
+[[sensors]]
+id = "z-fridge-a"
+unit = "fridge-a"
+kind = "temperature"
+format = "zigbee2mqtt"
+topic = "zigbee2mqtt/Fridge A probe"
+
+[[sensors]]
+id = "z-fridge-b"
+unit = "fridge-a"
+kind = "temperature"
+format = "zigbee2mqtt"
+topic = "zigbee2mqtt/Fridge A probe"
+"""
+
+
+@pytest.mark.usefixtures("env")
+def test_check_config_names_the_file_and_the_sensor_and_lists_devices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a TOML file, a topic claimed twice is one line naming the file and the sensor; a valid
+    device sensor is listed by check-config with its format and topic."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEVICE_TOML)
+    with pytest.raises(SystemExit):
+        main(["check-config", "--config", str(bad)])
+    assert (
+        f"{bad}: sensors[1] (id 'z-fridge-b').topic: 'zigbee2mqtt/Fridge A probe' is already the topic of sensor "
+        "'z-fridge-a'" in capsys.readouterr().err
+    )
+    good = tmp_path / "good.toml"
+    good.write_text(DEVICE_TOML.rsplit("[[sensors]]", 1)[0])
+    assert main(["check-config", "--config", str(good)]) == 0
+    assert "device z-fridge-a (temperature, fridge-a): zigbee2mqtt on 'zigbee2mqtt/Fridge A probe'" in (
+        capsys.readouterr().out
+    )

@@ -112,6 +112,8 @@ ACCEPTED = [
         "2020-02-26T19:44:09Z",
         None,
     ),
+    # legacy Zigbee2MQTT: battery as a numeric string does not cost the reading
+    ("zigbee2mqtt/legacy_battery_string.json", "z-t", ARRIVAL, 4.2, None, 100.0),
     ("zigbee2mqtt/last_seen_iso.json", "z-t", utc("2019-01-12T13:41:40+00:00"), 4.6, "2019-01-12T13:41:32.255Z", 85.0),
     # Tasmota: the first object holding Temperature; Time read in the sensor's timezone (UTC by default)
     ("tasmota/ds18b20.json", "tas", utc("2021-04-26T10:01:40+00:00"), 16.1, "2021-04-26T10:01:34Z", None),

@@ -108,6 +108,14 @@ def test_units_are_devices_with_their_next_bag_deadline() -> None:
     assert len(devices) == 2  # fridge-a and fridge-b
 
 
+def test_object_ids_keep_to_what_home_assistant_accepts() -> None:
+    """A sensor id with characters Home Assistant refuses in a discovery topic gets them replaced."""
+    settings = make_settings([{"id": "probe.1:a", "kind": "temperature"}], homeassistant={"discovery": True})
+    topics = [topic for topic, _ in discovery_configs(settings)]
+    assert "homeassistant/sensor/coldchain/probe_1_a_temperature/config" in topics
+    assert all(all(c.isalnum() or c in "_-" for c in topic.split("/")[3]) for topic in topics)
+
+
 def test_discovery_is_off_by_default() -> None:
     """Without ``[homeassistant] discovery = true`` the rules role publishes nothing for Home Assistant."""
     assert make_settings().homeassistant.discovery is False

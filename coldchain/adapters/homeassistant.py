@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from datetime import datetime
@@ -35,6 +36,8 @@ log = logging.getLogger("coldchain.homeassistant")
 
 TEMPERATURE_KINDS = ("temperature_high", "temperature_low", "freezing", "sensor_offline")
 SHAKE_KINDS = ("agitation", "sensor_offline")
+
+_NOT_IN_OBJECT_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 RunningBag = tuple[str, str, datetime, datetime]
 """(bag, unit, diluted at, deadline), as ``RulesEngine.running_bags`` lists them."""
@@ -82,6 +85,11 @@ def temperature_source(sensor: Sensor, topics: Topics) -> tuple[str, str]:
     return sensor.topic, _celsius(f"value_json{steps}", fahrenheit)
 
 
+def object_id(*parts: str) -> str:
+    """A discovery object id (Home Assistant allows only letters, digits, ``_`` and ``-`` there)."""
+    return _NOT_IN_OBJECT_ID.sub("_", "_".join(parts))
+
+
 def discovery_configs(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
     """Every discovery (topic, config) for the inventory."""
     topics = Topics(settings.mqtt.topic_prefix)
@@ -102,14 +110,14 @@ def discovery_configs(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
     for sensor in settings.sensors:
         if sensor.kind == "temperature":
             state_topic, template = temperature_source(sensor, topics)
-            object_id = f"{sensor.id}_temperature"
+            temperature_id = object_id(sensor.id, "temperature")
             configs.append(
                 (
-                    f"{prefix}/sensor/coldchain/{object_id}/config",
+                    f"{prefix}/sensor/coldchain/{temperature_id}/config",
                     {
                         "name": f"{sensor.id} temperature",
-                        "unique_id": f"coldchain_{object_id}",
-                        "object_id": f"coldchain_{object_id}",
+                        "unique_id": f"coldchain_{temperature_id}",
+                        "object_id": f"coldchain_{temperature_id}",
                         "state_topic": state_topic,
                         "value_template": template,
                         "device_class": "temperature",
@@ -120,15 +128,15 @@ def discovery_configs(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
                 )
             )
         for kind in TEMPERATURE_KINDS if sensor.kind == "temperature" else SHAKE_KINDS:
-            object_id = f"{sensor.id}_{kind}"
+            alert_id = object_id(sensor.id, kind)
             alert_topic = topics.alert(kind, sensor.id)
             configs.append(
                 (
-                    f"{prefix}/binary_sensor/coldchain/{object_id}/config",
+                    f"{prefix}/binary_sensor/coldchain/{alert_id}/config",
                     {
                         "name": f"{sensor.id} {kind.replace('_', ' ')}",
-                        "unique_id": f"coldchain_{object_id}",
-                        "object_id": f"coldchain_{object_id}",
+                        "unique_id": f"coldchain_{alert_id}",
+                        "object_id": f"coldchain_{alert_id}",
                         "state_topic": alert_topic,
                         "value_template": "{{ 'OFF' if value_json.state == 'resolved' else 'ON' }}",
                         "json_attributes_topic": alert_topic,
@@ -138,14 +146,14 @@ def discovery_configs(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
                 )
             )
     for unit in settings.units:
-        object_id = f"{unit.id}_next_bag_deadline"
+        bags_id = object_id(unit.id, "next_bag_deadline")
         configs.append(
             (
-                f"{prefix}/sensor/coldchain/{object_id}/config",
+                f"{prefix}/sensor/coldchain/{bags_id}/config",
                 {
                     "name": f"{unit.display_name} next bag deadline",
-                    "unique_id": f"coldchain_{object_id}",
-                    "object_id": f"coldchain_{object_id}",
+                    "unique_id": f"coldchain_{bags_id}",
+                    "object_id": f"coldchain_{bags_id}",
                     "state_topic": bags_topic(topics, unit.id),
                     "value_template": "{{ value_json.next_deadline or None }}",
                     "json_attributes_topic": bags_topic(topics, unit.id),

@@ -48,6 +48,11 @@ def decode(topic: str, payload: bytes, received_at: datetime, mapping: DeviceMap
         raise DecodeError(RejectReason.INVALID_SCHEMA, f"{mapping.field}: missing")
     item["celsius"] = to_celsius(state[mapping.field], mapping.fahrenheit)
     battery = state.get("battery")
+    if isinstance(battery, str):  # Zigbee2MQTT before 1.x sent "100.00"; the reading must not fail on it
+        try:
+            battery = float(battery)
+        except ValueError:
+            battery = None
     if battery is not None:
         item["battery_pct"] = battery
     return [item]

@@ -43,6 +43,7 @@ from coldchain.core.records import (
     Record,
     Rejection,
     RejectReason,
+    SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
@@ -751,6 +752,7 @@ def sample_records() -> list[Record]:
             "failed", "HTTP 500", 1, at,
         ),
         AuditEvent(1, at, "j.doe", "ack", "a-1", "{}", "0" * 64, "1" * 64),
+        SensorAvailability("z-001", "fridge-a", "main-pharmacy", at, online=False),
         Alert(
             id="a-1", kind="temperature_high", subject="t-001", state="acknowledged", severity="critical",
             site="main-pharmacy", unit="fridge-a", sensor="t-001", bag="B-1", started_at=at, updated_at=at,

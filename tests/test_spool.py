@@ -19,6 +19,7 @@ from coldchain.core.records import (
     Record,
     Rejection,
     RejectReason,
+    SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
@@ -107,6 +108,7 @@ records = st.one_of(
         st.none() | texts,
     ),
     st.builds(Rejection, st.sampled_from(list(RejectReason)), texts, texts, st.binary(max_size=64), moments),
+    st.builds(SensorAvailability, texts, texts, texts, moments, st.booleans()),
 )
 
 

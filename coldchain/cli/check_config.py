@@ -25,6 +25,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for unit in settings.units:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds_by_unit[unit.id].items())) or "no sensors"
         print(f"    {unit.site}/{unit.id} ({unit.display_name}): profile {unit.profile}; {kinds}")
+    for sensor in settings.sensors:
+        if sensor.format != "coldchain":
+            print(f"  device {sensor.id} ({sensor.kind}, {sensor.unit}): {sensor.format} on {sensor.topic!r}")
+    if settings.homeassistant.discovery:
+        print(f"  Home Assistant discovery under {settings.homeassistant.prefix}/")
     for warning in config_warnings(settings):
         print(f"WARNING {warning}", file=sys.stderr)
     return 0

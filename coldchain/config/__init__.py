@@ -1,13 +1,14 @@
 """Settings and inventory: one TOML file, overridable by ``COLDCHAIN_*`` environment variables.
 
 One module per table (Frigate's ``config/`` shape): ``mqtt``, ``store``, ``rules``, ``notify``, ``api``,
-``inventory``; ``settings`` joins them and checks references across tables; ``loading`` reads the file and
-the environment and names the source of every problem. Imported by adapters, roles and the CLI, never by
-``coldchain.core``.
+``inventory``, ``homeassistant``; ``settings`` joins them and checks references across tables;
+``loading`` reads the file and the environment and names the source of every problem. Imported by adapters,
+roles and the CLI, never by ``coldchain.core``.
 """
 
 from coldchain.config.api import ApiConfig, LogConfig
-from coldchain.config.inventory import Sensor, Unit
+from coldchain.config.homeassistant import HomeAssistantConfig
+from coldchain.config.inventory import SENSOR_FORMATS, Sensor, Unit
 from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, NotifyTarget, OncallConfig, Shift
@@ -16,8 +17,10 @@ from coldchain.config.store import InfluxConfig
 
 __all__ = [
     "LOG_TARGET",
+    "SENSOR_FORMATS",
     "ApiConfig",
     "ConfigError",
+    "HomeAssistantConfig",
     "InfluxConfig",
     "LogConfig",
     "MqttConfig",

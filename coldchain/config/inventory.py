@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     Field,
@@ -90,12 +91,90 @@ class Unit(ConfigModel):
         return self.name or self.id
 
 
+SENSOR_FORMATS = ("coldchain", "zigbee2mqtt", "tasmota", "shelly", "esphome", "ttn", "json")
+"""The payload formats a sensor may speak (CONTRACT §2a); decoders in ``coldchain.contract.formats``."""
+SHAKE_FORMATS = ("coldchain", "zigbee2mqtt", "json")
+"""The formats that can carry shake readings."""
+AVAILABILITY_SUFFIX = "/availability"
+"""Zigbee2MQTT publishes a device's availability on ``<topic>/availability``."""
+
+
 class Sensor(ConfigModel):
-    """A temperature probe or a shake sensor inside a unit."""
+    """A temperature probe or a shake sensor inside a unit, speaking the contract or its device's own format."""
 
     id: str = Field(min_length=1, pattern=r"^[^/+#\s]+$", description="Its MQTT topic level; its identity.")
     unit: str = Field(min_length=1, description="Id of the unit it is in.")
     kind: Literal["temperature", "shake"] = Field(description="What it measures.")
+    format: str = Field(
+        default="coldchain", description=f"Payload format: {' | '.join(SENSOR_FORMATS)} (default coldchain)."
+    )
+    topic: str = Field(
+        default="",
+        max_length=1024,
+        description="The exact topic the device publishes on; required unless format = coldchain, forbidden then.",
+    )
+    field: str = Field(
+        default="",
+        max_length=200,
+        description="Which value, where a payload carries several; empty = the format's default.",
+    )
+    ts: str = Field(
+        default="", max_length=200, description="json only: dotted path of the timestamp; empty = arrival time."
+    )
+    timezone: str = Field(default="UTC", description="IANA zone for payload times written without an offset.")
+    temperature_unit: Literal["celsius", "fahrenheit"] = Field(
+        default="celsius", description="The unit of the value, where the payload does not say."
+    )
+
+    def claimed_topics(self) -> tuple[str, ...]:
+        """The exact topics this sensor publishes on (none of its own for the contract's format)."""
+        if self.format == "coldchain":
+            return ()
+        if self.format == "zigbee2mqtt":
+            return (self.topic, self.topic + AVAILABILITY_SUFFIX)
+        return (self.topic,)
+
+
+def verify_sensor_formats(sensors: list[Sensor], topic_prefix: str) -> list[str]:
+    """Formats, topics and mapping keys of the sensors, each problem naming the sensor."""
+    problems: list[str] = []
+    owners: dict[str, str] = {}
+    for index, sensor in enumerate(sensors):
+        where = f"sensors[{index}] (id {sensor.id!r})"
+        if sensor.format not in SENSOR_FORMATS:
+            problems.append(f"{where}.format: unknown format {sensor.format!r} (known: {', '.join(SENSOR_FORMATS)})")
+            continue
+        if sensor.format == "coldchain":
+            if sensor.topic:
+                problems.append(
+                    f"{where}.topic: a coldchain-format sensor publishes on "
+                    f"{topic_prefix}/sensors/{sensor.id}/{sensor.kind}; remove topic or set format"
+                )
+            continue
+        if sensor.kind == "shake" and sensor.format not in SHAKE_FORMATS:
+            problems.append(f"{where}.kind: format {sensor.format!r} carries no shake readings")
+        if not sensor.topic:
+            problems.append(f"{where}.topic: required for format {sensor.format!r}")
+            continue
+        if any(char in sensor.topic for char in "+#\x00") or sensor.topic.endswith("/"):
+            problems.append(f"{where}.topic: {sensor.topic!r} must be an exact topic (no +, #, trailing /)")
+        if sensor.topic == topic_prefix or sensor.topic.startswith(topic_prefix + "/"):
+            problems.append(
+                f"{where}.topic: {sensor.topic!r} is under mqtt.topic_prefix {topic_prefix!r}, coldchain's own"
+            )
+        if sensor.ts and sensor.format != "json":
+            problems.append(f"{where}.ts: only a json-format sensor names its timestamp's path")
+        try:
+            ZoneInfo(sensor.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                f"{where}.timezone: unknown time zone {sensor.timezone!r} (an IANA name like Europe/Berlin)"
+            )
+        for topic in sensor.claimed_topics():
+            if topic in owners:
+                problems.append(f"{where}.topic: {topic!r} is already the topic of sensor {owners[topic]!r}")
+            owners.setdefault(topic, sensor.id)
+    return problems
 
 
 def merged_profiles(value: Any) -> Any:

@@ -20,7 +20,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from coldchain.config.api import ApiConfig, LogConfig
 from coldchain.config.base import ENV_PREFIX
-from coldchain.config.inventory import BUILTIN_PROFILES, Profile, Sensor, Unit, merged_profiles
+from coldchain.config.homeassistant import HomeAssistantConfig
+from coldchain.config.inventory import BUILTIN_PROFILES, Profile, Sensor, Unit, merged_profiles, verify_sensor_formats
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
     units: list[Unit] = Field(default_factory=list)
     sensors: list[Sensor] = Field(default_factory=list)
@@ -125,6 +127,7 @@ def verify_inventory(settings: Settings) -> list[str]:
         sensor_ids.add(sensor.id)
         if sensor.unit not in unit_ids:
             problems.append(f"{where}.unit: unknown unit {sensor.unit!r}")
+    problems += verify_sensor_formats(settings.sensors, settings.mqtt.topic_prefix)
     return problems
 
 

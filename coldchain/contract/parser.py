@@ -3,6 +3,10 @@
 ``MessageParser.parse`` turns one MQTT message into either the records it carries or a single
 ``Rejection`` with a reason; it never raises on input, whatever the bytes or topic. A message is
 accepted or rejected whole (an array upload with one bad element is rejected entirely).
+
+A sensor with a device ``format`` (CONTRACT §2a) publishes on its own configured topic: its
+decoder (``coldchain.contract.formats``) maps the payload to the contract's values, which are then
+validated and checked exactly like a contract payload.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from coldchain.config import Sensor, Settings, Unit
+from coldchain.contract.formats import Availability, DecodeError, Decoder, DeviceMapping, decoder, default_field
 from coldchain.contract.payloads import MAX_PAYLOAD_BYTES, BagEventPayload, ShakePayload, TemperaturePayload
 from coldchain.contract.topics import InputRoute, Topics
 from coldchain.core.records import (
@@ -23,9 +29,13 @@ from coldchain.core.records import (
     BagEventKind,
     Rejection,
     RejectReason,
+    SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
+from coldchain.core.times import from_millis, to_millis
+
+ParsedRecord = TemperatureReading | ShakeReading | BagEvent | SensorAvailability
 
 _RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
 _PHYSICAL_FIELDS = frozenset({"celsius", "peak_g", "battery_pct", "seq"})
@@ -66,15 +76,32 @@ class MessageParser:
         units = {unit.id: unit for unit in settings.units}
         self._units: dict[str, Unit] = units
         self._sensors: dict[str, tuple[Sensor, Unit]] = {s.id: (s, units[s.unit]) for s in settings.sensors}
+        self._devices: dict[str, tuple[Decoder, DeviceMapping, Unit]] = {}
+        for sensor in settings.sensors:
+            if sensor.format == "coldchain":
+                continue
+            unit = units[sensor.unit]
+            mapping = DeviceMapping(
+                sensor=sensor.id,
+                kind=sensor.kind,
+                format=sensor.format,
+                topic=sensor.topic,
+                field=sensor.field or default_field(sensor.format, sensor.kind),
+                ts=sensor.ts,
+                timezone=ZoneInfo(sensor.timezone),
+                fahrenheit=sensor.temperature_unit == "fahrenheit",
+                agitation_g=settings.unit_profile(unit).agitation_g,
+            )
+            for topic in sensor.claimed_topics():
+                self._devices[topic] = (decoder(sensor.format), mapping, unit)
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
-        """The topic filters that carry inbound data (alerts, published by us, are not among them)."""
-        return self.topics.inputs
+        """The topic filters that carry inbound data (alerts, published by us, are not among them):
+        the contract's, then every configured device topic."""
+        return (*self.topics.inputs, *self._devices)
 
-    def parse(
-        self, topic: str, payload: bytes, received_at: datetime
-    ) -> list[TemperatureReading | ShakeReading | BagEvent] | Rejection:
+    def parse(self, topic: str, payload: bytes, received_at: datetime) -> list[ParsedRecord] | Rejection:
         """The message's records, or why it was rejected. Never raises."""
         try:
             return self._parse(topic, payload, received_at)
@@ -90,19 +117,26 @@ class MessageParser:
             raise RejectedMessage(RejectReason.UNKNOWN_TOPIC, f"topic is not {self.topics.described}")
         return route
 
-    def _parse(
-        self, topic: str, payload: bytes, received_at: datetime
-    ) -> list[TemperatureReading | ShakeReading | BagEvent]:
+    def _parse(self, topic: str, payload: bytes, received_at: datetime) -> list[ParsedRecord]:
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise RejectedMessage(
                 RejectReason.PAYLOAD_TOO_LARGE, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
             )
+        device = self._devices.get(topic)
+        if device is not None:
+            return self._device(topic, payload, received_at, *device)
         route = self._route(topic)
         sensor_unit: tuple[Sensor, Unit] | None = None
         if route.kind != "bag":
             sensor_unit = self._sensors.get(route.ident)
             if sensor_unit is None:
                 raise RejectedMessage(RejectReason.UNKNOWN_SENSOR, f"sensor {route.ident!r} is not in the inventory")
+            if sensor_unit[0].format != "coldchain":
+                raise RejectedMessage(
+                    RejectReason.UNKNOWN_SENSOR,
+                    f"sensor {route.ident!r} speaks {sensor_unit[0].format} on its own topic "
+                    f"{sensor_unit[0].topic!r}, not the contract's",
+                )
             if sensor_unit[0].kind != route.kind:
                 raise RejectedMessage(
                     RejectReason.WRONG_KIND,
@@ -119,27 +153,47 @@ class MessageParser:
             items = document
         else:
             raise RejectedMessage(RejectReason.INVALID_SCHEMA, "payload must be a JSON object or a non-empty array")
-        records: list[TemperatureReading | ShakeReading | BagEvent] = []
+        records: list[ParsedRecord] = []
         for index, item in enumerate(items):
             where = f"item {index}: " if len(items) > 1 else ""
             if not isinstance(item, dict):
                 raise RejectedMessage(RejectReason.INVALID_SCHEMA, f"{where}expected a JSON object")
-            record = self._record(route, sensor_unit, item, where)
+            record = self._record(route, sensor_unit[1] if sensor_unit else None, item, where)
             self._check_time(record.ts, received_at, where)
             records.append(record)
         return records
 
+    def _device(
+        self, topic: str, payload: bytes, received_at: datetime, decode: Decoder, mapping: DeviceMapping, unit: Unit
+    ) -> list[ParsedRecord]:
+        """A device format's message: decoded to the contract's values, then validated like the contract's."""
+        try:
+            decoded = decode(topic, payload, received_at, mapping)
+        except DecodeError as exc:
+            raise RejectedMessage(exc.reason, f"{mapping.format}: {exc.detail}") from None
+        if isinstance(decoded, Availability):
+            return [
+                SensorAvailability(
+                    mapping.sensor, unit.id, unit.site, from_millis(to_millis(received_at)), decoded.online
+                )
+            ]
+        route = InputRoute(mapping.kind, mapping.sensor)
+        records: list[ParsedRecord] = []
+        for item in decoded:
+            record = self._record(route, unit, item, f"{mapping.format}: ")
+            self._check_time(record.ts, received_at, "")
+            records.append(record)
+        return records
+
     def _record(
-        self, route: InputRoute, sensor_unit: tuple[Sensor, Unit] | None, item: dict[str, Any], where: str
+        self, route: InputRoute, unit: Unit | None, item: dict[str, Any], where: str
     ) -> TemperatureReading | ShakeReading | BagEvent:
         try:
-            if route.kind == "temperature" and sensor_unit is not None:
+            if route.kind == "temperature" and unit is not None:
                 t = TemperaturePayload.model_validate(item)
-                unit = sensor_unit[1]
                 return TemperatureReading(route.ident, unit.id, unit.site, t.ts, t.celsius, t.seq, t.battery_pct)
-            if route.kind == "shake" and sensor_unit is not None:
+            if route.kind == "shake" and unit is not None:
                 s = ShakePayload.model_validate(item)
-                unit = sensor_unit[1]
                 return ShakeReading(route.ident, unit.id, unit.site, s.ts, s.peak_g, s.seq)
             b = BagEventPayload.model_validate(item)
         except ValidationError as exc:

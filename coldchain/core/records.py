@@ -48,6 +48,19 @@ class ShakeReading:
 
 
 @dataclass(frozen=True, slots=True)
+class SensorAvailability:
+    """A device's own report that it went offline or came back (Zigbee2MQTT ``<topic>/availability``).
+
+    ``ts`` is the arrival time: the report is about now, and the device gives no time of its own."""
+
+    sensor: str
+    unit: str
+    site: str
+    ts: datetime
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
 class BagEvent:
     """A step in a diluted infusion bag's life."""
 
@@ -153,7 +166,15 @@ Reading = TemperatureReading | ShakeReading
 
 
 Record: TypeAlias = (
-    TemperatureReading | ShakeReading | BagEvent | Rejection | Alert | NotificationAttempt | BagStatus | AuditEvent
+    TemperatureReading
+    | ShakeReading
+    | BagEvent
+    | Rejection
+    | Alert
+    | NotificationAttempt
+    | BagStatus
+    | AuditEvent
+    | SensorAvailability
 )
 """Everything the store holds: readings, bag events and rejections from ingest, alert states
 (``coldchain.core.alert.Alert``) from the rules worker, notification attempts from the notifier."""
@@ -168,6 +189,7 @@ RECORD_TYPES: dict[str, type] = {
     "notification": NotificationAttempt,
     "bag_timer": BagStatus,
     "audit": AuditEvent,
+    "availability": SensorAvailability,
 }
 """Each record type by the name of the measurement it is stored in."""
 

@@ -18,6 +18,9 @@ Semantics shared by all rules (the per-rule details are in ``sensor_rules`` and 
   or the moment a clock rule fell due (not the ``now`` of the tick that noticed it). The only
   exceptions are ``sensor_offline``, which is about arrival, and resolutions clamped so that
   ``resolved_at`` is never before ``started_at``.
+* A device's own ``offline`` report (``SensorAvailability``, ts = its arrival) opens
+  ``sensor_offline`` at once, without waiting for ``offline_after``; an ``online`` report changes
+  nothing (the next reading resolves it, as for silence).
 * ``now`` is truncated to the millisecond, the precision of readings, and must be aware.
 * An alert's id is ``alert.alert_id(kind, subject, started_at)``: one id per episode however
   often it is replayed or restored.
@@ -36,7 +39,7 @@ from typing import Any, Literal
 from coldchain.core.alert import Alert, AlertBook, Place, Transition
 from coldchain.core.bag_rules import BagRules
 from coldchain.core.inventory import Inventory, Profile
-from coldchain.core.records import BagEvent, BagStatus, ShakeReading, TemperatureReading
+from coldchain.core.records import BagEvent, BagStatus, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
 
 SNAPSHOT_VERSION = 1
@@ -119,7 +122,7 @@ class RulesEngine:
         self._unheard = []
 
     def observe(
-        self, records: Iterable[TemperatureReading | ShakeReading | BagEvent], now: datetime
+        self, records: Iterable[TemperatureReading | ShakeReading | BagEvent | SensorAvailability], now: datetime
     ) -> list[Transition]:
         """Judge new readings and bag events; ``now`` is when they arrived."""
         now = _instant(now)
@@ -171,6 +174,12 @@ class RulesEngine:
                 srules.judge(ts, peak_g, book)
             elif type(record) is BagEvent:
                 self._bag_event(record, book)
+            elif type(record) is SensorAvailability:
+                any_rules = temperature.get(record.sensor) or shake.get(record.sensor)
+                if any_rules is None:
+                    self.stats.unknown_sensor_readings += 1
+                elif not record.online:
+                    any_rules.reported_offline(record.ts, book)
             else:
                 raise TypeError(f"cannot judge a {type(record).__name__}")
         self.stats.records += len(batch)

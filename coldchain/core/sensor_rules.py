@@ -39,7 +39,8 @@ its unit's ``offline_after``. "Received" is the later of the newest reading's ts
 of the last call that delivered any reading of the sensor (so a buffered upload that ends in
 the past does not reopen it at once); before any reading it is the engine's first ``now``.
 ``started_at`` is that moment, ``updated_at`` the moment it fell due. It resolves, at the
-``now`` of the call, when any reading of the sensor arrives.
+``now`` of the call, when any reading of the sensor arrives. A device whose gateway reports it
+offline (Zigbee2MQTT availability) opens ``sensor_offline`` at once, at the report's arrival.
 """
 
 from __future__ import annotations
@@ -136,6 +137,22 @@ class SensorRules:
             value=None,
             message=f"Sensor {self.sensor} in {self.place.name}: {what} for {say_span(self.offline_after)}"
             f" (since {say_time(since)})",
+        )
+
+    def reported_offline(self, at: datetime, book: AlertBook) -> None:
+        """The device itself reported offline (its gateway said so) at ``at``: open ``sensor_offline`` now."""
+        if self.offline is not None:
+            return
+        self.offline = book.open(
+            "sensor_offline",
+            self.sensor,
+            self.place,
+            sensor=self.sensor,
+            bag=None,
+            started_at=at,
+            updated_at=at,
+            value=None,
+            message=f"Sensor {self.sensor} in {self.place.name}: reported offline by its gateway at {say_time(at)}",
         )
 
     def back_online(self, now: datetime, book: AlertBook) -> None:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from coldchain.adapters.audit_log import AuditLog
+from coldchain.adapters.homeassistant import HomeAssistant
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import InboundMessage, MqttConnection
 from coldchain.adapters.rules_snapshot import RulesState
@@ -43,7 +44,7 @@ from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser
 from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
-from coldchain.core.records import BagEvent, ShakeReading, TemperatureReading
+from coldchain.core.records import BagEvent, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.rules import RulesEngine
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
@@ -109,6 +110,7 @@ class RulesWorker:
         self._tick = settings.rules.tick.total_seconds()
         self._checkpoint_every = settings.rules.checkpoint_every.total_seconds()
         self.publisher = AlertPublisher(self.connection, writer, metrics, Topics(settings.mqtt.topic_prefix))
+        self.homeassistant = HomeAssistant(settings, self.connection) if settings.homeassistant.discovery else None
         self._pending: list[InboundMessage] = []
         self._dirty = False
         self._last_checkpoint = time.monotonic()
@@ -152,7 +154,10 @@ class RulesWorker:
         return self._view
 
     def _refresh_view(self) -> None:
-        self._view = view_of(self.engine.open_alerts(), self._recent, self.engine.running_bags())
+        running = self.engine.running_bags()
+        self._view = view_of(self.engine.open_alerts(), self._recent, running)
+        if self.homeassistant is not None:
+            self.homeassistant.bags(running)
 
     # -- commands from other threads (the HTTP API) -----------------------------------------
 
@@ -205,6 +210,8 @@ class RulesWorker:
         self.metrics.broker_connected.labels("rules").set(1 if up else 0)
         if up:
             self._clock_rules_from = time.monotonic() + _BACKLOG_GRACE
+            if self.homeassistant is not None:
+                self.homeassistant.announce()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -280,7 +287,7 @@ class RulesWorker:
             listener((), self._view.alerts, now)
 
     def _judge(self, messages: list[InboundMessage]) -> None:
-        records: list[TemperatureReading | ShakeReading | BagEvent] = []
+        records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability] = []
         for message in messages:
             parsed = self.parser.parse(message.topic, message.payload, message.received_at)
             if isinstance(parsed, list):
@@ -296,7 +303,7 @@ class RulesWorker:
         self._dirty = True
         self._refresh_view()
 
-    def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent]) -> None:
+    def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability]) -> None:
         self._emit(self.engine.observe(records, self.clock()))
         bags = dict.fromkeys(record.bag for record in records if isinstance(record, BagEvent))
         statuses = [status for bag in bags if (status := self.engine.bag_status(bag)) is not None]

@@ -30,6 +30,7 @@ from coldchain.core.records import (
     NotificationAttempt,
     Record,
     Rejection,
+    SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
@@ -119,6 +120,17 @@ def bag_event_point(r: BagEvent) -> Point:
         "bag_event",
         (("bag", r.bag), ("site", r.site), ("unit", r.unit)),
         _present(("event", r.event), ("product", r.product), ("lot", r.lot), ("by", r.by)),
+        to_millis(r.ts),
+    )
+
+
+@point_maker(SensorAvailability)
+def availability_point(r: SensorAvailability) -> Point:
+    """Tags sensor, site, unit; string ``state`` (``online`` | ``offline``), at arrival."""
+    return Point(
+        "availability",
+        (("sensor", r.sensor), ("site", r.site), ("unit", r.unit)),
+        (("state", "online" if r.online else "offline"),),
         to_millis(r.ts),
     )
 

@@ -10,16 +10,20 @@ from typing import Any
 import httpx
 import pytest
 
+from coldchain.adapters.passwords import hash_password
 from tests.publishing import wait_for
 from tests.test_rules_integration import AlertWorld
 from tests.world import iso
 
 pytestmark = pytest.mark.integration
 
-USERS = """
+PASSWORD = "signing-secret-1"
+USERS = f"""
 [[api.users]]
 name = "j.doe"
+full_name = "Jane Doe, PharmD"
 token = "token-of-j-doe-123"
+password_hash = "{hash_password(PASSWORD)}"
 
 [[api.users]]
 name = "a.smith"
@@ -79,7 +83,7 @@ def test_ack_records_the_token_user_publishes_and_stores(world: AlertWorld) -> N
         "POST",
         f"/api/alerts/{opened['id']}/ack",
         headers=JDOE,
-        json={"note": "moved stock to fridge B", "disposition": "quarantined"},
+        json={"note": "moved stock to fridge B", "disposition": "quarantined", "signature": {"password": PASSWORD}},
     )
     assert response.status_code == 200, response.text
     acked = response.json()
@@ -114,7 +118,8 @@ def test_ack_of_a_resolved_alert_keeps_resolved(world: AlertWorld) -> None:
     upload = [{"ts": iso(start + timedelta(minutes=m)), "celsius": 9.5 if m < 16 else 5.0} for m in range(30)]
     world.publisher_for().send(world.topic("t-001"), upload)
     resolved = world.wait_alert("temperature_high", "t-001", "resolved")
-    response = api(world, "POST", f"/api/alerts/{resolved['id']}/ack", headers=JDOE, json={"disposition": "discarded"})
+    body = {"disposition": "discarded", "signature": {"password": PASSWORD}}
+    response = api(world, "POST", f"/api/alerts/{resolved['id']}/ack", headers=JDOE, json=body)
     assert response.status_code == 200
     assert response.json()["state"] == "resolved" and response.json()["acknowledged_by"] == "j.doe"
 

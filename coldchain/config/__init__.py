@@ -6,7 +6,7 @@ the environment and names the source of every problem. Imported by adapters, rol
 ``coldchain.core``.
 """
 
-from coldchain.config.api import ApiConfig, LogConfig
+from coldchain.config.api import ApiConfig, ApiUser, LogConfig
 from coldchain.config.inventory import Sensor, Unit
 from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
@@ -16,6 +16,7 @@ from coldchain.config.store import InfluxConfig
 
 __all__ = [
     "ApiConfig",
+    "ApiUser",
     "ConfigError",
     "InfluxConfig",
     "LogConfig",

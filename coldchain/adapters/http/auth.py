@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from http import HTTPStatus
 from typing import Any
 
 from coldchain.adapters.metrics import Metrics
-from coldchain.adapters.passwords import verify_password
+from coldchain.adapters.passwords import hash_password, verify_password
 from coldchain.config.api import ApiUser
 from coldchain.core.access import Action, Caller, allowed, with_article
 from coldchain.core.lockout import (
@@ -86,6 +87,7 @@ class Gatekeeper:
         self._hashes = {user.name: user.password_hash.get_secret_value() for user in users if user.can_sign}
         self.signing = FailureLimiter(SIGNING_FAILURES, SIGNING_LOCK)
         self.token_checks = FailureLimiter(TOKEN_FAILURES, TOKEN_LOCK, TOKEN_FORGET)
+        self._decoy_hash: str | None = None
         self._lock = threading.Lock()  # requests arrive on many threads; the state machines are not thread-safe
 
     def _refuse(self, refusal: Refusal, text: str, **extra: Any) -> Refusal:
@@ -218,7 +220,9 @@ class Gatekeeper:
                 subject=subject,
             )
         hashed = self._hashes.get(name)
-        if hashed is not None and verify_password(hashed, password):
+        if hashed is None:  # an unknown signer costs the same time as a wrong password: names are not probed
+            verify_password(self._decoy(), password)
+        elif verify_password(hashed, password):
             with self._lock:
                 self.signing.succeeded(name)
             assert caller is not None  # a hash is configured only for known users
@@ -244,6 +248,11 @@ class Gatekeeper:
             subject=subject,
             client=client,
         )
+
+    def _decoy(self) -> str:
+        if self._decoy_hash is None:
+            self._decoy_hash = hash_password(secrets.token_urlsafe(16))
+        return self._decoy_hash
 
     def _report(self, action: str, name: str, details: dict[str, Any]) -> None:
         if self.security is None:

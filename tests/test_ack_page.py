@@ -26,8 +26,15 @@ import pytest
 from coldchain.adapters.http.ack_links import KEY_FILE, LinkError, LinkExpired, LinkSigner, load_link_key
 from coldchain.adapters.http.ack_page import COOKIE, AckPage
 from coldchain.adapters.http.api import Reply, Request
+from coldchain.adapters.http.auth import Gatekeeper
+from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.passwords import hash_password
 from coldchain.config import ApiConfig
+from coldchain.config.api import ApiUser
 from coldchain.core.alert import Alert
+from coldchain.core.signature import Signer
+from coldchain.core.signoff import acknowledge as signoff
+from tests.publishing import wait_for
 from tests.service_process import ColdchainProcess
 from tests.test_rules_integration import AlertWorld
 from tests.world import iso
@@ -70,25 +77,39 @@ class FakeRules:
 
     alerts: list[Alert]
     calls: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+    signers: list[Signer | None] = field(default_factory=list)
     fail: type[Exception] | None = None
 
     @property
     def view(self) -> FakeView:
         return FakeView(tuple(self.alerts))
 
-    def acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:
+    def acknowledge(
+        self,
+        alert_id: str,
+        by: str,
+        note: str | None,
+        disposition: str | None,
+        *,
+        signer: Signer | None = None,
+        supersedes: str | None = None,
+    ) -> Alert | None:
         if self.fail is not None:
             raise self.fail()
-        self.calls.append((alert_id, by, note, disposition))
         for index, alert in enumerate(self.alerts):
             if alert.id == alert_id:
                 state = "resolved" if alert.state == "resolved" else "acknowledged"
-                acked = replace(
-                    alert, state=state, acknowledged_by=by, acknowledged_at=T0, note=note, disposition=disposition
-                )
-                self.alerts[index] = acked
+                acked = signoff(alert, by, T0, note, disposition, signer=signer, supersedes=supersedes)
+                self.alerts[index] = acked = replace(acked, state=state)
+                self.calls.append((alert_id, by, note, disposition))
+                self.signers.append(signer)
                 return acked
         return None
+
+    def security_event(self, action: str, user: str, details: dict[str, Any]) -> None:
+        self.events.append((action, user))
+
+    events: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Clock:
@@ -145,16 +166,29 @@ def cookie_of(reply: Reply) -> str:
     return set_cookie.split(";", 1)[0].removeprefix(f"{COOKIE}=")
 
 
+PASSWORD = "signing-secret-1"
+HASH = hash_password(PASSWORD)
+USERS = [
+    ApiUser(name="j.doe", full_name="Jane Doe, PharmD", token="token-j-doe-1", password_hash=HASH),
+    ApiUser(name="a.smith", full_name="Alex Smith, RPh", role="admin", token="token-a-smith", password_hash=HASH),
+    ApiUser(name="k.tech", role="staff", token="token-k-tech-1", password_hash=HASH),
+    ApiUser(name="n.hash", full_name="No Hash", token="token-n-hash-1"),
+]
+
+
 @pytest.fixture
 def harness() -> Harness:
     clock = Clock(T0 + timedelta(minutes=20))
     rules = FakeRules([make_alert(), make_alert("b" * 20, subject="t-002", sensor="t-002", unit="fridge-b")])
     signer = LinkSigner(KEY, timedelta(hours=1))
-    page = AckPage(signer, rules, clock, unit_names={"fridge-a": "Infusion fridge A", "fridge-b": "Fridge B"})
+    gate = Gatekeeper(USERS, Metrics(), clock, security=rules.security_event)
+    page = AckPage(
+        signer, rules, clock, unit_names={"fridge-a": "Infusion fridge A", "fridge-b": "Fridge B"}, gate=gate
+    )
     return Harness(page, rules, signer, clock)
 
 
-GOOD = {"note": "moved stock to fridge B", "disposition": "quarantined"}
+GOOD = {"note": "moved stock to fridge B", "disposition": "quarantined", "signer": "j.doe", "password": PASSWORD}
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -223,6 +257,84 @@ def test_none_yet_records_no_disposition(harness: Harness) -> None:
     assert harness.rules.calls[0][3] is None
 
 
+def test_a_disposition_is_signed_by_the_user_named_in_the_form(harness: Harness) -> None:
+    """The signer may be anyone whose role signs, not the link's recipient; the signature names them."""
+    link = harness.link(recipient="oncall-sms")
+    csrf, headers = harness.open_form(link)
+    reply = harness.post(link, {"csrf": csrf, **GOOD, "signer": "a.smith"}, headers)
+    assert reply.status == HTTPStatus.OK, reply.body
+    assert harness.rules.signers == [Signer("a.smith", "Alex Smith, RPh")]
+    assert "Alex Smith, RPh (a.smith)" in reply.body.decode() and "disposition: quarantined" in reply.body.decode()
+
+
+@pytest.mark.parametrize(
+    ("why", "changes", "status", "says"),
+    [
+        ("wrong password", {"password": "not-the-one-1"}, HTTPStatus.UNAUTHORIZED, "signature failed"),
+        ("unknown user", {"signer": "nobody"}, HTTPStatus.UNAUTHORIZED, "signature failed"),
+        ("staff may not sign", {"signer": "k.tech"}, HTTPStatus.FORBIDDEN, "may not sign a disposition"),
+        ("no password_hash", {"signer": "n.hash"}, HTTPStatus.UNAUTHORIZED, "has no signing password"),
+    ],
+)
+def test_refused_signatures_change_nothing(
+    harness: Harness, why: str, changes: dict[str, str], status: HTTPStatus, says: str
+) -> None:
+    """A refused signature shows the form again with the reason (never the password) and acknowledges nothing."""
+    link = harness.link()
+    csrf, headers = harness.open_form(link)
+    reply = harness.post(link, {"csrf": csrf, **GOOD, **changes}, headers)
+    html = reply.body.decode()
+    assert reply.status == status, why
+    assert says in html and "Nothing was changed" in html, why
+    assert harness.rules.calls == [], why
+    assert changes.get("password", PASSWORD) not in html and 'name="csrf"' in html
+
+
+def test_five_failed_signatures_lock_signing_until_the_lock_expires(harness: Harness) -> None:
+    """Five wrong passwords lock j.doe's signing (423 even with the right one, audited); 15 min later it works."""
+    link = harness.link()
+    csrf, headers = harness.open_form(link)
+    for _ in range(5):
+        wrong = harness.post(link, {"csrf": csrf, **GOOD, "password": "guess-guess"}, headers)
+        assert wrong.status == HTTPStatus.UNAUTHORIZED
+    assert "locked" in wrong.body.decode()
+    locked = harness.post(link, {"csrf": csrf, **GOOD}, headers)
+    assert locked.status == HTTPStatus.LOCKED and "signing is locked for j.doe" in locked.body.decode()
+    assert harness.rules.calls == []
+    assert harness.rules.events == [("signature_failed", "j.doe")] * 5 + [("signing_locked", "j.doe")]
+    other = harness.post(link, {"csrf": csrf, **GOOD, "signer": "a.smith"}, headers)
+    assert other.status == HTTPStatus.OK  # only j.doe is locked
+    harness.clock.now += timedelta(minutes=14, seconds=59)
+    assert harness.post(link, {"csrf": csrf, **GOOD}, headers).status == HTTPStatus.LOCKED
+    harness.clock.now += timedelta(seconds=1)
+    assert harness.post(link, {"csrf": csrf, **GOOD, "signer": "j.doe"}, headers).status == HTTPStatus.CONFLICT
+    csrf, headers = harness.open_form(link)  # the page again: it names a.smith's signature to supersede
+    form = {"csrf": csrf, **GOOD, "disposition": "released", "supersedes": "a" * 20 + "-s1"}
+    assert harness.post(link, form, headers).status == HTTPStatus.OK
+
+
+def test_a_signed_disposition_is_changed_only_by_naming_it(harness: Harness) -> None:
+    """The page shows the signed disposition and carries its id; a stale form (signed meanwhile) is 409."""
+    link = harness.link()
+    csrf, headers = harness.open_form(link)
+    stale_csrf, stale_headers = harness.open_form(link)  # a second tab, opened before the first signs
+    assert harness.post(link, {"csrf": csrf, **GOOD}, headers).status == HTTPStatus.OK
+    page = harness.get(link).body.decode()
+    assert 'name="supersedes" value="' + "a" * 20 + '-s1"' in page
+    assert "Jane Doe, PharmD (j.doe)" in page and "replaces “quarantined”" in page
+    stale = harness.post(link, {"csrf": stale_csrf, **GOOD, "disposition": "released"}, stale_headers)
+    assert stale.status == HTTPStatus.CONFLICT and "changed while this page was open" in stale.body.decode()
+    csrf, headers = harness.open_form(link)
+    fresh = harness.post(
+        link, {"csrf": csrf, **GOOD, "disposition": "released", "supersedes": "a" * 20 + "-s1"}, headers
+    )
+    assert fresh.status == HTTPStatus.OK
+    alert = harness.rules.alerts[0]
+    assert alert.disposition == "released" and alert.note == GOOD["note"]
+    assert [e.disposition for e in alert.history] == ["quarantined", "released"]
+    assert alert.signature is not None and alert.signature.supersedes == "a" * 20 + "-s1"
+
+
 @pytest.mark.parametrize(
     ("why", "form_changes", "header_changes"),
     [
@@ -281,7 +393,13 @@ def test_own_form_posts_are_accepted(harness: Harness, headers: dict[str, str]) 
 
 def test_origin_of_the_public_url_passes_behind_a_proxy(harness: Harness) -> None:
     """A proxy rewriting Host still works when Origin is the configured public_url."""
-    page = AckPage(harness.signer, harness.rules, harness.clock, public_url="https://pharmacy.example:8443/")
+    page = AckPage(
+        harness.signer,
+        harness.rules,
+        harness.clock,
+        public_url="https://pharmacy.example:8443/",
+        gate=harness.page.gate,
+    )
     link = harness.link()
     got = page.route(Request("GET", link, {}, {"host": "127.0.0.1:8080"}, b""))
     assert got is not None
@@ -375,6 +493,8 @@ def test_link_signer_tells_expired_from_forged() -> None:
         ({"note": "ok"}, "Choose what happened"),  # no disposition
         ({"note": "ok", "disposition": "eaten"}, "Choose what happened"),  # not one of ours
         ([("note", "a"), ("note", "b"), ("disposition", "released")], "more than once"),  # ambiguous
+        ({"note": "ok", "disposition": "released", "password": PASSWORD}, "enter your user name"),  # unsigned
+        ({"note": "ok", "disposition": "released", "signer": "j.doe"}, "signing password"),  # no password
     ],
 )
 def test_invalid_forms_are_400_and_change_nothing(
@@ -393,7 +513,7 @@ def test_a_note_of_2000_characters_is_accepted(harness: Harness) -> None:
     """The limit is inclusive: 2000 characters pass."""
     link = harness.link()
     csrf, headers = harness.open_form(link)
-    assert harness.post(link, {"csrf": csrf, "note": "é" * 2000, "disposition": "discarded"}, headers).status == 200
+    assert harness.post(link, {"csrf": csrf, **GOOD, "note": "é" * 2000}, headers).status == 200
 
 
 def test_hostile_text_is_escaped_everywhere(harness: Harness) -> None:
@@ -476,12 +596,26 @@ def test_a_damaged_key_file_is_refused_not_replaced(tmp_path: Path) -> None:
 # -- integration: a real coldchain run, a real Chromium ---------------------------------------
 
 SECRET = "integration-link-secret-0123456789"
+LINK_USERS = f"""
+[[api.users]]
+name = "j.doe"
+full_name = "Jane Doe, PharmD"
+token = "token-of-j-doe-123"
+password_hash = "{HASH}"
+
+[[api.users]]
+name = "k.tech"
+full_name = "Kim Tech"
+role = "staff"
+token = "token-of-k-tech-456"
+password_hash = "{HASH}"
+"""
 
 
 @pytest.fixture
 def link_world(tmp_path: Path, mosquitto: Any, influxd: Any) -> Iterator[AlertWorld]:
     """``coldchain run`` with public_url and link_secret set through the environment."""
-    world = AlertWorld(tmp_path, mosquitto, influxd)  # not started: started below with the environment
+    world = AlertWorld(tmp_path, mosquitto, influxd, extra=LINK_USERS)  # started below with the environment
     env = {"COLDCHAIN_API__LINK_SECRET": SECRET, "COLDCHAIN_API__PUBLIC_URL": world.service.api}
     world.service = ColdchainProcess(world.config, "run", env=env)
     world.service.start()
@@ -561,6 +695,8 @@ def test_chromium_opens_the_link_and_acknowledges(link_world: AlertWorld, chromi
 
     chromium.find_element(By.ID, "note").send_keys("Moved all stock to fridge B <checked>")
     chromium.find_element(By.CSS_SELECTOR, 'input[name="disposition"][value="quarantined"]').click()
+    chromium.find_element(By.ID, "signer").send_keys("j.doe")
+    chromium.find_element(By.ID, "password").send_keys(PASSWORD)
     chromium.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
     wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Done"))
     assert "by night-pharmacist (link)" in chromium.find_element(By.TAG_NAME, "main").text
@@ -573,6 +709,63 @@ def test_chromium_opens_the_link_and_acknowledges(link_world: AlertWorld, chromi
         "quarantined",
         "Moved all stock to fridge B <checked>",
     )
+    assert (acked["signed_by"], acked["signed_by_full_name"], acked["signature_meaning"]) == (
+        "j.doe",
+        "Jane Doe, PharmD",
+        "disposition: quarantined",
+    )
+
+
+@pytest.mark.integration
+def test_chromium_signing_form_refuses_then_signs_and_changes_the_disposition(
+    link_world: AlertWorld, chromium: Any, tmp_path: Path
+) -> None:
+    """In Chromium: a staff signer and a wrong password are refused (nothing published), the right
+    pharmacist signs quarantined, and a later signed release names it; the alert shows both."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opened = open_alert(link_world, "t-001")
+    link = link_for(link_world, opened["id"])
+    wait = WebDriverWait(chromium, 15)
+
+    def submit(disposition: str, signer: str, password: str, note: str) -> str:
+        chromium.get(link)
+        note_field = wait.until(ec.visibility_of_element_located((By.ID, "note")))
+        note_field.send_keys(note)
+        chromium.find_element(By.CSS_SELECTOR, f'input[name="disposition"][value="{disposition}"]').click()
+        chromium.find_element(By.ID, "signer").send_keys(signer)
+        chromium.find_element(By.ID, "password").send_keys(password)
+        chromium.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+        wait.until(ec.staleness_of(note_field))  # the answer page replaced the form
+        return str(chromium.find_element(By.TAG_NAME, "main").text)
+
+    refused = submit("quarantined", "k.tech", PASSWORD, "staff tries")
+    assert "may not sign a disposition" in refused and "Nothing was changed" in refused
+    wrong = submit("quarantined", "j.doe", "not-my-password", "typo")
+    assert "signature failed" in wrong
+    assert chromium.find_element(By.ID, "password").get_attribute("value") == ""  # never sent back
+    assert states(link_world, "t-001") == ["open"]
+
+    done = submit("quarantined", "j.doe", PASSWORD, "Moved to fridge B")
+    assert "Done" in done and "Jane Doe, PharmD (j.doe)" in done and "disposition: quarantined" in done
+    first = link_world.wait_alert("freezing", "t-001", "acknowledged")
+    chromium.save_screenshot(str(tmp_path / "ack-signed.png"))
+
+    changed = submit("released", "j.doe", PASSWORD, "Stability data checked: fit for use")
+    assert "Done" in changed and "disposition: released" in changed
+    latest = wait_for(
+        lambda: next((a for a in link_world.payloads("freezing", "t-001") if a["disposition"] == "released"), None),
+        15,
+        "the released disposition published",
+    )
+    assert latest["note"] == "Moved to fridge B"  # the first acknowledgement's note stays
+    assert latest["signature"]["supersedes"] == first["signature"]["id"]
+    assert [(h["disposition"], h["signature"]["full_name"]) for h in latest["history"]] == [
+        ("quarantined", "Jane Doe, PharmD"),
+        ("released", "Jane Doe, PharmD"),
+    ]
 
 
 @pytest.mark.integration
@@ -598,7 +791,7 @@ def test_a_link_cannot_acknowledge_another_alert(link_world: AlertWorld) -> None
     b = open_alert(link_world, "t-002")
     link = link_for(link_world, a["id"])
     csrf, cookie = open_form(link)
-    form = {"csrf": csrf, "note": "checked", "disposition": "released", "alert_id": b["id"], "id": b["id"]}
+    form = {"csrf": csrf, "note": "checked", "disposition": "none", "alert_id": b["id"], "id": b["id"]}
     answer = httpx.post(link, data=form, cookies={COOKIE: cookie}, timeout=15)
     assert answer.status_code == 200, answer.text
     assert link_world.wait_alert("freezing", "t-001", "acknowledged")["acknowledged_by"] == "night-pharmacist (link)"
@@ -634,7 +827,7 @@ def test_a_post_without_the_csrf_cookie_is_refused(link_world: AlertWorld) -> No
     opened = open_alert(link_world, "t-001")
     link = link_for(link_world, opened["id"])
     csrf, cookie = open_form(link)
-    form = {"csrf": csrf, "note": "not me", "disposition": "discarded"}
+    form = {"csrf": csrf, "note": "not me", "disposition": "discarded", "signer": "j.doe", "password": PASSWORD}
     no_cookie = httpx.post(link, data=form, timeout=15)
     assert no_cookie.status_code == 403 and "Nothing was changed" in no_cookie.text
     other = httpx.post(link, data=form, cookies={COOKIE: cookie[::-1]}, timeout=15)

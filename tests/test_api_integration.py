@@ -12,10 +12,11 @@ import pytest
 
 from tests.publishing import wait_for
 from tests.test_rules_integration import AlertWorld
-from tests.world import TWO_USERS, iso
+from tests.world import SIGNING_PASSWORD, TWO_USERS, iso
 
 pytestmark = pytest.mark.integration
 
+PASSWORD = SIGNING_PASSWORD
 JDOE = {"Authorization": "Bearer token-of-j-doe-123"}
 
 
@@ -70,7 +71,7 @@ def test_ack_records_the_token_user_publishes_and_stores(world: AlertWorld) -> N
         "POST",
         f"/api/alerts/{opened['id']}/ack",
         headers=JDOE,
-        json={"note": "moved stock to fridge B", "disposition": "quarantined"},
+        json={"note": "moved stock to fridge B", "disposition": "quarantined", "signature": {"password": PASSWORD}},
     )
     assert response.status_code == 200, response.text
     acked = response.json()
@@ -105,7 +106,8 @@ def test_ack_of_a_resolved_alert_keeps_resolved(world: AlertWorld) -> None:
     upload = [{"ts": iso(start + timedelta(minutes=m)), "celsius": 9.5 if m < 16 else 5.0} for m in range(30)]
     world.publisher_for().send(world.topic("t-001"), upload)
     resolved = world.wait_alert("temperature_high", "t-001", "resolved")
-    response = api(world, "POST", f"/api/alerts/{resolved['id']}/ack", headers=JDOE, json={"disposition": "discarded"})
+    body = {"disposition": "discarded", "signature": {"password": PASSWORD}}
+    response = api(world, "POST", f"/api/alerts/{resolved['id']}/ack", headers=JDOE, json=body)
     assert response.status_code == 200
     assert response.json()["state"] == "resolved" and response.json()["acknowledged_by"] == "j.doe"
 

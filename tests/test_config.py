@@ -219,10 +219,18 @@ def test_sensors_from_the_environment_are_named_by_id(env: pytest.MonkeyPatch, t
     assert problem.startswith("COLDCHAIN_SENSORS: sensors[0] (id 't-009').kind: Input should be"), problem
 
 
-WARNED = VALID + """
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$DclM5yCWOMF4KYIbTuk0dQ$s9bMVfvVZNwALWHipMk+cMDEt45a5WLIdmS/oXW8zCM"
+WARNED = VALID + f"""
 [[api.users]]
 name = "j.doe"
+full_name = "Jane Doe, PharmD"
 token = "example-token-123"
+password_hash = "{HASH}"
+
+[[api.users]]
+name = "k.tech"
+role = "staff"
+token = "example-token-456"
 
 [[notify.targets]]
 name = "pharmacy-mail"
@@ -235,11 +243,16 @@ default_targets = ["pharmacy-mail"]
 signing_key = "0123456789abcdef0123"
 """
 
+USERS_TABLES = WARNED[WARNED.index("[[api.users]]") : WARNED.index("[[notify.targets]]")]
+
 
 @pytest.mark.parametrize(
     ("change", "warning"),
     [
-        (("[[api.users]]\nname = \"j.doe\"\ntoken = \"example-token-123\"\n", ""), "api.users: no [[api.users]]"),
+        ((USERS_TABLES, ""), "api.users: no [[api.users]]"),
+        ((f'password_hash = "{HASH}"', ""), "api.users 'j.doe': a pharmacist without password_hash"),
+        (('full_name = "Jane Doe, PharmD"', ""), "api.users 'j.doe': no full_name"),
+        (('role = "staff"', 'role = "admin"'), "api.users 'k.tech': an admin without password_hash"),
         (('default_targets = ["pharmacy-mail"]', 'default_targets = ["log"]'), "notify: alerts go only to the log"),
         (('signing_key = "0123456789abcdef0123"', ""), "export.signing_key: not set"),
     ],
@@ -251,7 +264,8 @@ def test_check_config_warns_about_what_was_probably_not_meant(
     change: tuple[str, str],
     warning: str,
 ) -> None:
-    """No API user, notifications only to the log, unsigned exports: a WARNING line on stderr, still exit 0."""
+    """No API user, a signer without a signing password or printed name, notifications only to the log,
+    unsigned exports: a WARNING line on stderr, still exit 0."""
     assert main(["check-config", "--config", str(write(tmp_path, WARNED))]) == 0
     assert capsys.readouterr().err == ""  # a complete configuration: no warnings
     assert main(["check-config", "--config", str(write(tmp_path, WARNED.replace(*change, 1)))]) == 0

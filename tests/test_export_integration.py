@@ -33,6 +33,8 @@ from coldchain.config import InfluxConfig, Settings
 from coldchain.core.alert import Alert, alert_id
 from coldchain.core.audit_chain import next_event
 from coldchain.core.records import AuditEvent, BagEvent, NotificationAttempt, ShakeReading, TemperatureReading
+from coldchain.core.signature import Signer
+from coldchain.core.signoff import acknowledge
 from coldchain.reporting.export import run_export
 from coldchain.reporting.request import ExportError, ExportRequest
 
@@ -53,6 +55,7 @@ SENSORS = [
 EXCURSION_START = DAY1 + timedelta(hours=10)
 EXCURSION_END = DAY1 + timedelta(hours=10, minutes=35)
 ACK_AT = DAY1 + timedelta(hours=10, minutes=20)
+JANE = Signer("j.doe", "Jane Doe, PharmD")
 
 
 def t001(minute: int) -> float | None:
@@ -93,13 +96,8 @@ def scenario_records() -> list[Any]:
         "Infusion fridge A above 8.0 °C for 15 min",
     )
     acked = dataclasses.replace(
-        opened,
-        state="acknowledged",
+        acknowledge(opened, "j.doe", ACK_AT, "moved stock to fridge B", "quarantined", signer=JANE),
         updated_at=ACK_AT,
-        acknowledged_by="j.doe",
-        acknowledged_at=ACK_AT,
-        note="moved stock to fridge B",
-        disposition="quarantined",
     )
     resolved = dataclasses.replace(
         acked, state="resolved", updated_at=EXCURSION_END, resolved_at=EXCURSION_END, value=10.0
@@ -145,14 +143,18 @@ def audit_chain() -> list[AuditEvent]:
         None, DAY1 + timedelta(hours=7), "coldchain", "config_loaded", "/etc/coldchain.toml", {"units": 2}
     )
     second = next_event(first, DAY1 + timedelta(hours=8), "a.smith", "bag_event", "B-1", {"event": "diluted"})
-    third = next_event(
-        second,
-        ACK_AT,
-        "j.doe",
-        "acknowledged",
-        "alert",
-        {"note": "moved stock to fridge B", "disposition": "quarantined"},
-    )
+    ident = alert_id("temperature_high", "t-001", EXCURSION_START)
+    signature = {
+        "id": f"{ident}-s1",
+        "signed_by": "j.doe",
+        "full_name": "Jane Doe, PharmD",
+        "signed_at": "2025-03-10T10:20:00Z",
+        "meaning": "disposition: quarantined",
+        "supersedes": None,
+    }
+    details = {"note": "moved stock to fridge B", "disposition": "quarantined", "kind": "temperature_high"}
+    details |= {"unit": "fridge-a", "site": "main-pharmacy", "subject": "t-001", "signature": signature}
+    third = next_event(second, ACK_AT, "j.doe", "acknowledged", ident, details)
     return [first, second, third]
 
 
@@ -290,9 +292,31 @@ def test_export_writes_the_exact_rows(tmp_path: Path, seeded: InfluxStore, influ
     ]
     assert [r["hash"] for r in audit] == [e.hash for e in audit_chain()]
 
+    assert read_csv(out / "signatures.csv") == [
+        {
+            "signed_at": "2025-03-10T10:20:00Z",
+            "signed_by": "j.doe",
+            "full_name": "Jane Doe, PharmD",
+            "meaning": "disposition: quarantined",
+            "disposition": "quarantined",
+            "alert_id": alert_id("temperature_high", "t-001", EXCURSION_START),
+            "kind": "temperature_high",
+            "site": "main-pharmacy",
+            "unit": "fridge-a",
+            "subject": "t-001",
+            "note": "moved stock to fridge B",
+            "acknowledged_by": "j.doe",
+            "signature_id": alert_id("temperature_high", "t-001", EXCURSION_START) + "-s1",
+            "supersedes": "",
+            "audit_seq": "3",
+        }
+    ]
+    other_unit = run(tmp_path, seeded, settings_for(influx_config), name="b", unit="fridge-b")
+    assert read_csv(other_unit / "signatures.csv") == []  # fridge-a's signature is not fridge-b's
+
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["row_counts"] == {
-        "audit": 3, "bags": 2, "daily": 4, "excursions": 1, "gaps": 1, "readings": 5700,
+        "audit": 3, "bags": 2, "daily": 4, "excursions": 1, "gaps": 1, "readings": 5700, "signatures": 1,
     }  # fmt: skip
     assert set(manifest["files"]) == {p.name for p in out.iterdir()} - {"manifest.json"}
     assert manifest["parameters"]["unit"] == "fridge-a" and "signature" not in manifest
@@ -316,6 +340,7 @@ def test_the_pdf_renders_and_names_the_unit(tmp_path: Path, seeded: InfluxStore,
     assert "Infusion fridge A" in text
     words = " ".join(text.split())  # table cells wrap
     assert "temperature high" in words and "moved stock to fridge B" in words
+    assert "quarantined (signed by Jane Doe, PharmD (j.doe); meaning: disposition: quarantined)" in words
     assert "2025-03-10 10:00:00Z" in words and "10 °C" in words and "T10:00" not in words  # times for people, units
     assert "Infusion fridge B" not in text  # --unit fridge-a
 
@@ -452,7 +477,7 @@ def test_coldchain_run_records_operator_actions_in_the_chain(tmp_path: Path, mos
 
     from tests.publishing import wait_for
     from tests.test_rules_integration import AlertWorld
-    from tests.world import TWO_USERS, iso
+    from tests.world import SIGNING_PASSWORD, TWO_USERS, iso
 
     world = AlertWorld(tmp_path, mosquitto, influxd, extra=TWO_USERS)
     try:
@@ -468,7 +493,11 @@ def test_coldchain_run_records_operator_actions_in_the_chain(tmp_path: Path, mos
         acked = httpx.post(
             f"{api}/api/alerts/{opened['id']}/ack",
             headers={"Authorization": "Bearer token-of-j-doe-123"},
-            json={"note": "moved stock to fridge B", "disposition": "quarantined"},
+            json={
+                "note": "moved stock to fridge B",
+                "disposition": "quarantined",
+                "signature": {"password": SIGNING_PASSWORD},
+            },
             timeout=15,
         )
         assert acked.status_code == 200, acked.text
@@ -484,6 +513,7 @@ def test_coldchain_run_records_operator_actions_in_the_chain(tmp_path: Path, mos
             (3, "acknowledged", "j.doe", opened["id"]),
         ]
         assert json.loads(rows[1]["details"])["lot"] == "L9"
+        signed_at = acked.json()["signed_at"]
         assert json.loads(rows[2]["details"]) == {
             "disposition": "quarantined",
             "kind": "freezing",
@@ -492,6 +522,14 @@ def test_coldchain_run_records_operator_actions_in_the_chain(tmp_path: Path, mos
             "state": "acknowledged",
             "subject": "t-001",
             "unit": "fridge-a",
+            "signature": {
+                "id": f"{opened['id']}-s1",
+                "signed_by": "j.doe",
+                "full_name": "Jane Doe, PharmD",
+                "signed_at": signed_at,
+                "meaning": "disposition: quarantined",
+                "supersedes": None,
+            },
         }
         verified = cli("audit", "verify", "--config", str(world.config))
         assert verified.returncode == 0, verified.stderr

@@ -42,6 +42,7 @@ from coldchain.config import ApiConfig, InfluxConfig, NotifyConfig, NotifyTarget
 from coldchain.core.alert import Alert
 from coldchain.core.policy import Notice
 from coldchain.core.records import NotificationAttempt
+from coldchain.core.signature import Signature
 from tests.publishing import wait_for
 from tests.samples import T0, freezing_alert
 from tests.servers import Influxd, free_ports
@@ -154,7 +155,7 @@ def test_body_has_what_a_pharmacist_needs_and_an_ack_link_for_this_alert_only() 
 
 
 def test_body_of_an_acknowledged_bag_alert_has_who_what_and_no_link() -> None:
-    """Bag alerts name the bag; acks say who, when, the disposition and note; an acknowledged alert gets no link."""
+    """Bag alerts name the bag; acks say who, when, the signed disposition and note; an acknowledged alert: no link."""
     alert = make_alert(
         kind="bag_expired",
         subject="B-0042",
@@ -167,6 +168,9 @@ def test_body_of_an_acknowledged_bag_alert_has_who_what_and_no_link() -> None:
         disposition="discarded",
         note="bag thrown away",
         affected_bags=(),
+        signature=Signature(
+            "x-s1", "j.doe", "Jane Doe, PharmD", T0 + timedelta(minutes=3), "disposition: discarded"
+        ),
     )
     api = ApiConfig(public_url="https://coldchain.example.org")
     _, body = Renderer(api, LinkSigner(KEY, timedelta(hours=1)))(entry(alert, purpose="acknowledged"))
@@ -175,6 +179,7 @@ def test_body_of_an_acknowledged_bag_alert_has_who_what_and_no_link() -> None:
         "Bag: B-0042",
         "Acknowledged by: j.doe at 2026-11-30 02:13:00 UTC",
         "Disposition: discarded",
+        "Signed by: Jane Doe, PharmD (j.doe) at 2026-11-30 02:13:00 UTC: disposition: discarded",
         "Note: bag thrown away",
         "Affected bags: none recorded",
     ]:

@@ -174,7 +174,7 @@ def test_escalation_repeats_ack_stops_them_and_restart_neither_repages_nor_forge
         ack = httpx.post(
             f"{world.service.api}/api/alerts/{opened['id']}/ack",
             headers={"Authorization": f"Bearer {TOKEN}"},
-            json={"note": "on my way", "disposition": "quarantined"},
+            json={"note": "on my way"},
             timeout=10,
         )
         assert ack.status_code == 200

@@ -19,6 +19,7 @@ from coldchain.config import Settings
 from coldchain.core.alert import Alert, Transition, alert_id
 from coldchain.core.records import BagEvent, BagEventKind, ShakeReading, TemperatureReading
 from coldchain.core.rules import RulesEngine
+from coldchain.core.signature import Signer
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 
@@ -276,6 +277,13 @@ def test_contract_example_payload() -> None:
         # additions to the contract's example (backward compatible): the acknowledgement's details
         "disposition": None,
         "acknowledged_at": None,
+        # the electronic signature of the disposition (issue 17), and every acknowledgement
+        "signed_by": None,
+        "signed_by_full_name": None,
+        "signed_at": None,
+        "signature_meaning": None,
+        "signature": None,
+        "history": [],
     }
     assert len(transition.alert.id) == 20
 
@@ -727,7 +735,14 @@ def test_acknowledgement_keeps_the_alert_active_until_it_clears() -> None:
     """An acknowledged excursion stays acknowledged, and its resolve keeps who acknowledged it."""
     engine = RulesEngine(settings_with("t-001").inventory())
     (opened_t,) = engine.observe([reading("t-001", T0, -1.0)], T0)
-    acked = engine.acknowledge(opened_t.alert.id, "j.doe", "moved stock", "quarantined", T0 + timedelta(minutes=1))
+    acked = engine.acknowledge(
+        opened_t.alert.id,
+        "j.doe",
+        "moved stock",
+        "quarantined",
+        T0 + timedelta(minutes=1),
+        signer=Signer("j.doe", "Jane Doe, PharmD"),
+    )
     assert acked is not None and acked.change == "updated"
     assert (acked.alert.state, acked.alert.acknowledged_by, acked.alert.disposition) == (
         "acknowledged",

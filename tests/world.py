@@ -9,19 +9,24 @@ from typing import Any
 
 import httpx
 
+from coldchain.adapters.passwords import hash_password
 from tests.publishing import Publisher
 from tests.service_process import ColdchainProcess, write_config
 
-TWO_USERS = """
+SIGNING_PASSWORD = "signing-secret-1"
+TWO_USERS = f"""
 [[api.users]]
 name = "j.doe"
+full_name = "Jane Doe, PharmD"
 token = "token-of-j-doe-123"
+password_hash = "{hash_password(SIGNING_PASSWORD)}"
 
 [[api.users]]
 name = "a.smith"
 token = "token-of-a-smith-456"
 """
-"""Two API users (their tokens as named), for a world's ``extra`` configuration."""
+"""Two API users (their tokens as named; j.doe, a pharmacist, signs with ``SIGNING_PASSWORD``), for a
+world's ``extra`` configuration."""
 
 
 def influxql(url: str, database: str, query: str) -> list[dict[str, Any]]:

@@ -97,6 +97,13 @@ class Metrics:
         self.notifications_pending = Gauge(
             "coldchain_notifications_pending", "Notices in the outbox still waiting to be delivered.", registry=r
         )
+        self.api_refusals = Counter(
+            "coldchain_api_refusals",
+            "API calls refused, by reason (token, rate_limited, forbidden, signature_missing, signature_failed, "
+            "signature_locked, cannot_sign).",
+            ["reason"],
+            registry=r,
+        )
         self._last_reading: dict[str, float] = {}
         self._lock = threading.Lock()
         r.register(_LastReadingCollector(self))

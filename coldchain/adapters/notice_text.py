@@ -108,6 +108,9 @@ class Renderer:
             lines.append(f"Acknowledged by: {alert.acknowledged_by}{at}")
         if alert.disposition:
             lines.append(f"Disposition: {alert.disposition}")
+        if alert.signature is not None:
+            sig = alert.signature
+            lines.append(f"Signed by: {sig.full_name} ({sig.name}) at {say_time(sig.at, seconds=True)}: {sig.meaning}")
         if alert.note:
             lines.append(f"Note: {alert.note}")
         lines.append(f"Why you get this: {entry.reason}")

@@ -15,6 +15,7 @@ from coldchain.cli.demo import add_demo_command
 from coldchain.cli.export import add_export_command
 from coldchain.cli.service import cmd_ingest, cmd_rules, cmd_run
 from coldchain.cli.simulate import add_simulate_command
+from coldchain.cli.users import add_users_command
 from coldchain.config import LogConfig
 
 
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dashboards_command(sub)
     add_simulate_command(sub)
     add_demo_command(sub)
+    add_users_command(sub)
     return parser
 
 

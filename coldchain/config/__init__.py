@@ -6,7 +6,7 @@ One module per table (Frigate's ``config/`` shape): ``mqtt``, ``store``, ``rules
 roles and the CLI, never by ``coldchain.core``.
 """
 
-from coldchain.config.api import ApiConfig, LogConfig
+from coldchain.config.api import ApiConfig, ApiUser, LogConfig
 from coldchain.config.homeassistant import HomeAssistantConfig
 from coldchain.config.inventory import SENSOR_FORMATS, Sensor, Unit
 from coldchain.config.loading import ConfigError, load_settings
@@ -19,6 +19,7 @@ __all__ = [
     "LOG_TARGET",
     "SENSOR_FORMATS",
     "ApiConfig",
+    "ApiUser",
     "ConfigError",
     "HomeAssistantConfig",
     "InfluxConfig",

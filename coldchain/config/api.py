@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Self
@@ -14,21 +15,66 @@ from pydantic import (
 )
 
 from coldchain.config.base import ConfigModel, Duration, read_secret_file
+from coldchain.core.access import DEFAULT_ROLE, Role
 
 
 class ApiUser(ConfigModel):
-    """A person (or machine) allowed to call /api/ with a bearer token."""
+    """A person (or machine) allowed to call /api/ with a bearer token, in one role (CONTRACT §1, §5)."""
 
     name: str = Field(min_length=1, description="Recorded on every action taken with this token.")
+    full_name: str = Field(
+        default="", max_length=200, description="Printed on what this user signs (e.g. 'Jane Doe, PharmD')."
+    )
+    role: Role = Field(
+        default=DEFAULT_ROLE, description="viewer | staff | pharmacist | auditor | admin: what this user may do."
+    )
     token: SecretStr = Field(default=SecretStr(""), description="Bearer token.")
     token_file: Path | None = Field(default=None, description="File holding the token.")
+    token_sha256: str = Field(
+        default="",
+        pattern=r"^([0-9a-fA-F]{64})?$",
+        description="SHA-256 (hex) of the bearer token, instead of the token itself: only the hash is configured.",
+    )
+    password_hash: SecretStr = Field(
+        default=SecretStr(""),
+        description="argon2id hash of the signing password (`coldchain users hash-password`); none: cannot sign.",
+    )
+    password_hash_file: Path | None = Field(default=None, description="File holding the signing password's hash.")
 
     @model_validator(mode="after")
     def _load_secret(self) -> Self:
         object.__setattr__(self, "token", read_secret_file(self.token_file, self.token))
-        if len(self.token.get_secret_value()) < 8:
+        object.__setattr__(self, "password_hash", read_secret_file(self.password_hash_file, self.password_hash))
+        token = self.token.get_secret_value()
+        if self.token_sha256:
+            if token:
+                raise ValueError(f"api user {self.name!r}: give token (or token_file) or token_sha256, not both")
+        elif len(token) < 8:
             raise ValueError(f"api user {self.name!r} needs a token of at least 8 characters")
+        hashed = self.password_hash.get_secret_value()
+        if hashed:
+            from argon2 import extract_parameters
+
+            try:
+                extract_parameters(hashed)
+            except ValueError:  # argon2's InvalidHashError
+                raise ValueError(
+                    f"api user {self.name!r}: password_hash is not an argon2 hash "
+                    "(make one with `coldchain users hash-password`)"
+                ) from None
         return self
+
+    @property
+    def token_digest(self) -> bytes:
+        """SHA-256 of the bearer token: what a presented token is compared with."""
+        if self.token_sha256:
+            return bytes.fromhex(self.token_sha256)
+        return hashlib.sha256(self.token.get_secret_value().encode()).digest()
+
+    @property
+    def can_sign(self) -> bool:
+        """Whether a signing password is configured."""
+        return bool(self.password_hash.get_secret_value())
 
 
 class ApiConfig(ConfigModel):
@@ -48,6 +94,19 @@ class ApiConfig(ConfigModel):
         object.__setattr__(self, "link_secret", read_secret_file(self.link_secret_file, self.link_secret))
         if 0 < len(self.link_secret.get_secret_value().encode()) < 16:
             raise ValueError("api.link_secret needs at least 16 bytes (or leave it empty for a generated key)")
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_users(self) -> Self:
+        names: set[str] = set()
+        tokens: dict[bytes, str] = {}
+        for user in self.users:
+            if user.name in names:
+                raise ValueError(f"api.users: the name {user.name!r} is given twice")
+            names.add(user.name)
+            other = tokens.setdefault(user.token_digest, user.name)
+            if other != user.name:
+                raise ValueError(f"api.users: {other!r} and {user.name!r} have the same token")
         return self
 
     @field_validator("listen")

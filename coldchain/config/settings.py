@@ -27,6 +27,7 @@ from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
 from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
 from coldchain.core import inventory as core
+from coldchain.core.access import SIGNING_ROLES, with_article
 from coldchain.core.inventory import Inventory
 
 
@@ -160,6 +161,17 @@ def config_warnings(settings: Settings) -> list[str]:
         warnings.append(
             "api.users: no [[api.users]] configured: every /api/ call (acknowledge, bag events) is refused with 401"
         )
+    for user in settings.api.users:
+        if user.role in SIGNING_ROLES and not user.can_sign:
+            warnings.append(
+                f"api.users {user.name!r}: {with_article(user.role)} without password_hash (or password_hash_file) can "
+                "acknowledge but cannot sign a disposition (make one with `coldchain users hash-password`)"
+            )
+        elif user.role in SIGNING_ROLES and not user.full_name:
+            warnings.append(
+                f"api.users {user.name!r}: no full_name: what this {user.role} signs shows the user name "
+                "instead of a printed name"
+            )
     named = set(settings.notify.default_targets)
     named.update(target for route in settings.notify.routes for target in route.targets)
     named.update(target for tier in settings.oncall.tiers for target in tier.targets)

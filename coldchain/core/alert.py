@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from coldchain.core.signature import AckEntry, Signature
 from coldchain.core.times import format_time, parse_time, to_millis
 
 AlertKind = Literal[
@@ -26,6 +27,7 @@ AlertKind = Literal[
     "bag_expiring",
     "bag_expired",
     "bag_used_after_expiry",
+    "signing_locked",
 ]
 AlertState = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "warning"]
@@ -40,6 +42,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     "bag_expiring": "warning",
     "bag_expired": "critical",
     "bag_used_after_expiry": "critical",
+    "signing_locked": "warning",
 }
 
 
@@ -73,6 +76,10 @@ class Alert:
     disposition: str | None = None
     """What was done with the stock, recorded with the acknowledgement."""
     acknowledged_at: datetime | None = None
+    signature: Signature | None = None
+    """The electronic signature of the current ``disposition`` (``core/signoff.py``)."""
+    history: tuple[AckEntry, ...] = ()
+    """Every acknowledgement, oldest first; ``acknowledged_by``, ``_at`` and ``note`` stay the first one's."""
 
     def to_payload(self) -> dict[str, Any]:
         """The contract's JSON object (times RFC 3339 UTC with ``Z``, ``affected_bags`` a list)."""
@@ -96,6 +103,8 @@ class Alert:
             "affected_bags": list(self.affected_bags),
             "disposition": self.disposition,
             "acknowledged_at": format_time(self.acknowledged_at) if self.acknowledged_at is not None else None,
+            **_signature_fields(self.signature),
+            "history": [entry.to_payload() for entry in self.history],
         }
 
     @classmethod
@@ -123,7 +132,20 @@ class Alert:
             affected_bags=tuple(data["affected_bags"]),
             disposition=data.get("disposition"),
             acknowledged_at=parse_time(data["acknowledged_at"]) if data.get("acknowledged_at") else None,
+            signature=Signature.from_payload(data["signature"]) if data.get("signature") else None,
+            history=tuple(AckEntry.from_payload(entry) for entry in data.get("history", ())),
         )
+
+
+def _signature_fields(signature: Signature | None) -> dict[str, Any]:
+    """The payload's signature fields (all null while no disposition is signed)."""
+    return {
+        "signed_by": signature.name if signature is not None else None,
+        "signed_by_full_name": signature.full_name if signature is not None else None,
+        "signed_at": format_time(signature.at) if signature is not None else None,
+        "signature_meaning": signature.meaning if signature is not None else None,
+        "signature": signature.to_payload() if signature is not None else None,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 ``fold_alerts`` turns the stored alert transitions (measurement ``alert``, one point per state
 change, oldest first) into episodes by id: the start is ``started_at``, the end the resolved
-point's ``resolved_at``, every distinct acknowledgement is kept (who, when, note, disposition);
+point's ``resolved_at``, every distinct acknowledgement is kept (who, when, note, disposition, and
+the electronic signature of a disposition: from the point's ``history`` when it has one);
 ``attach_notifications`` adds the delivery attempts (measurement ``notification``) by ``alert_id``.
 
 ``measure`` computes, from the readings of the alert's sensor, what the episode did beyond its
@@ -16,6 +17,7 @@ its end could compute.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +40,14 @@ class Acknowledgement:
     at: datetime | None
     note: str | None
     disposition: str | None
+    signed_by: str | None = None
+    """The signer's user name (a disposition is an electronic signature)."""
+    signer_name: str | None = None
+    """The signer's printed full name."""
+    signed_at: datetime | None = None
+    meaning: str | None = None
+    signature_id: str | None = None
+    supersedes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +118,40 @@ def fold_alerts(rows: Iterable[Mapping[str, Any]]) -> dict[str, Episode]:
             episode.resolved_at = parse_time(resolved)
         if value is not None:
             episode.value = float(value)
-        by = row.get("acknowledged_by")
-        if by:
-            at = row.get("acknowledged_at")
-            ack = Acknowledgement(str(by), parse_time(at) if at else None, row.get("note"), row.get("disposition"))
+        for ack in _acknowledgements(row):
             if not any((a.by, a.at) == (ack.by, ack.at) for a in episode.acknowledgements):
                 episode.acknowledgements.append(ack)
     return episodes
+
+
+def _acknowledgements(row: Mapping[str, Any]) -> list[Acknowledgement]:
+    """The acknowledgements a stored alert point holds: its ``history`` (JSON), or the single one of older points."""
+    history = row.get("history")
+    if history:
+        out = []
+        for entry in json.loads(history):
+            signature = entry.get("signature") or {}
+            signed_at = signature.get("signed_at")
+            out.append(
+                Acknowledgement(
+                    str(entry["by"]),
+                    parse_time(entry["at"]),
+                    entry.get("note"),
+                    entry.get("disposition"),
+                    signed_by=signature.get("signed_by"),
+                    signer_name=signature.get("full_name"),
+                    signed_at=parse_time(signed_at) if signed_at else None,
+                    meaning=signature.get("meaning"),
+                    signature_id=signature.get("id"),
+                    supersedes=signature.get("supersedes"),
+                )
+            )
+        return out
+    by = row.get("acknowledged_by")
+    if not by:
+        return []
+    at = row.get("acknowledged_at")
+    return [Acknowledgement(str(by), parse_time(at) if at else None, row.get("note"), row.get("disposition"))]
 
 
 def overlaps(episode: Episode, start: datetime, end: datetime) -> bool:

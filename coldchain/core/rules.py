@@ -36,11 +36,13 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Literal
 
+from coldchain.core import signoff
 from coldchain.core.alert import Alert, AlertBook, Place, Transition
 from coldchain.core.bag_rules import BagRules
 from coldchain.core.inventory import Inventory, Profile
 from coldchain.core.records import BagEvent, BagStatus, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
+from coldchain.core.signature import Signer
 
 SNAPSHOT_VERSION = 1
 
@@ -219,28 +221,29 @@ class RulesEngine:
         return out
 
     def acknowledge(
-        self, alert_id: str, by: str, note: str | None, disposition: str | None, at: datetime
+        self,
+        alert_id: str,
+        by: str,
+        note: str | None,
+        disposition: str | None,
+        at: datetime,
+        *,
+        signer: Signer | None = None,
+        supersedes: str | None = None,
     ) -> Transition | None:
-        """Record who acknowledged an open alert, when, with what note and disposition.
+        """Record who acknowledged an open alert, when, with what note and (signed) disposition.
 
         The alert stays active (``acknowledged``) until its condition clears, except
         ``bag_used_after_expiry``, which only an acknowledgement resolves. None if the alert is not
-        open (already resolved, or unknown).
+        open (already resolved, or unknown). ``core/signoff.py`` keeps the history and the first
+        note, and raises ``DispositionConflict`` for a change that does not name the signed one.
         """
         at = _instant(at)
         book = self._book
         alert = book.open_alerts.get(alert_id)
         if alert is None:
             return None
-        acked = replace(
-            alert,
-            state="acknowledged",
-            updated_at=max(at, alert.updated_at),
-            acknowledged_by=by,
-            acknowledged_at=at,
-            note=note,
-            disposition=disposition,
-        )
+        acked = signoff.acknowledge(alert, by, at, note, disposition, signer=signer, supersedes=supersedes)
         if alert.kind == "bag_used_after_expiry":
             del book.open_alerts[alert_id]
             resolved = replace(acked, state="resolved", resolved_at=acked.updated_at)

@@ -11,6 +11,8 @@ port (``Store.read_range``), so any store adapter serves it, and writes into a f
   (``excursions.py``, MKT from ``mkt.py``), with acknowledgements and notifications;
 - ``bags.csv`` each diluted bag's life (``bag_history.py``);
 - ``audit.csv`` the audit trail's hash chain from its first event to the end of the period;
+- ``signatures.csv`` every electronic signature of the period (signer, printed name, time, meaning,
+  the alert and the disposition, the signature it replaced), read from that chain;
 - ``report.pdf`` for people (``report_pdf.py``); ``--format json`` adds a ``.json`` twin of every
   table (a JSON array, one object per line);
 - ``manifest.json``: parameters, version, export time, row counts and every file's SHA-256, signed
@@ -67,6 +69,7 @@ from coldchain.reporting.tables import (
     DAILY_COLUMNS,
     EXCURSION_COLUMNS,
     GAP_COLUMNS,
+    SIGNATURE_COLUMNS,
     ReadingsTable,
     Table,
     day_text,
@@ -174,6 +177,7 @@ class _Exporter:
         episodes, measures = self._excursions()
         bags = self._bags()
         chain, problem = self._audit()
+        self._signatures(chain)
         for table in self.tables.values():
             table.close()
         if "pdf" in self.formats:
@@ -462,6 +466,37 @@ class _Exporter:
                 )
             )
         return chain, problem
+
+    def _signatures(self, chain: list[AuditEvent]) -> None:
+        """signatures.csv: the signed acknowledgements of the period in the selection, oldest first."""
+        units = {u.id for u in self.selection.units}
+        table = self._table("signatures", SIGNATURE_COLUMNS)
+        for event in chain:
+            if event.action != "acknowledged" or not self.start <= event.at < self.end:
+                continue
+            details = json.loads(event.details)
+            signature = details.get("signature")
+            if not signature or details.get("unit") not in units:
+                continue
+            table.add(
+                (
+                    signature["signed_at"],
+                    signature["signed_by"],
+                    signature["full_name"],
+                    signature["meaning"],
+                    details.get("disposition"),
+                    event.subject,
+                    details.get("kind"),
+                    details.get("site"),
+                    details.get("unit"),
+                    details.get("subject"),
+                    details.get("note"),
+                    event.actor,
+                    signature["id"],
+                    signature.get("supersedes"),
+                    event.seq,
+                )
+            )
 
     # -- report and manifest --------------------------------------------------------------------
 

@@ -113,6 +113,7 @@ def build_sections(
             acks = "; ".join(
                 f"{a.by} at {format_time(a.at) if a.at else '?'}"
                 + (f": {a.disposition}" if a.disposition else "")
+                + (f" (signed by {a.signer_name} ({a.signed_by}); meaning: {a.meaning})" if a.signed_by else "")
                 + (f" — {a.note}" if a.note else "")
                 for a in e.acknowledgements
             )

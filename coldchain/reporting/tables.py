@@ -88,6 +88,26 @@ BAG_COLUMNS = (
 )
 
 
+SIGNATURE_COLUMNS = (
+    "signed_at",
+    "signed_by",
+    "full_name",
+    "meaning",
+    "disposition",
+    "alert_id",
+    "kind",
+    "site",
+    "unit",
+    "subject",
+    "note",
+    "acknowledged_by",
+    "signature_id",
+    "supersedes",
+    "audit_seq",
+)
+"""signatures.csv: every electronic signature of the period, from the audit trail (21 CFR Part 11 §11.50)."""
+
+
 AUDIT_COLUMNS = ("seq", "time", "action", "actor", "subject", "details", "prev_hash", "hash", "in_period")
 
 

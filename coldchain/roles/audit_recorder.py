@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from coldchain import __version__
 from coldchain.adapters.audit_log import AuditLog, settings_digest
@@ -55,16 +56,25 @@ class AuditRecorder:
         self.flush()
 
     def acknowledged(self, alert: Alert, by: str, at: datetime) -> None:
-        details = {
-            "note": alert.note,
-            "disposition": alert.disposition,
+        """The acknowledgement just made (the last of the alert's history); a signed one holds its signature."""
+        entry = alert.history[-1] if alert.history else None
+        details: dict[str, Any] = {
+            "note": entry.note if entry is not None else alert.note,
+            "disposition": entry.disposition if entry is not None else alert.disposition,
             "kind": alert.kind,
             "unit": alert.unit,
             "site": alert.site,
             "subject": alert.subject,
             "state": alert.state,
         }
+        if entry is not None and entry.signature is not None:
+            details["signature"] = entry.signature.to_payload()
         self.log.append(by, "acknowledged", alert.id, details, at, dedupe_key=f"ack:{alert.id}:{to_millis(at)}")
+        self.flush()
+
+    def security(self, action: str, user: str, details: dict[str, Any], at: datetime) -> None:
+        """A failed signature (``signature_failed``) or a locked signing (``signing_locked``), §11.300(d)."""
+        self.log.append(user, action, user, details, at)
         self.flush()
 
     def flush(self) -> None:

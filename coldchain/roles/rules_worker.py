@@ -46,9 +46,13 @@ from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
 from coldchain.core.records import BagEvent, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.rules import RulesEngine
+from coldchain.core.signature import Signer
+from coldchain.core.signoff import acknowledge as acknowledge_alert
+from coldchain.core.times import parse_time
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
 from coldchain.roles.rules_view import RecentlyResolved, RulesView, view_of
+from coldchain.roles.signing_locks import SigningLocks
 
 log = logging.getLogger("coldchain.rules")
 
@@ -119,6 +123,7 @@ class RulesWorker:
         self._thread: threading.Thread | None = None
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._recent = RecentlyResolved(self._restore_recent())
+        self._locks = SigningLocks((self.state.load() or {}).get("signing_locks"))
         self._listeners: list[AlertListener] = []
         self._view = RulesView((), ())
         self._refresh_view()
@@ -155,7 +160,8 @@ class RulesWorker:
 
     def _refresh_view(self) -> None:
         running = self.engine.running_bags()
-        self._view = view_of(self.engine.open_alerts(), self._recent, running)
+        active = [*self.engine.open_alerts(), *self._locks.open_alerts()]
+        self._view = view_of(active, self._recent, running)
         if self.homeassistant is not None:
             self.homeassistant.bags(running)
 
@@ -167,25 +173,53 @@ class RulesWorker:
         self._commands.put((action, future))
         return future.result(timeout)
 
-    def acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:
+    def acknowledge(
+        self,
+        alert_id: str,
+        by: str,
+        note: str | None,
+        disposition: str | None,
+        *,
+        signer: Signer | None = None,
+        supersedes: str | None = None,
+    ) -> Alert | None:
         """Acknowledge an alert; the updated alert (published, stored, snapshotted), or None if unknown."""
-        return self.call(lambda: self._acknowledge(alert_id, by, note, disposition))
+        return self.call(lambda: self._acknowledge(alert_id, by, note, disposition, signer, supersedes))
+
+    def security_event(self, action: str, user: str, details: dict[str, Any]) -> None:
+        """Audit a failed signature or a lockout; a lockout also opens the ``signing_locked`` alert."""
+        self.call(lambda: self._security_event(action, user, details))
+
+    def _security_event(self, action: str, user: str, details: dict[str, Any]) -> None:
+        now = self.clock()
+        self.audit.security(action, user, details, now)
+        if action == "signing_locked":
+            self._emit(self._locks.lock(user, parse_time(details["until"]), now))
+            self._checkpoint(wait=True)
 
     def publish_bag_event(self, bag_id: str, body: dict[str, Any]) -> None:
         """Publish a bag event on the contract's topic (ingest stores it, the engine judges it)."""
         topic = self.publisher.topics.bag_events(bag_id)
         self.connection.publish(topic, json.dumps(body).encode()).wait(10.0)
 
-    def _acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:
+    def _acknowledge(
+        self,
+        alert_id: str,
+        by: str,
+        note: str | None,
+        disposition: str | None,
+        signer: Signer | None,
+        supersedes: str | None,
+    ) -> Alert | None:
         now = self.clock()
-        transition = self.engine.acknowledge(alert_id, by, note, disposition, now)
+        transition = self.engine.acknowledge(
+            alert_id, by, note, disposition, now, signer=signer, supersedes=supersedes
+        )
         alert = self._recent.get(alert_id) if transition is None else None
         if alert is not None:
             # a resolved alert keeps "resolved" and records the acknowledgement
-            acked = replace(
-                alert, acknowledged_by=by, acknowledged_at=now, note=note, disposition=disposition, updated_at=now
-            )
-            transition = Transition(acked, "updated")
+            acked = acknowledge_alert(alert, by, now, note, disposition, signer=signer, supersedes=supersedes)
+            transition = Transition(replace(acked, state="resolved"), "updated")
         if transition is None:
             return None
         self._emit([transition])
@@ -278,7 +312,7 @@ class RulesWorker:
 
     def _clock_step(self) -> None:
         """The clock rules; listeners hear of every tick (escalations and repeats fall due by the clock)."""
-        transitions = self.engine.tick(self.clock())
+        transitions = self.engine.tick(self.clock()) + self._locks.due(self.clock())
         if transitions:
             self._emit(transitions)
             return
@@ -330,6 +364,7 @@ class RulesWorker:
             return  # not yet: the snapshot must not run ahead of what subscribers can see
         snapshot = self.engine.snapshot()
         snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent]
+        snapshot["signing_locks"] = self._locks.snapshot()
         self.state.save(snapshot)
         self.metrics.rules_checkpoints.inc()
         for message in self._pending:

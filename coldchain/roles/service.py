@@ -102,7 +102,13 @@ class Service:
             self.notifier = Notifier(settings.notify, self.outbox, self.writer, self.metrics, render, clock=clock)
             self.rules.add_listener(Dispatcher(Policy(settings.notify, settings.oncall), self.outbox, self.notifier))
             if self.api is not None:
-                page = AckPage(self.link_signer, self.rules, public_url=settings.api.public_url, unit_names=units)
+                page = AckPage(
+                    self.link_signer,
+                    self.rules,
+                    public_url=settings.api.public_url,
+                    unit_names=units,
+                    gate=self.api.gate,
+                )
                 self.api.extra_routes.append(page.route)
         self._stop = threading.Event()
 

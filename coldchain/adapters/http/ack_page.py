@@ -5,6 +5,13 @@ shows that alert and asks for a note and a disposition; the POST acknowledges th
 ``"<recipient> (link)"``, whatever the form says. Forged or unknown tokens get 403, expired ones
 410, and nothing changes.
 
+Acknowledging needs only the link. A disposition is an electronic signature (21 CFR Part 11): the
+form asks for the signer's user name and signing password (any user whose role may sign, not
+necessarily the link's recipient), checked server side by the API's ``Gatekeeper`` (wrong: 401,
+locked: 423, a role that may not sign: 403), and the page is shown again with the reason. When the
+alert already has a signed disposition, the form names it (hidden ``supersedes``), so a change
+replaces exactly the decision the signer saw (409 if another was signed meanwhile).
+
 CSRF: a signed double-submit cookie. Each GET sets a fresh ``cc_ack_csrf`` cookie (HttpOnly,
 SameSite=Strict, Path=/ack/, Secure behind https) and puts the same value in a hidden field; the
 value is a nonce with an HMAC binding it to the token under a key of this process, so a cookie
@@ -35,8 +42,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from coldchain.adapters.http.ack_links import LinkClaim, LinkError, LinkExpired, LinkSigner
 from coldchain.adapters.http.api import Reply, Request
+from coldchain.adapters.http.auth import Gatekeeper, Refusal
 from coldchain.adapters.http.ports import RulesPort
 from coldchain.core.alert import Alert
+from coldchain.core.signature import Signer
+from coldchain.core.signoff import DispositionConflict
 from coldchain.core.wording import KIND_WORDS, VALUE_UNITS, say_number, say_span, say_time
 
 log = logging.getLogger("coldchain.ack_page")
@@ -44,6 +54,8 @@ log = logging.getLogger("coldchain.ack_page")
 COOKIE = "cc_ack_csrf"
 MAX_NOTE = 2000
 MAX_FORM = 16 * 1024
+MAX_SIGNER = 200
+MAX_PASSWORD = 1024
 _PATH = re.compile(r"^/ack/([^/]*)$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,2048}\.[A-Za-z0-9_-]{1,128}$")
 
@@ -72,6 +84,9 @@ class AckForm:
 
     note: str
     disposition: str | None
+    signer: str = ""
+    password: str = ""
+    supersedes: str | None = None
 
 
 class FormError(Exception):
@@ -93,9 +108,12 @@ class AckPage:
         *,
         public_url: str = "",
         unit_names: Mapping[str, str] | None = None,
+        gate: Gatekeeper | None = None,
     ) -> None:
         self.signer = signer
         self.rules = rules
+        self.gate = gate
+        """Checks signatures; without it the page takes no disposition (signatures are checked nowhere else)."""
         self.clock = clock
         self.secure_cookie = public_url.lower().startswith("https://")
         self.public_netloc = urlsplit(public_url).netloc.lower()
@@ -166,24 +184,29 @@ class AckPage:
         try:
             form = parse_form(fields)
         except FormError as exc:
-            alert = self._find(claim.alert_id)
-            if alert is None:
-                return self._gone_alert()
-            again = self._form_html(
-                alert,
-                claim,
-                fields["csrf"][0],
-                note=_first(fields, "note") or "",
-                disposition=_first(fields, "disposition"),
-            )
-            return self._page(
-                HTTPStatus.BAD_REQUEST,
-                self._title(alert),
-                _box(str(exc), "bad") + self._alert_html(alert, now) + again,
-            )
+            return self._again(HTTPStatus.BAD_REQUEST, str(exc), claim, fields, now)
         by = f"{claim.recipient} (link)"
+        signer: Signer | None = None
+        if form.disposition is not None:
+            if self.gate is None:
+                return self._again(HTTPStatus.FORBIDDEN, "Dispositions cannot be signed here.", claim, fields, now)
+            try:
+                signer = self.gate.sign(form.signer, form.password, request.client, claim.alert_id)
+            except Refusal as refusal:
+                return self._again(refusal.status, _refusal_text(refusal), claim, fields, now)
         try:
-            acked = self.rules.acknowledge(claim.alert_id, by, form.note, form.disposition)
+            acked = self.rules.acknowledge(
+                claim.alert_id, by, form.note, form.disposition, signer=signer, supersedes=form.supersedes
+            )
+        except DispositionConflict:
+            return self._again(
+                HTTPStatus.CONFLICT,
+                "The disposition was changed while this page was open: read it again above before you sign. "
+                "Nothing was changed.",
+                claim,
+                fields,
+                now,
+            )
         except TimeoutError:
             return self._page(
                 HTTPStatus.SERVICE_UNAVAILABLE,
@@ -198,7 +221,13 @@ class AckPage:
             return self._gone_alert()
         log.info(
             "alert acknowledged by link",
-            extra={"alert_id": acked.id, "by": by, "disposition": form.disposition, "note": form.note},
+            extra={
+                "alert_id": acked.id,
+                "by": by,
+                "disposition": form.disposition,
+                "note": form.note,
+                "signed_by": signer.name if signer is not None else None,
+            },
         )
         return self._page(
             HTTPStatus.OK,
@@ -207,6 +236,23 @@ class AckPage:
             + self._alert_html(acked, self.clock()),
             cookie=self._cookie("", max_age=0),  # spent: a reload cannot post the form twice
         )
+
+    def _again(
+        self, status: HTTPStatus, problem: str, claim: LinkClaim, fields: dict[str, list[str]], now: datetime
+    ) -> Reply:
+        """The alert and the form again (note, choice and signer kept; never the password), with the problem."""
+        alert = self._find(claim.alert_id)
+        if alert is None:
+            return self._gone_alert()
+        again = self._form_html(
+            alert,
+            claim,
+            fields["csrf"][0],
+            note=_first(fields, "note") or "",
+            disposition=_first(fields, "disposition"),
+            signer=_first(fields, "signer") or "",
+        )
+        return self._page(status, self._title(alert), _box(problem, "bad") + self._alert_html(alert, now) + again)
 
     # -- CSRF ------------------------------------------------------------------------------
 
@@ -288,8 +334,16 @@ class AckPage:
             when = f" at {say_time(alert.acknowledged_at)}" if alert.acknowledged_at is not None else ""
             rows.append(("Acknowledged", f"by {alert.acknowledged_by}{when}"))
             rows.append(("Disposition", alert.disposition or "none yet"))
+            if alert.signature is not None:
+                sig = alert.signature
+                rows.append(("Signed", f"{sig.full_name} ({sig.name}) at {say_time(sig.at)}: {sig.meaning}"))
             if alert.note:
                 rows.append(("Note", alert.note))
+            for entry in alert.history[1:]:
+                said = f"by {entry.by} at {say_time(entry.at)}"
+                if entry.signature is not None:
+                    said += f", signed by {entry.signature.full_name}: {entry.signature.meaning}"
+                rows.append(("Later", said + (f" — {entry.note}" if entry.note else "")))
         table = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
         return (
             f'<p class="tag {tone}">{escape(alert.severity.upper())} · {escape(alert.state.upper())}</p>'
@@ -299,14 +353,29 @@ class AckPage:
         )
 
     def _form_html(
-        self, alert: Alert, claim: LinkClaim, csrf: str, *, note: str = "", disposition: str | None = None
+        self,
+        alert: Alert,
+        claim: LinkClaim,
+        csrf: str,
+        *,
+        note: str = "",
+        disposition: str | None = None,
+        signer: str = "",
     ) -> str:
         if alert.state == "resolved":
             intro = "This alert has resolved. You can still record an acknowledgement for the record."
         elif alert.state == "acknowledged":
-            intro = "Already acknowledged. Confirming again replaces the note and disposition shown above."
+            intro = "Already acknowledged. Confirming again adds to the record; what was recorded stays."
         else:
             intro = "Record what you did. Both answers are required."
+        supersedes = ""
+        replaces = ""
+        if alert.signature is not None:
+            supersedes = f'<input type="hidden" name="supersedes" value="{escape(alert.signature.id)}">'
+            replaces = (
+                f"Choosing a disposition replaces “{alert.disposition}”, signed by {alert.signature.full_name}; "
+                "your signature names it. "
+            )
         radios = "".join(
             f'<label class="choice"><input type="radio" name="disposition" value="{escape(value)}" required'
             f"{' checked' if value == disposition else ''}> {escape(label)}</label>"
@@ -319,6 +388,17 @@ class AckPage:
             f"<fieldset><legend>What happened to the stock?</legend>{radios}</fieldset>"
             '<label for="note">Note (required)</label>'
             f'<textarea id="note" name="note" rows="4" maxlength="{MAX_NOTE}" required>{escape(note)}</textarea>'
+            f"{supersedes}"
+            "<fieldset><legend>Sign the disposition</legend>"
+            f'<p class="small">{escape(replaces)}Quarantined, released or discarded is a signed decision: '
+            "your user name and signing password (a pharmacist or admin). Not needed for “None yet”.</p>"
+            '<label for="signer">User name</label>'
+            f'<input id="signer" name="signer" autocomplete="username" maxlength="{MAX_SIGNER}" '
+            f'value="{escape(signer)}">'
+            '<label for="password">Signing password</label>'
+            f'<input id="password" name="password" type="password" autocomplete="current-password" '
+            f'maxlength="{MAX_PASSWORD}">'
+            "</fieldset>"
             '<button type="submit">Confirm acknowledgement</button>'
             f'<p class="small">Recorded as {escape(claim.recipient)} (link). '
             f"This link works until {escape(say_time(claim.expires))}.</p>"
@@ -376,7 +456,22 @@ def parse_form(fields: dict[str, list[str]]) -> AckForm:
         raise FormError("Write a note: what you found and what you did.")
     if len(note) > MAX_NOTE:
         raise FormError(f"The note is too long ({len(note)} characters; at most {MAX_NOTE}).")
-    return AckForm(note, None if disposition == "none" else disposition)
+    if disposition == "none":
+        return AckForm(note, None)
+    signer = (_one(fields, "signer") or "").strip()
+    password = _one(fields, "password") or ""
+    if not signer or not password:
+        raise FormError("A disposition is a signed decision: enter your user name and signing password.")
+    if len(signer) > MAX_SIGNER or len(password) > MAX_PASSWORD:
+        raise FormError("The user name or password is too long.")
+    return AckForm(note, disposition, signer, password, _one(fields, "supersedes") or None)
+
+
+def _refusal_text(refusal: Refusal) -> str:
+    """What the person reads when the signature is refused."""
+    if refusal.status in (HTTPStatus.LOCKED, HTTPStatus.FORBIDDEN):
+        return f"Not signed: {refusal.message}. Nothing was changed."
+    return f"Not signed: {refusal.message} (check the user name and signing password). Nothing was changed."
 
 
 def _one(fields: dict[str, list[str]], name: str) -> str | None:
@@ -420,9 +515,9 @@ dl{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem;margin:1rem 0}
 dt{color:var(--mut)}dd{margin:0;overflow-wrap:anywhere;white-space:pre-wrap}
 fieldset{border:1px solid var(--line);border-radius:.4rem;margin:1rem 0;padding:.5rem .75rem}
 .choice{display:block;padding:.45rem 0}.choice input{width:1.3rem;height:1.3rem;vertical-align:-.2rem}
-label[for=note]{display:block;font-weight:600;margin-top:.5rem}
-textarea{width:100%;font:inherit;padding:.5rem;border:1px solid var(--line);border-radius:.4rem;
-background:var(--bg);color:var(--fg)}
+label[for=note],label[for=signer],label[for=password]{display:block;font-weight:600;margin-top:.5rem}
+textarea,input[name=signer],input[name=password]{width:100%;font:inherit;padding:.5rem;border:1px solid var(--line);
+border-radius:.4rem;background:var(--bg);color:var(--fg)}
 button,.button{display:block;width:100%;margin:1rem 0;padding:.9rem;font:inherit;font-weight:700;text-align:center;
 color:#fff;background:#0b57d0;border:0;border-radius:.5rem;text-decoration:none}
 .small{color:var(--mut);font-size:.9rem}

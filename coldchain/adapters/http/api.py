@@ -2,14 +2,14 @@
 
 Standard-library ``ThreadingHTTPServer``: the service answers a handful of requests a minute and
 needs no framework. Every ``/api/`` call needs ``Authorization: Bearer <token>``; the token names
-the user, compared in constant time, and the user recorded on an action is always the token's.
+the user, and the user recorded on an action is always the token's. ``auth.py`` checks tokens,
+roles (403) and electronic signatures (401/423) and throttles failed token checks (429).
 Handlers convert requests into calls on the rules worker (which owns the alerts) and never touch
 the engine themselves.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -24,12 +24,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coldchain.adapters.http.auth import Gatekeeper, Refusal
 from coldchain.adapters.http.ports import RulesPort
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import MqttError
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser, RejectedMessage
+from coldchain.core.access import Caller
+from coldchain.core.signoff import DispositionConflict
 from coldchain.core.times import format_time
 
 log = logging.getLogger("coldchain.api")
@@ -43,12 +46,21 @@ _BAG = re.compile(r"^/api/bags/([^/+#]+)/events$")
 _ACK_TOKEN = re.compile(r"/ack/[^\s\"?]+")
 
 
+class SignatureBody(BaseModel):
+    """``"signature": {"password": "…"}``: the caller's signing password."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    password: str = Field(max_length=1024)
+
+
 class AckBody(BaseModel):
-    """``POST /api/alerts/<id>/ack``."""
+    """``POST /api/alerts/<id>/ack``; a disposition is signed and names the signed one it replaces."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     note: str | None = Field(default=None, max_length=2000)
     disposition: Literal["quarantined", "released", "discarded"] | None = None
+    signature: SignatureBody | None = None
+    supersedes: str | None = Field(default=None, max_length=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,8 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client: str = ""
+    """The client's address (failed token checks are throttled per address)."""
 
 
 class HttpApi:
@@ -99,6 +113,7 @@ class HttpApi:
         readiness: ReadinessCheck,
         store: Store,
         rules: RulesPort | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -106,7 +121,10 @@ class HttpApi:
         self.store = store
         self.rules = rules
         self.parser = MessageParser(settings)
-        self._tokens = [(user.token.get_secret_value().encode(), user.name) for user in settings.api.users]
+        self.clock = clock
+        self.gate = Gatekeeper(
+            settings.api.users, metrics, clock, security=rules.security_event if rules is not None else None
+        )
         self.extra_routes: list[Callable[[Request], Reply | None]] = []
         """Handlers tried before the built-in routes (the acknowledge page registers here)."""
         api = self
@@ -155,6 +173,7 @@ class HttpApi:
                 parse_qs(parts.query),
                 {key.lower(): value for key, value in handler.headers.items()},
                 handler.rfile.read(length) if length else b"",
+                handler.client_address[0],
             )
             reply = self.route(request)
         handler.send_response(reply.status)
@@ -175,6 +194,9 @@ class HttpApi:
             return self._route(request)
         except ApiError as exc:
             return error_reply(exc.status, exc.message)
+        except Refusal as exc:
+            reply = error_reply(exc.status, exc.message)
+            return Reply(reply.status, reply.body, reply.content_type, exc.headers)
         except Exception:  # a bug answers 500 and is logged; the service goes on
             log.exception("error serving %s %s", request.method, request.path)
             return error_reply(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; see the service log")
@@ -198,27 +220,33 @@ class HttpApi:
                 b'{"error": "missing or wrong bearer token"}\n',
                 headers=(("WWW-Authenticate", 'Bearer realm="coldchain"'),),
             )
+        gate = self.gate
         if method == "GET" and path == "/api/units":
+            gate.authorize(user, "read", "read units")
             return json_reply(HTTPStatus.OK, self.units())
         if method == "GET" and path == "/api/alerts":
+            gate.authorize(user, "read", "read alerts")
             return json_reply(HTTPStatus.OK, self.alerts(request.query.get("state", [None])[0]))
         if method == "POST" and (match := _ACK.match(path)):
-            return self.acknowledge(unquote(match.group(1)), user, request.body)
+            return self.acknowledge(unquote(match.group(1)), user, request.body, request.client)
         if method == "POST" and (match := _BAG.match(path)):
-            return self.bag_event(unquote(match.group(1)), user, request.body)
+            gate.authorize(user, "bag_event", "record bag events")
+            return self.bag_event(unquote(match.group(1)), user.name, request.body)
+        if method == "GET" and path == "/api/exports":
+            gate.authorize(user, "export", "download audit exports")
+            return self.export(request.query, user)
+        if method == "GET" and path == "/api/audit/verify":
+            gate.authorize(user, "verify_audit", "verify the audit trail")
+            return json_reply(HTTPStatus.OK, self.audit_verify())
         return error_reply(HTTPStatus.NOT_FOUND, "not found")
 
-    def user_of(self, request: Request) -> str | None:
-        """The user whose token the request carries, compared in constant time against every token."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return None
-        given = token.strip().encode()
-        found: str | None = None
-        for secret, name in self._tokens:
-            if hmac.compare_digest(given, secret) and found is None:
-                found = name
-        return found
+    def user_of(self, request: Request) -> Caller | None:
+        """The user (name, full name, role) whose token the request carries; None when it names nobody.
+
+        Tokens are compared as SHA-256 digests in constant time against every user; failed checks are
+        throttled per client address (``Refusal`` 429).
+        """
+        return self.gate.caller(request.headers.get("authorization", ""), request.client)
 
     def _rules(self) -> RulesPort:
         if self.rules is None:
@@ -283,20 +311,77 @@ class HttpApi:
             )
         return out
 
-    def acknowledge(self, alert_id: str, user: str, body: bytes) -> Reply:
-        """Acknowledge as the token's user; publishes and stores the updated alert."""
+    def acknowledge(self, alert_id: str, user: Caller, body: bytes, client: str = "") -> Reply:
+        """Acknowledge as the token's user; a disposition is signed with the user's signing password.
+
+        Publishes and stores the updated alert; 403 outside the role, 401/423 for the signature, 409 for
+        a disposition change that does not name the signed disposition it replaces.
+        """
         try:
             ack = AckBody.model_validate_json(body or b"{}")
         except ValidationError as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, _first_error(exc)) from None
-        alert = self._rules().acknowledge(alert_id, user, ack.note, ack.disposition)
+        signer = None
+        if ack.disposition is None:
+            self.gate.authorize(user, "acknowledge", "acknowledge alerts")
+            if ack.signature is not None:
+                raise ApiError(HTTPStatus.BAD_REQUEST, "signature: only a disposition is signed; send one or neither")
+        else:
+            self.gate.authorize(user, "sign_disposition", "set a disposition (a signed decision about stock)")
+            password = ack.signature.password if ack.signature is not None else None
+            signer = self.gate.sign(user.name, password, client, alert_id)
+        rules = self._rules()
+        try:
+            alert = rules.acknowledge(
+                alert_id, user.name, ack.note, ack.disposition, signer=signer, supersedes=ack.supersedes
+            )
+        except DispositionConflict as exc:
+            raise ApiError(HTTPStatus.CONFLICT, str(exc)) from None
         if alert is None:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no alert {alert_id!r} is open or recently resolved")
         log.info(
             "alert acknowledged",
-            extra={"alert_id": alert_id, "by": user, "disposition": ack.disposition, "note": ack.note},
+            extra={
+                "alert_id": alert_id,
+                "by": user.name,
+                "disposition": ack.disposition,
+                "note": ack.note,
+                "signed": signer is not None,
+            },
         )
         return json_reply(HTTPStatus.OK, alert.to_payload())
+
+    def export(self, query: dict[str, list[str]], user: Caller) -> Reply:
+        """``GET /api/exports?from=&to=[&site=&unit=]``: the audit export (csv and pdf, signed manifest) as a zip."""
+        from coldchain.adapters.http.exports import ExportRefused, export_zip
+
+        try:
+            data, filename = export_zip(self.store, self.settings, query, self.clock())
+        except ExportRefused as exc:
+            raise ApiError(HTTPStatus(exc.status), exc.message) from None
+        log.info("audit export downloaded", extra={"by": user.name, "file": filename, "bytes": len(data)})
+        disposition = ("Content-Disposition", f'attachment; filename="{filename}"')
+        return Reply(HTTPStatus.OK, data, "application/zip", (disposition,))
+
+    def audit_verify(self) -> dict[str, Any]:
+        """``GET /api/audit/verify``: walk the store's audit chain; ``intact`` false names the first break."""
+        from coldchain.core.audit_chain import verify_chain
+        from coldchain.reporting.audit_trail import read_chain
+
+        try:
+            events = read_chain(self.store)
+        except StoreError as exc:
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, f"cannot read the audit trail: {exc}") from None
+        problem = verify_chain(events)
+        head = events[-1] if events else None
+        return {
+            "intact": problem is None,
+            "events": len(events),
+            "head_seq": head.seq if head is not None else 0,
+            "head_hash": head.hash if head is not None else None,
+            "head_at": format_time(head.at) if head is not None else None,
+            "first_break": str(problem) if problem is not None else None,
+        }
 
     def bag_event(self, bag_id: str, user: str, body: bytes) -> Reply:
         """The MQTT bag event's body; ``by`` is the token's user; ``ts`` defaults to now."""

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from coldchain.core.alert import Alert
+from coldchain.core.signature import Signer
 
 
 class AlertsView(Protocol):
@@ -28,6 +29,22 @@ class RulesPort(Protocol):
     @property
     def view(self) -> AlertsView: ...
 
-    def acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None: ...
+    def acknowledge(
+        self,
+        alert_id: str,
+        by: str,
+        note: str | None,
+        disposition: str | None,
+        *,
+        signer: Signer | None = None,
+        supersedes: str | None = None,
+    ) -> Alert | None:
+        """The alert after the acknowledgement, or None if unknown; ``DispositionConflict`` (core/signoff.py)
+        for a disposition change that does not name the signed one."""
+        ...
+
+    def security_event(self, action: str, user: str, details: dict[str, Any]) -> None:
+        """Audit a failed signature (``signature_failed``) or a lockout (``signing_locked``: also alerted)."""
+        ...
 
     def publish_bag_event(self, bag_id: str, body: dict[str, Any]) -> None: ...

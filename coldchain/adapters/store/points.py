@@ -18,6 +18,7 @@ A new record type needs one function decorated with ``@point_maker(ItsType)``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
@@ -168,9 +169,20 @@ def alert_point(a: Alert) -> Point:
             ("acknowledged_by", a.acknowledged_by),
             ("note", a.note),
             ("disposition", a.disposition),
+            # the signature of the current disposition, and every acknowledgement as JSON (issue 17)
+            ("signed_by", None if a.signature is None else a.signature.name),
+            ("signed_at", None if a.signature is None else format_time(a.signature.at)),
+            ("signature_meaning", None if a.signature is None else a.signature.meaning),
+            ("history", _history_json(a)),
         ),
         to_millis(a.updated_at),
     )
+
+
+def _history_json(a: Alert) -> str | None:
+    if not a.history:
+        return None
+    return json.dumps([entry.to_payload() for entry in a.history], ensure_ascii=False, separators=(",", ":"))
 
 
 @point_maker(NotificationAttempt)

@@ -97,6 +97,12 @@ class Metrics:
         self.notifications_pending = Gauge(
             "coldchain_notifications_pending", "Notices in the outbox still waiting to be delivered.", registry=r
         )
+        self.http_refused = Counter(
+            "coldchain_http_refused",
+            "HTTP requests refused or clients dropped before their body was read, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self._last_reading: dict[str, float] = {}
         self._lock = threading.Lock()
         r.register(_LastReadingCollector(self))

@@ -15,6 +15,7 @@ from coldchain import __version__
 from coldchain.adapters.http.ack_links import LinkSigner, load_link_key
 from coldchain.adapters.http.ack_page import AckPage
 from coldchain.adapters.http.api import HttpApi
+from coldchain.adapters.http.server import HttpServer
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.notify import Notifier, Renderer
 from coldchain.adapters.outbox import Outbox
@@ -103,6 +104,7 @@ class Service:
             if self.api is not None:
                 page = AckPage(self.link_signer, self.rules, public_url=settings.api.public_url, unit_names=units)
                 self.api.extra_routes.append(page.route)
+        self.http = HttpServer(settings.api, self.api, self.metrics) if self.api is not None else None
         self._stop = threading.Event()
 
     def readiness(self) -> list[str]:
@@ -137,8 +139,8 @@ class Service:
             self.notifier.start()
         if self.rules is not None:
             self.rules.start()
-        if self.api is not None:
-            self.api.start()
+        if self.http is not None:
+            self.http.start()
 
     def stop(self) -> None:
         """Flush and stop every role; spooled data stays on disk for the next start."""
@@ -154,8 +156,8 @@ class Service:
             self.notifier.stop()
         if self.outbox is not None:
             self.outbox.close()
-        if self.api is not None:
-            self.api.stop()
+        if self.http is not None:
+            self.http.stop()
         self.store.close()
         self.spool.close()
         if self.broker is not None:

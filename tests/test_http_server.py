@@ -26,7 +26,7 @@ def _settings(tmp_path: Path, max_connections: int = 4):
     path.write_text(
         f"""
 [store]
-url = "sqlite:///{tmp_path / 'store.db'}"
+url = "sqlite:///{tmp_path / "store.db"}"
 [api]
 listen = "127.0.0.1:0"
 client_timeout = "{TIMEOUT:g}s"

@@ -103,6 +103,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.heartbeats = Counter(
+            "coldchain_watchdog_heartbeats",
+            "Heartbeat URL turns, by outcome: sent, failed, withheld (not healthy).",
+            ["outcome"],
+            registry=r,
+        )
         self._last_reading: dict[str, float] = {}
         self._lock = threading.Lock()
         r.register(_LastReadingCollector(self))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ from coldchain.adapters.store.durable import DurableWriter
 from coldchain.adapters.store.factory import open_store
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.adapters.store.spool import Spool
+from coldchain.adapters.watchdog import HealthCheck, Watchdog
 from coldchain.config import Settings
 from coldchain.core.policy import Policy
 from coldchain.roles.dispatch import Dispatcher
@@ -67,8 +69,10 @@ class Service:
         settings: Settings,
         roles: Iterable[str] = ROLES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        health: HealthCheck | None = None,
     ) -> None:
-        """``clock`` is the ``now`` of the rules, the notifier and its messages (the demo passes a simulated one)."""
+        """``clock`` is the ``now`` of the rules, the notifier and its messages (the demo passes a simulated one);
+        ``health`` gates the watchdog's heartbeat (default: ``readiness``)."""
         self.settings = settings
         self.roles = tuple(roles)
         self.metrics = Metrics()
@@ -105,6 +109,7 @@ class Service:
                 page = AckPage(self.link_signer, self.rules, public_url=settings.api.public_url, unit_names=units)
                 self.api.extra_routes.append(page.route)
         self.http = HttpServer(settings.api, self.api, self.metrics) if self.api is not None else None
+        self.watchdog = Watchdog(settings.watchdog, health or self.readiness, self.metrics, os.environ)
         self._stop = threading.Event()
 
     def readiness(self) -> list[str]:
@@ -141,10 +146,12 @@ class Service:
             self.rules.start()
         if self.http is not None:
             self.http.start()
+        self.watchdog.start()
 
     def stop(self) -> None:
         """Flush and stop every role; spooled data stays on disk for the next start."""
         log.info("coldchain stopping")
+        self.watchdog.stop()
         for role in (self.ingest, self.rules):
             if role is not None:
                 role.request_stop()

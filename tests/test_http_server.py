@@ -15,7 +15,7 @@ from coldchain.adapters.http.api import MAX_BODY, HttpApi
 from coldchain.adapters.http.server import HttpServer
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.store.factory import open_store
-from coldchain.config import load_settings
+from coldchain.config import ConfigError, load_settings
 
 TOKEN = "s3cret-token-for-tests"
 TIMEOUT = 1.0  # api.client_timeout of these tests
@@ -279,3 +279,26 @@ def test_many_concurrent_well_behaved_clients_are_all_answered(tmp_path):
         assert codes == [200] * 8
     finally:
         served.close()
+
+
+@pytest.mark.parametrize(
+    ("line", "accepted"),
+    [
+        ('client_timeout = "1s"', True),  # the shortest allowed
+        ('client_timeout = "10m"', True),  # the longest allowed
+        ('client_timeout = "500ms"', False),  # shorter than any real client's round trip
+        ('client_timeout = "11m"', False),  # a slow client could hold a slot for too long
+        ("max_connections = 1", True),
+        ("max_connections = 0", False),  # nobody could ever be served
+        ("max_connections = 1001", False),  # one thread each: more would be a resource problem itself
+    ],
+)
+def test_http_limits_are_bounded_in_the_configuration(tmp_path: Path, line: str, accepted: bool) -> None:
+    """api.client_timeout and api.max_connections refuse values that would make the limits meaningless."""
+    path = tmp_path / "coldchain.toml"
+    path.write_text(f"[api]\n{line}\n")
+    if accepted:
+        load_settings(path)
+    else:
+        with pytest.raises(ConfigError, match=line.split(" ")[0]):
+            load_settings(path)

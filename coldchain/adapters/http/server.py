@@ -114,6 +114,10 @@ class _Server(HTTPServer):
             conn.admitted = True
         super().process_conn(conn)
 
+    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+        """cheroot's own messages, into our log (JSON lines) rather than raw onto stderr."""
+        log.log(level, "cheroot: %s", msg, exc_info=traceback)
+
     @property
     def open_connections(self) -> int:
         with self._open_lock:

@@ -29,6 +29,8 @@ persistence_location $VAR/mosquitto/
 # never drop QoS-1 messages queued for coldchain's persistent session
 max_queued_messages 1000000
 max_queued_bytes 1073741824
+# coldchain's Maximum Packet Size (64 KiB payload + 4 KiB): bigger publishes are refused at the publisher
+max_packet_size 69632
 log_dest file $VAR/mosquitto/mosquitto.log
 CONF
 

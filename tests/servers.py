@@ -21,6 +21,8 @@ from typing import Any, Self
 
 import httpx
 
+from coldchain.contract.payloads import MAX_PACKET_BYTES
+
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 _running: set[subprocess.Popen[bytes]] = set()
@@ -194,9 +196,11 @@ class Mosquitto(_Server):
 
     name = "mosquitto"
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, max_packet_size: int | None = MAX_PACKET_BYTES) -> None:
+        """``max_packet_size`` as deploy's mosquitto.conf sets it; None for a stock broker (no limit)."""
         super().__init__()
         self.binary = binary or find_binary("mosquitto", "/usr/sbin/mosquitto")
+        self.max_packet_size = max_packet_size
 
     @property
     def url(self) -> str:
@@ -226,6 +230,7 @@ max_queued_bytes 0
 # throttles publishers), and a v5 subscriber's own Receive Maximum governs what it is sent.
 max_inflight_messages 0
 set_tcp_nodelay true
+{f"max_packet_size {self.max_packet_size}" if self.max_packet_size else ""}
 log_dest stderr
 log_type error
 log_type warning

@@ -7,14 +7,17 @@ schema (``tests/data/compose-spec.json``) and against what the other files of de
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
 import shlex
+import shutil
 import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from coldchain.config import load_settings
+from coldchain.adapters.mqtt import MqttConnection
+from coldchain.config import MqttConfig, load_settings
+from coldchain.contract.payloads import MAX_PACKET_BYTES
+from coldchain.contract.status import Status
 from tests.publishing import wait_for
 from tests.servers import Mosquitto
 
@@ -298,6 +304,47 @@ def test_rules_reads_inputs_and_publishes_retained_alerts_and_bag_events(clients
         assert accepted(rules.publish(topic, b"", retain=True))
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("account", ["coldchain-ingest", "coldchain-rules"])
+def test_each_coldchain_account_may_announce_its_status_and_alert_readers_see_it(
+    clients: Any, broker: DeployMosquitto, account: str
+) -> None:
+    """The ACL lets a role's connection (will included) write <prefix>/status/<its client id>; readers see it."""
+    config = MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", username=account, password=ACCOUNTS[account])
+    role = account.removeprefix("coldchain-")
+    connection = MqttConnection(config, account, status=Status(role, account, "0.0.0", datetime.now(UTC)))
+    connection.start()
+    try:
+        wait_for(connection.connected.is_set, TIMEOUT, f"{account} connected with its will")
+        reader = clients("coldchain-alerts")
+        assert reader.subscribe(f"coldchain/status/{account}") == [1]
+        ((_, payload, retained),) = wait_for(reader.received, TIMEOUT, "the retained status")
+        assert json.loads(payload)["state"] == "online" and retained
+    finally:
+        connection.stop()
+    late = clients("coldchain-alerts")
+    assert late.subscribe(f"coldchain/status/{account}") == [1]
+    ((_, payload, _),) = wait_for(late.received, TIMEOUT, "the retained offline status")
+    assert json.loads(payload)["state"] == "offline"
+
+
+@pytest.mark.integration
+def test_deploys_broker_announces_the_maximum_packet_size_coldchain_announces(broker: DeployMosquitto) -> None:
+    """deploy's mosquitto tells MQTT 5 clients the same Maximum Packet Size coldchain announces in CONNECT."""
+    seen: list[Any] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"mp-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv5)
+    client.username_pw_set("t-001", ACCOUNTS["t-001"])
+    client.on_connect = lambda c, u, flags, reason, properties: seen.append(properties)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        (properties,) = wait_for(lambda: seen, TIMEOUT, "CONNACK")
+        assert properties.MaximumPacketSize == MAX_PACKET_BYTES
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 # -- the broker's configuration, statically ---------------------------------------------------
 
 
@@ -449,6 +496,35 @@ def test_services_restart_report_health_and_keep_state_in_named_volumes(compose:
             "mosquitto": {"condition": "service_healthy"},
             "influxdb": {"condition": "service_healthy"},
         }
+
+
+def test_coldchain_containers_are_healthy_only_when_ready(compose: dict[str, Any]) -> None:
+    """coldchain's compose health checks ask /readyz (503 while broker or store is away), not /healthz."""
+    for name in ("ingest", "rules"):
+        command = " ".join(compose["services"][name]["healthcheck"]["test"])
+        assert "http://127.0.0.1:8080/readyz" in command and "/healthz" not in command, name
+
+
+SYSTEMD_UNIT = DEPLOY / "systemd" / "coldchain.service"
+
+
+def test_the_systemd_unit_is_valid_notify_with_a_watchdog(tmp_path: Path) -> None:
+    """deploy/systemd/coldchain.service: Type=notify, WatchdogSec, restarts; systemd-analyze verify accepts it."""
+    text = SYSTEMD_UNIT.read_text(encoding="utf-8")
+    settings = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    assert settings["Type"] == "notify" and settings["NotifyAccess"] == "main"
+    assert settings["WatchdogSec"] == "60s" and settings["Restart"] == "always"
+    assert settings["ExecStart"].split()[1:3] == ["run", "--config"]
+    analyze = subprocess.run(["sh", "-c", "command -v systemd-analyze"], capture_output=True, text=True).stdout.strip()
+    assert analyze, "systemd-analyze not found: apt-get install systemd"
+    executable = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "coldchain"
+    if not executable.exists():
+        executable = Path(shutil.which("coldchain") or "/bin/true")
+    unit = tmp_path / "coldchain.service"  # the same unit, pointing at this machine's coldchain
+    unit.write_text(text.replace("/opt/coldchain/.venv/bin/coldchain", str(executable)), encoding="utf-8")
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, cwd=tmp_path)
+    problems = [line for line in (result.stderr + result.stdout).splitlines() if "coldchain.service" in line]
+    assert not problems, problems
 
 
 def test_grafana_is_provisioned_with_the_dashboards_and_datasource(compose: dict[str, Any]) -> None:

@@ -80,7 +80,8 @@ def test_rejections_are_stored_with_reasons_and_ingest_goes_on(scenario: Scenari
         (scenario.topic("t-001"), {"ts": iso(now - timedelta(days=31)), "celsius": 4.0}, "ts_too_old"),
         (scenario.topic("t-999"), {"ts": iso(now), "celsius": 4.0}, "unknown_sensor"),
         (scenario.topic("t-001", "shake"), {"ts": iso(now), "peak_g": 0.1}, "wrong_kind"),
-        (scenario.topic("t-001"), b"[" + b" " * 70_000 + b"]", "payload_too_large"),
+        # over 64 KiB, under the broker's max_packet_size (a bigger publish is refused at the publisher)
+        (scenario.topic("t-001"), b"[" + b" " * 66_000 + b"]", "payload_too_large"),
     ]
     for topic, payload, _ in bad:
         pub.send(topic, payload)

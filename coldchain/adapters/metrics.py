@@ -104,6 +104,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.http_refused = Counter(
+            "coldchain_http_refused",
+            "HTTP requests refused or clients dropped before their body was read, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.heartbeats = Counter(
+            "coldchain_watchdog_heartbeats",
+            "Heartbeat URL turns, by outcome: sent, failed, withheld (not healthy).",
+            ["outcome"],
+            registry=r,
+        )
         self._last_reading: dict[str, float] = {}
         self._lock = threading.Lock()
         r.register(_LastReadingCollector(self))

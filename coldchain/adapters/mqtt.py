@@ -4,6 +4,13 @@ With ``mqtt.url = "embedded://…"`` the broker is coldchain's own (``broker.py`
 3.1.1 only: the same client then connects with MQTT 3.1.1 and ``clean_session=False`` (the 3.1.1
 persistent session). MQTT 5's session expiry and Receive Maximum do not exist there.
 
+Every MQTT 5 connect announces a Maximum Packet Size (``MAX_PACKET_BYTES``), so the broker never
+sends us a packet bigger than the payload limit allows; input topics are subscribed with Retain
+Handling 1 (retained messages only for a new subscription), so a retained input is delivered once
+when the session is created, not again on every reconnect. A connection given a ``Status``
+announces itself retained on ``<prefix>/status/<client_id>``: ``online`` at each connect,
+``offline`` at a clean stop and, as its last will, when it dies.
+
 Callbacks only convert paho's message into our frozen ``InboundMessage`` and hand it over on a
 queue; parsing, rules and storage happen elsewhere. Acks are explicit (``ack``) and only for the
 connection the message arrived on: after a reconnect the broker redelivers whatever we had not
@@ -27,8 +34,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from coldchain.config import MqttConfig
+from coldchain.contract.payloads import MAX_PACKET_BYTES
+from coldchain.contract.status import Status
+from coldchain.contract.topics import Topics
 
 log = logging.getLogger("coldchain.mqtt")
 
@@ -93,8 +104,11 @@ class MqttConnection:
         subscriptions: Sequence[str] = (),
         inbox: queue.SimpleQueue[InboundMessage] | None = None,
         on_connected: Callable[[bool], None] | None = None,
+        status: Status | None = None,
     ) -> None:
         self.config = config
+        self.status = status
+        self.status_topic = Topics(config.topic_prefix).status(client_id)
         self.client_id = client_id
         self.subscriptions = tuple(
             f"$share/{config.shared_group}/{topic}" if config.shared_group else topic for topic in subscriptions
@@ -122,6 +136,9 @@ class MqttConnection:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_subscribe = self._handle_subscribe
+        if self.status is not None:
+            # the broker publishes this when we vanish without a clean DISCONNECT (kill -9, network loss)
+            client.will_set(self.status_topic, self.status.payload("offline"), qos=1, retain=True)
         return client
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -135,6 +152,9 @@ class MqttConnection:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = int(self.config.session_expiry.total_seconds())
         properties.ReceiveMaximum = self.config.receive_maximum
+        # the broker must not send us more than a maximal payload with its topic (a 256 MB publish
+        # would otherwise be held whole in memory before the 64 KiB check)
+        properties.MaximumPacketSize = MAX_PACKET_BYTES
         # clean_start=False on *every* connect: the default (first only) would wipe our session on restart
         self._client.connect_async(
             self.config.host,
@@ -148,6 +168,13 @@ class MqttConnection:
     def stop(self) -> None:
         """Disconnect (keeping the session on the broker) and stop the network thread."""
         self._closing = True
+        if self.status is not None and self._link_up:
+            # a clean DISCONNECT discards the will: say "offline" ourselves
+            info = self._client.publish(self.status_topic, self.status.payload("offline"), qos=1, retain=True)
+            try:
+                info.wait_for_publish(2.0)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish offline status: %s", exc)
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
@@ -168,11 +195,21 @@ class MqttConnection:
             "connected to broker",
             extra={"client_id": self.client_id, "session_present": session_present, "broker": self.config.url},
         )
+        if self.status is not None:
+            client.publish(self.status_topic, self.status.payload("online"), qos=1, retain=True)
         if self.subscriptions:
             # "connected" only once the broker confirms the subscriptions: before that, messages could miss us
-            client.subscribe([(topic, 1) for topic in self.subscriptions])
+            client.subscribe(self._subscribe_options())
         else:
             self._mark_connected()
+
+    def _subscribe_options(self) -> list[tuple[str, Any]]:
+        if self.config.embedded:  # MQTT 3.1.1: QoS only
+            return [(topic, 1) for topic in self.subscriptions]
+        # Retain Handling 1: retained messages only when the subscription is new (a new session), never
+        # again on a reconnect that finds the session (and so the subscription) in place
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        return [(topic, options) for topic in self.subscriptions]
 
     def _handle_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], properties: Any

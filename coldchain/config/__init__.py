@@ -1,9 +1,9 @@
 """Settings and inventory: one TOML file, overridable by ``COLDCHAIN_*`` environment variables.
 
 One module per table (Frigate's ``config/`` shape): ``mqtt``, ``store``, ``rules``, ``notify``, ``api``,
-``inventory``, ``homeassistant``; ``settings`` joins them and checks references across tables;
-``loading`` reads the file and the environment and names the source of every problem. Imported by adapters,
-roles and the CLI, never by ``coldchain.core``.
+``inventory``, ``homeassistant``, ``watchdog``; ``settings`` joins them and checks references across
+tables; ``loading`` reads the file and the environment and names the source of every problem. Imported by
+adapters, roles and the CLI, never by ``coldchain.core``.
 """
 
 from coldchain.config.api import ApiConfig, ApiUser, LogConfig
@@ -14,6 +14,7 @@ from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, NotifyTarget, OncallConfig, Shift
 from coldchain.config.settings import Settings, config_warnings, no_config_loaded
 from coldchain.config.store import InfluxConfig
+from coldchain.config.watchdog import WatchdogConfig
 
 __all__ = [
     "LOG_TARGET",
@@ -32,6 +33,7 @@ __all__ = [
     "Settings",
     "Shift",
     "Unit",
+    "WatchdogConfig",
     "config_warnings",
     "load_settings",
     "no_config_loaded",

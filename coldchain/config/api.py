@@ -88,6 +88,18 @@ class ApiConfig(ConfigModel):
     link_secret: SecretStr = Field(default=SecretStr(""), description="Key signing acknowledge links.")
     link_secret_file: Path | None = Field(default=None, description="File holding the link key.")
     link_valid_for: Duration = Field(default=timedelta(hours=24), description="How long an ack link works.")
+    client_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        ge=timedelta(seconds=1),
+        le=timedelta(minutes=10),
+        description="A client idle this long, or still sending its request after this long, is disconnected.",
+    )
+    max_connections: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Most HTTP connections served at once; more are answered 503 and closed.",
+    )
 
     @model_validator(mode="after")
     def _load_secret(self) -> Self:

@@ -26,6 +26,7 @@ from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
 from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
+from coldchain.config.watchdog import WatchdogConfig
 from coldchain.core import inventory as core
 from coldchain.core.access import SIGNING_ROLES, with_article
 from coldchain.core.inventory import Inventory
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     export: ExportConfig = Field(default_factory=ExportConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
     units: list[Unit] = Field(default_factory=list)
     sensors: list[Sensor] = Field(default_factory=list)

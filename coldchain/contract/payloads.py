@@ -10,6 +10,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4096
+"""The MQTT Maximum Packet Size coldchain announces (and deploy's mosquitto enforces): the payload
+limit plus room for the topic, the fixed header and properties. A bigger packet is refused by the
+broker at the publisher; a payload between the two limits arrives and is rejected (and recorded)."""
+
 
 _EPOCH_MIN = -62_135_596_800  # 0001-01-01
 

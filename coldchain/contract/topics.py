@@ -31,6 +31,10 @@ class Topics:
     def alert(self, kind: str, subject: str) -> str:
         return f"{self.prefix}/alerts/{kind}/{subject}"
 
+    def status(self, client_id: str) -> str:
+        """A coldchain connection's retained ``online`` / ``offline`` (its last will)."""
+        return f"{self.prefix}/status/{client_id}"
+
     @property
     def inputs(self) -> tuple[str, ...]:
         """The filters that carry inbound data (alerts, published by us, are not among them)."""

@@ -270,8 +270,8 @@ def run_demo(
         connections = [role.connection for role in (service.ingest, service.rules) if role is not None]
         if not _wait(lambda: all(c.connected.is_set() for c in connections), 15):
             raise DemoError(f"ingest and rules did not connect to the embedded broker {settings.mqtt.url}")
-        if service.api is not None:
-            echo(f"  HTTP API on http://127.0.0.1:{service.api.port}/ (token demo-token); MQTT {settings.mqtt.url}")
+        if service.http is not None:
+            echo(f"  HTTP API on http://127.0.0.1:{service.http.port}/ (token demo-token); MQTT {settings.mqtt.url}")
         publisher.connect()
         clock.run()
         feeder.start()

@@ -17,12 +17,15 @@ import queue
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
+from coldchain import __version__
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import InboundMessage, MqttConnection
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser
+from coldchain.contract.status import Status
 from coldchain.core.records import Record, Rejection, ShakeReading, TemperatureReading
 from coldchain.core.times import from_millis, to_millis
 
@@ -44,6 +47,7 @@ class Ingest:
             client_id=settings.mqtt.client_id,
             subscriptions=self.parser.subscriptions,
             on_connected=lambda up: metrics.broker_connected.labels("ingest").set(1 if up else 0),
+            status=Status("ingest", settings.mqtt.client_id, __version__, datetime.now(UTC)),
         )
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

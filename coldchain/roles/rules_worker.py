@@ -34,6 +34,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from coldchain import __version__
 from coldchain.adapters.audit_log import AuditLog
 from coldchain.adapters.homeassistant import HomeAssistant
 from coldchain.adapters.metrics import Metrics
@@ -42,6 +43,7 @@ from coldchain.adapters.rules_snapshot import RulesState
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser
+from coldchain.contract.status import Status
 from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
 from coldchain.core.records import BagEvent, SensorAvailability, ShakeReading, TemperatureReading
@@ -110,6 +112,7 @@ class RulesWorker:
             client_id=settings.rules.client_id,
             subscriptions=self.parser.subscriptions,
             on_connected=self._connected,
+            status=Status("rules", settings.rules.client_id, __version__, datetime.now(UTC)),
         )
         self._tick = settings.rules.tick.total_seconds()
         self._checkpoint_every = settings.rules.checkpoint_every.total_seconds()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import threading
 import time
@@ -15,6 +16,7 @@ from coldchain import __version__
 from coldchain.adapters.http.ack_links import LinkSigner, load_link_key
 from coldchain.adapters.http.ack_page import AckPage
 from coldchain.adapters.http.api import HttpApi
+from coldchain.adapters.http.server import HttpServer
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.notice_text import Renderer
 from coldchain.adapters.notify import Notifier
@@ -23,6 +25,7 @@ from coldchain.adapters.store.durable import DurableWriter
 from coldchain.adapters.store.factory import open_store
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.adapters.store.spool import Spool
+from coldchain.adapters.watchdog import HealthCheck, Watchdog
 from coldchain.config import Settings
 from coldchain.core.policy import Policy
 from coldchain.roles.dispatch import Dispatcher
@@ -67,8 +70,10 @@ class Service:
         settings: Settings,
         roles: Iterable[str] = ROLES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        health: HealthCheck | None = None,
     ) -> None:
-        """``clock`` is the ``now`` of the rules, the notifier and its messages (the demo passes a simulated one)."""
+        """``clock`` is the ``now`` of the rules, the notifier and its messages (the demo passes a simulated one);
+        ``health`` gates the watchdog's heartbeat (default: ``readiness``)."""
         self.settings = settings
         self.roles = tuple(roles)
         self.metrics = Metrics()
@@ -110,6 +115,8 @@ class Service:
                     gate=self.api.gate,
                 )
                 self.api.extra_routes.append(page.route)
+        self.http = HttpServer(settings.api, self.api, self.metrics) if self.api is not None else None
+        self.watchdog = Watchdog(settings.watchdog, health or self.readiness, self.metrics, os.environ)
         self._stop = threading.Event()
 
     def readiness(self) -> list[str]:
@@ -144,12 +151,14 @@ class Service:
             self.notifier.start()
         if self.rules is not None:
             self.rules.start()
-        if self.api is not None:
-            self.api.start()
+        if self.http is not None:
+            self.http.start()
+        self.watchdog.start()
 
     def stop(self) -> None:
         """Flush and stop every role; spooled data stays on disk for the next start."""
         log.info("coldchain stopping")
+        self.watchdog.stop()
         for role in (self.ingest, self.rules):
             if role is not None:
                 role.request_stop()
@@ -161,8 +170,8 @@ class Service:
             self.notifier.stop()
         if self.outbox is not None:
             self.outbox.close()
-        if self.api is not None:
-            self.api.stop()
+        if self.http is not None:
+            self.http.stop()
         self.store.close()
         self.spool.close()
         if self.broker is not None:

@@ -1,9 +1,10 @@
 """HTTP edge: health, readiness, metrics and the operator API (CONTRACT §5).
 
-Standard-library ``ThreadingHTTPServer``: the service answers a handful of requests a minute and
-needs no framework. Every ``/api/`` call needs ``Authorization: Bearer <token>``; the token names
-the user, and the user recorded on an action is always the token's. ``auth.py`` checks tokens,
-roles (403) and electronic signatures (401/423) and throttles failed token checks (429).
+``route`` turns our ``Request`` into our ``Reply``; ``server.HttpServer`` (cheroot, hardened against
+slow, oversized and malformed clients) serves it. Every ``/api/`` call needs ``Authorization:
+Bearer <token>``; the token names the user, and the user recorded on an action is always the token's.
+``auth.py`` checks tokens, roles (403) and electronic signatures (401/423) and throttles failed token
+checks (429).
 Handlers convert requests into calls on the rules worker (which owns the alerts) and never touch
 the engine themselves.
 """
@@ -13,14 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,7 +42,6 @@ ReadinessCheck = Callable[[], list[str]]
 MAX_BODY = 64 * 1024
 _ACK = re.compile(r"^/api/alerts/([^/]+)/ack$")
 _BAG = re.compile(r"^/api/bags/([^/+#]+)/events$")
-_ACK_TOKEN = re.compile(r"/ack/[^\s\"?]+")
 
 
 class SignatureBody(BaseModel):
@@ -81,6 +79,14 @@ def error_reply(status: HTTPStatus, message: str) -> Reply:
     return json_reply(status, {"error": message})
 
 
+UNAUTHORIZED = Reply(
+    HTTPStatus.UNAUTHORIZED,
+    b'{"error": "missing or wrong bearer token"}\n',
+    headers=(("WWW-Authenticate", 'Bearer realm="coldchain"'),),
+)
+"""The answer to a call whose bearer token names nobody (before or after its body is read)."""
+
+
 class ApiError(Exception):
     """A request the API refuses, with the status to answer."""
 
@@ -104,7 +110,7 @@ class Request:
 
 
 class HttpApi:
-    """Serves the endpoints on ``api.listen`` in a background thread."""
+    """The endpoints: ``route(request) -> reply``; ``server.HttpServer`` serves them on ``api.listen``."""
 
     def __init__(
         self,
@@ -127,64 +133,6 @@ class HttpApi:
         )
         self.extra_routes: list[Callable[[Request], Reply | None]] = []
         """Handlers tried before the built-in routes (the acknowledge page registers here)."""
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "coldchain"
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                api.serve(self, "GET")
-
-            def do_POST(self) -> None:
-                api.serve(self, "POST")
-
-            def log_message(self, format: str, *args: object) -> None:
-                # acknowledge links carry a credential in their path: never log it
-                log.debug("http %s", _ACK_TOKEN.sub("/ack/<token>", format % args))
-
-        self._server = ThreadingHTTPServer((settings.api.host, settings.api.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-        log.info("http listening", extra={"address": f"{self.settings.api.host}:{self.port}"})
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    # -- plumbing --------------------------------------------------------------------------
-
-    def serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            reply = error_reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
-        else:
-            parts = urlsplit(handler.path)
-            request = Request(
-                method,
-                parts.path,
-                parse_qs(parts.query),
-                {key.lower(): value for key, value in handler.headers.items()},
-                handler.rfile.read(length) if length else b"",
-                handler.client_address[0],
-            )
-            reply = self.route(request)
-        handler.send_response(reply.status)
-        handler.send_header("Content-Type", reply.content_type)
-        handler.send_header("Content-Length", str(len(reply.body)))
-        handler.send_header("Cache-Control", "no-store")
-        for key, value in reply.headers:
-            handler.send_header(key, value)
-        handler.end_headers()
-        handler.wfile.write(reply.body)
-
     def route(self, request: Request) -> Reply:
         try:
             for extra in self.extra_routes:
@@ -215,11 +163,7 @@ class HttpApi:
             return error_reply(HTTPStatus.NOT_FOUND, "not found")
         user = self.user_of(request)
         if user is None:
-            return Reply(
-                HTTPStatus.UNAUTHORIZED,
-                b'{"error": "missing or wrong bearer token"}\n',
-                headers=(("WWW-Authenticate", 'Bearer realm="coldchain"'),),
-            )
+            return UNAUTHORIZED
         gate = self.gate
         if method == "GET" and path == "/api/units":
             gate.authorize(user, "read", "read units")

@@ -35,6 +35,7 @@ from coldchain.core.alert import Alert
 from coldchain.core.signature import Signer
 from coldchain.core.signoff import acknowledge as signoff
 from tests.publishing import wait_for
+from tests.samples import freezing_alert
 from tests.service_process import ColdchainProcess
 from tests.test_rules_integration import AlertWorld
 from tests.world import iso
@@ -46,24 +47,8 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def make_alert(alert_id: str = "a" * 20, **changes: Any) -> Alert:
-    alert = Alert(
-        id=alert_id,
-        kind="freezing",
-        subject="t-001",
-        state="open",
-        severity="critical",
-        site="main-pharmacy",
-        unit="fridge-a",
-        sensor="t-001",
-        bag=None,
-        started_at=T0,
-        updated_at=T0,
-        resolved_at=None,
-        value=-1.5,
-        message="Infusion fridge A at -1.5 °C: freezing",
-        affected_bags=("B-0042",),
-    )
-    return replace(alert, **changes)
+    page_alert = {"started_at": T0, "updated_at": T0, "value": -1.5, "affected_bags": ("B-0042",)}
+    return freezing_alert(alert_id, **{**page_alert, "message": "Infusion fridge A at -1.5 °C: freezing", **changes})
 
 
 @dataclass

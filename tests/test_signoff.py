@@ -10,6 +10,7 @@ import pytest
 from coldchain.core.alert import Alert
 from coldchain.core.signature import Signer
 from coldchain.core.signoff import DispositionConflict, UnsignedDisposition, acknowledge
+from tests.samples import freezing_alert
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 JANE = Signer("j.doe", "Jane Doe, PharmD")
@@ -17,22 +18,7 @@ ALEX = Signer("a.smith", "Alex Smith, RPh")
 
 
 def open_alert() -> Alert:
-    return Alert(
-        id="f" * 20,
-        kind="freezing",
-        subject="t-001",
-        state="open",
-        severity="critical",
-        site="main-pharmacy",
-        unit="fridge-a",
-        sensor="t-001",
-        bag=None,
-        started_at=T0,
-        updated_at=T0,
-        resolved_at=None,
-        value=-1.5,
-        message="freezing",
-    )
+    return freezing_alert("f" * 20, started_at=T0, updated_at=T0, value=-1.5, message="freezing", affected_bags=())
 
 
 def at(minutes: int) -> datetime:

@@ -1,4 +1,4 @@
-"""Sample records shared by the notification and outbox tests."""
+"""Sample records and expectations shared by several test modules."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ from datetime import UTC, datetime
 from coldchain.core.alert import Alert
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
+
+DEMO_OPENED = [
+    ("agitation", "s-001"),
+    ("bag_expired", "B-1003"),
+    ("bag_expiring", "B-1003"),
+    ("freezing", "t-002"),
+    ("sensor_offline", "t-002"),
+    ("temperature_high", "t-001"),
+    ("temperature_low", "t-002"),
+]
+"""The alerts (kind, subject) the demo's scenario opens on its two fridges, sorted: one per incident."""
 
 
 def freezing_alert(aid: str, state: str = "open", **changes: object) -> Alert:

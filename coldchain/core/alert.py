@@ -26,6 +26,7 @@ AlertKind = Literal[
     "bag_expiring",
     "bag_expired",
     "bag_used_after_expiry",
+    "bag_conflict",
 ]
 AlertState = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "warning"]
@@ -40,6 +41,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     "bag_expiring": "warning",
     "bag_expired": "critical",
     "bag_used_after_expiry": "critical",
+    "bag_conflict": "warning",
 }
 
 

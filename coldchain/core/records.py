@@ -59,6 +59,8 @@ class BagEvent:
     product: str | None
     lot: str | None
     by: str | None
+    source: str | None = None
+    """Who published it, as authenticated: ``api:<user>``, ``scanner:<id>``, or ``mqtt`` (unattributed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,9 @@ class RejectReason(StrEnum):
     WRONG_KIND = "wrong_kind"
     UNKNOWN_UNIT = "unknown_unit"
     STORE_REJECTED = "store_rejected"
+    CONFLICTING_READING = "conflicting_reading"
+    INVALID_SEQUENCE = "invalid_sequence"
+    UNKNOWN_SCANNER = "unknown_scanner"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ KIND_WORDS: dict[AlertKind, str] = {
     "bag_expiring": "Bag expiring",
     "bag_expired": "Bag expired",
     "bag_used_after_expiry": "Bag used after expiry",
+    "bag_conflict": "Bag records disagree",
 }
 """How people read each kind (titles of notifications and of the acknowledge page)."""
 

@@ -79,10 +79,11 @@ class MessageParser:
         try:
             return self._parse(topic, payload, received_at)
         except RejectedMessage as rejected:
-            return Rejection(rejected.reason, topic, rejected.detail, bytes(payload[:1024]), received_at)
+            return Rejection(rejected.reason, topic, rejected.detail, bytes(payload[:MAX_PAYLOAD_BYTES]), received_at)
         except Exception as exc:  # noqa: BLE001 - a parser bug must reject, not stop ingest
             detail = f"internal error while parsing: {type(exc).__name__}: {exc}"
-            return Rejection(RejectReason.INVALID_SCHEMA, topic, detail, bytes(payload[:1024]), received_at)
+            kept = bytes(payload[:MAX_PAYLOAD_BYTES])
+            return Rejection(RejectReason.INVALID_SCHEMA, topic, detail, kept, received_at)
 
     def _route(self, topic: str) -> InputRoute:
         route = self.topics.route(topic)

@@ -268,7 +268,7 @@ class BagRules:
             timer = BagTimer(event.bag, place, event.ts, profile.diluted_use_within, profile.bag_warning_before)
             self._add(timer)
             return "applied"
-        assert found is not None  # noqa: S101 - checked above
+        assert found is not None
         timer = found
         if event.event == "infusion_started":
             timer.advance(event.ts, book)

@@ -46,24 +46,22 @@ def sequence_error(facts: BagFacts, event: BagEvent) -> str | None:
         if facts.ended is not None and ts >= facts.ended:
             return f"bag {event.bag}: diluted at {format_time(ts)}, at or after it ended at {format_time(facts.ended)}"
         return None
-    what = "infusion start" if kind == "infusion_started" else kind.replace("_", " ")
+    what = f"bag {event.bag}: " + ("infusion start" if kind == "infusion_started" else kind.replace("_", " "))
+    what += f" at {format_time(ts)}"
     if facts.diluted is None:
-        return f"bag {event.bag}: {what} at {format_time(ts)} for a bag with no recorded dilution"
+        return f"{what} for a bag with no recorded dilution"
     if ts <= facts.diluted:
-        return f"bag {event.bag}: {what} at {format_time(ts)}, at or before its dilution at {format_time(facts.diluted)}"
+        return f"{what}, at or before its dilution at {format_time(facts.diluted)}"
     if kind == "infusion_started":
         if facts.ended is not None and ts >= facts.ended:
-            return f"bag {event.bag}: infusion start at {format_time(ts)}, at or after it ended at {format_time(facts.ended)}"
+            return f"{what}, at or after it ended at {format_time(facts.ended)}"
         if facts.started is not None and ts != facts.started:
-            return (
-                f"bag {event.bag}: infusion start at {format_time(ts)}, but its infusion started at"
-                f" {format_time(facts.started)}"
-            )
+            return f"{what}, but its infusion started at {format_time(facts.started)}"
         return None
     if facts.started is not None and ts <= facts.started:
-        return f"bag {event.bag}: {what} at {format_time(ts)}, at or before its infusion start at {format_time(facts.started)}"
+        return f"{what}, at or before its infusion start at {format_time(facts.started)}"
     if facts.ended is not None and ts != facts.ended:
-        return f"bag {event.bag}: {what} at {format_time(ts)}, but it already ended at {format_time(facts.ended)}"
+        return f"{what}, but it already ended at {format_time(facts.ended)}"
     return None
 
 

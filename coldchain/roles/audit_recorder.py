@@ -49,9 +49,18 @@ class AuditRecorder:
                 "product": e.product,
                 "lot": e.lot,
                 "by": e.by,
+                "source": e.source or "mqtt",
             }
             key = f"bag:{e.bag}:{e.event}:{to_millis(e.ts)}"
             self.log.append(e.by or "unknown", "bag_event", e.bag, details, self.clock(), dedupe_key=key)
+        self.flush()
+
+    def bag_conflicts(self, alerts: Sequence[Alert]) -> None:
+        """A bag recorded with two dilution times: the earlier rules; a pharmacist checks the label."""
+        for alert in alerts:
+            details = {"message": alert.message, "alert_id": alert.id, "unit": alert.unit, "site": alert.site}
+            key = f"bag_conflict:{alert.id}"
+            self.log.append("coldchain", "bag_conflict", alert.subject, details, self.clock(), dedupe_key=key)
         self.flush()
 
     def acknowledged(self, alert: Alert, by: str, at: datetime) -> None:

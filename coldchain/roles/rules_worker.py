@@ -111,6 +111,7 @@ class RulesWorker:
         self._checkpoint_every = settings.rules.checkpoint_every.total_seconds()
         self.publisher = AlertPublisher(self.connection, writer, metrics, Topics(settings.mqtt.topic_prefix))
         self._pending: list[InboundMessage] = []
+        self._conflicts: list[Alert] = []
         self._dirty = False
         self._last_checkpoint = time.monotonic()
         self._clock_rules_from: float | None = None
@@ -282,14 +283,21 @@ class RulesWorker:
 
     def _judge(self, messages: list[InboundMessage]) -> None:
         records: list[TemperatureReading | ShakeReading | BagEvent] = []
+        bags = self.engine.bag_ledger()
         for message in messages:
             parsed = self.parser.parse(message.topic, message.payload, message.received_at)
             if isinstance(parsed, list):
+                events = [record for record in parsed if isinstance(record, BagEvent)]
+                if events and bags.admit(events) is not None:
+                    continue  # impossible: refused whole (ingest stores the rejection, invalid_sequence)
                 records.extend(parsed)
         judged = self._guarded(lambda: self._observe(records), "a batch of messages")
         bag_events = [record for record in records if isinstance(record, BagEvent)]
         if bag_events:
             self._guarded(lambda: self.audit.bag_events(bag_events), "the audit of bag events")
+        conflicts, self._conflicts = self._conflicts, []
+        if conflicts:
+            self._guarded(lambda: self.audit.bag_conflicts(conflicts), "the audit of bag conflicts")
         # A batch the engine cannot judge is acked all the same (logged, counted), so it cannot block the
         # session; only a batch cut short by stopping stays unacked, for redelivery.
         if judged or not self._stopping.is_set():
@@ -298,7 +306,9 @@ class RulesWorker:
         self._refresh_view()
 
     def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent]) -> None:
-        self._emit(self.engine.observe(records, self.clock()))
+        transitions = self.engine.observe(records, self.clock())
+        self._conflicts = [t.alert for t in transitions if t.alert.kind == "bag_conflict" and t.change == "opened"]
+        self._emit(transitions)
         bags = dict.fromkeys(record.bag for record in records if isinstance(record, BagEvent))
         statuses = [status for bag in bags if (status := self.engine.bag_status(bag)) is not None]
         if statuses:

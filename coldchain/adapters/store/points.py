@@ -18,6 +18,7 @@ A new record type needs one function decorated with ``@point_maker(ItsType)``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
@@ -35,8 +36,9 @@ from coldchain.core.records import (
 )
 from coldchain.core.times import format_time, to_millis
 
-PAYLOAD_LIMIT = 1024
-"""Bytes of a rejected message's payload kept in measurement ``rejected``."""
+PAYLOAD_LIMIT = 64 * 1024
+"""Bytes of a rejected message's payload kept in measurement ``rejected``: the whole of any message
+the contract accepts (``MAX_PAYLOAD_BYTES``); a larger one is kept up to this limit."""
 
 FieldValue: TypeAlias = float | int | str | bool
 Tags: TypeAlias = tuple[tuple[str, str | None], ...]
@@ -114,25 +116,45 @@ def shake_point(r: ShakeReading) -> Point:
 
 @point_maker(BagEvent)
 def bag_event_point(r: BagEvent) -> Point:
-    """Tags bag, site, unit; string fields ``event``, ``product``, ``lot``, ``by``."""
+    """Tags bag, site, unit; string fields ``event``, ``product``, ``lot``, ``by``, ``source``."""
     return Point(
         "bag_event",
         (("bag", r.bag), ("site", r.site), ("unit", r.unit)),
-        _present(("event", r.event), ("product", r.product), ("lot", r.lot), ("by", r.by)),
+        _present(
+            ("event", r.event), ("product", r.product), ("lot", r.lot), ("by", r.by), ("source", r.source or "mqtt")
+        ),
         to_millis(r.ts),
     )
 
 
 @point_maker(Rejection)
 def rejection_point(r: Rejection) -> Point:
-    """Tag reason; its topic, the reason in words and the first 1024 bytes of the payload, at arrival."""
-    payload = r.payload[:PAYLOAD_LIMIT].decode("utf-8", errors="replace")
+    """Tag reason; its topic, the reason in words and the payload (up to 64 KiB), at arrival.
+
+    A payload that is not UTF-8 is kept as ``b64:`` + its base64, so it can be replayed byte for byte."""
+    payload = payload_text(r.payload[:PAYLOAD_LIMIT])
     return Point(
         "rejected",
         (("reason", str(r.reason)),),
         (("topic", r.topic), ("detail", r.detail), ("payload", payload)),
         to_millis(r.received_at),
     )
+
+
+def payload_text(payload: bytes) -> str:
+    """A payload as stored text: itself when it is UTF-8 (and does not start with ``b64:``), else ``b64:`` + base64."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return "b64:" + base64.b64encode(payload).decode("ascii")
+    return "b64:" + base64.b64encode(payload).decode("ascii") if text.startswith("b64:") else text
+
+
+def payload_bytes(text: str) -> bytes:
+    """The payload bytes of a stored ``payload`` field (``payload_text`` undone)."""
+    if text.startswith("b64:"):
+        return base64.b64decode(text[4:])
+    return text.encode("utf-8")
 
 
 @point_maker(Alert)

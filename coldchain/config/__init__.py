@@ -7,7 +7,7 @@ the environment and names the source of every problem. Imported by adapters, rol
 """
 
 from coldchain.config.api import ApiConfig, LogConfig
-from coldchain.config.inventory import Sensor, Unit
+from coldchain.config.inventory import Scanner, Sensor, Unit
 from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import NotifyConfig, NotifyTarget, OncallConfig, Shift
@@ -23,6 +23,7 @@ __all__ = [
     "NotifyConfig",
     "NotifyTarget",
     "OncallConfig",
+    "Scanner",
     "Sensor",
     "Settings",
     "Shift",

@@ -8,6 +8,7 @@ accepted or rejected whole (an array upload with one bad element is rejected ent
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +67,7 @@ class MessageParser:
         units = {unit.id: unit for unit in settings.units}
         self._units: dict[str, Unit] = units
         self._sensors: dict[str, tuple[Sensor, Unit]] = {s.id: (s, units[s.unit]) for s in settings.sensors}
+        self._scanners: dict[str, str] = {scanner.id: scanner.site for scanner in settings.scanners}
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -109,6 +111,8 @@ class MessageParser:
                     RejectReason.WRONG_KIND,
                     f"sensor {route.ident!r} is a {sensor_unit[0].kind} sensor, not {route.kind}",
                 )
+        elif route.scanner is not None and route.scanner not in self._scanners:
+            raise RejectedMessage(RejectReason.UNKNOWN_SCANNER, f"scanner {route.scanner!r} is not in the inventory")
         try:
             document = json.loads(payload)
         except (ValueError, RecursionError) as exc:
@@ -145,7 +149,17 @@ class MessageParser:
             b = BagEventPayload.model_validate(item)
         except ValidationError as exc:
             raise _classify(exc, where) from None
-        return self.bag_event(route.ident, b, where)
+        event = self.bag_event(route.ident, b, where)
+        if route.scanner is not None:
+            site = self._scanners[route.scanner]
+            if event.site is not None and event.site != site:
+                raise RejectedMessage(
+                    RejectReason.UNKNOWN_UNIT,
+                    f"{where}unit {event.unit!r} is at site {event.site!r}, not at scanner {route.scanner!r}'s"
+                    f" {site!r}",
+                )
+            return replace(event, source=f"scanner:{route.scanner}")
+        return replace(event, source=f"api:{event.by}" if route.api else "mqtt")
 
     def bag_event_body(self, bag: str, body: dict[str, Any]) -> BagEvent:
         """A bag event sent as a JSON object (the API, ``coldchain bag``): the contract's checks and words,

@@ -169,8 +169,8 @@ class RulesWorker:
         return self.call(lambda: self._acknowledge(alert_id, by, note, disposition))
 
     def publish_bag_event(self, bag_id: str, body: dict[str, Any]) -> None:
-        """Publish a bag event on the contract's topic (ingest stores it, the engine judges it)."""
-        topic = self.publisher.topics.bag_events(bag_id)
+        """Publish a bag event on the API's topic (stored with ``source`` ``api:<by>``; the engine judges it)."""
+        topic = self.publisher.topics.api_bag_events(bag_id)
         self.connection.publish(topic, json.dumps(body).encode()).wait(10.0)
 
     def _acknowledge(self, alert_id: str, by: str, note: str | None, disposition: str | None) -> Alert | None:

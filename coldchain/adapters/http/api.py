@@ -30,6 +30,7 @@ from coldchain.adapters.mqtt import MqttError
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser, RejectedMessage
+from coldchain.contract.topics import id_problem
 from coldchain.core.times import format_time
 
 log = logging.getLogger("coldchain.api")
@@ -299,7 +300,10 @@ class HttpApi:
         return json_reply(HTTPStatus.OK, alert.to_payload())
 
     def bag_event(self, bag_id: str, user: str, body: bytes) -> Reply:
-        """The MQTT bag event's body; ``by`` is the token's user; ``ts`` defaults to now."""
+        """The MQTT bag event's body; ``by`` is the token's user; ``ts`` defaults to now. The bag id is checked
+        after decoding (``%2F`` is a ``/``), as one topic level of at most 64 characters."""
+        if (problem := id_problem(bag_id)) is not None:
+            raise ApiError(HTTPStatus.BAD_REQUEST, problem)
         try:
             data = json.loads(body or b"{}")
         except ValueError:

@@ -12,6 +12,7 @@ from pathlib import Path
 from coldchain.core.audit_chain import event_from_row, verify_chain
 from coldchain.core.records import AuditEvent
 from coldchain.reporting.manifest import MANIFEST, key_id, sha256_file, signature
+from coldchain.reporting.tables import csv_value
 
 
 @dataclass(slots=True)
@@ -89,4 +90,5 @@ def verify_export(directory: Path, key: bytes | None) -> Verification:
 
 def _audit_events(path: Path) -> Iterator[AuditEvent]:
     with path.open(encoding="utf-8", newline="") as handle:
-        yield from (event_from_row(row) for row in csv.DictReader(handle))
+        for row in csv.DictReader(handle):
+            yield event_from_row({key: csv_value(value or "") for key, value in row.items()})

@@ -207,6 +207,8 @@ class HttpApi:
             return self.acknowledge(unquote(match.group(1)), user, request.body)
         if method == "POST" and (match := _BAG.match(path)):
             return self.bag_event(unquote(match.group(1)), user, request.body)
+        if method == "GET" and path == "/api/keys/export":
+            return self.export_key()
         return error_reply(HTTPStatus.NOT_FOUND, "not found")
 
     def user_of(self, request: Request) -> str | None:
@@ -298,6 +300,16 @@ class HttpApi:
             extra={"alert_id": alert_id, "by": user, "disposition": ack.disposition, "note": ack.note},
         )
         return json_reply(HTTPStatus.OK, alert.to_payload())
+
+    def export_key(self) -> Reply:
+        """The Ed25519 public key that signs export manifests (PEM, base64 and fingerprint), to pin once."""
+        from coldchain.reporting.signing import load_signer
+
+        try:
+            signer = load_signer(self.settings)
+        except ValueError as exc:
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+        return json_reply(HTTPStatus.OK, signer.describe())
 
     def bag_event(self, bag_id: str, user: str, body: bytes) -> Reply:
         """The MQTT bag event's body; ``by`` is the token's user; ``ts`` defaults to now. The bag id is checked

@@ -146,11 +146,14 @@ def scenario_records() -> list[Any]:
     return records
 
 
-def audit_chain() -> list[AuditEvent]:
+AUDIT_KEY = b"the-pharmacys-audit-key-0123456789"
+
+
+def audit_chain(key: bytes | None = AUDIT_KEY) -> list[AuditEvent]:
     first = next_event(
-        None, DAY1 + timedelta(hours=7), "coldchain", "config_loaded", "/etc/coldchain.toml", {"units": 2}
+        None, DAY1 + timedelta(hours=7), "coldchain", "config_loaded", "/etc/coldchain.toml", {"units": 2}, key
     )
-    second = next_event(first, DAY1 + timedelta(hours=8), "a.smith", "bag_event", "B-1", {"event": "diluted"})
+    second = next_event(first, DAY1 + timedelta(hours=8), "a.smith", "bag_event", "B-1", {"event": "diluted"}, key)
     third = next_event(
         second,
         ACK_AT,
@@ -158,6 +161,7 @@ def audit_chain() -> list[AuditEvent]:
         "acknowledged",
         "alert",
         {"note": "moved stock to fridge B", "disposition": "quarantined"},
+        key,
     )
     return [first, second, third]
 
@@ -473,14 +477,21 @@ def test_an_export_never_overwrites(tmp_path: Path, seeded: InfluxStore, influx_
 def test_audit_verify_finds_the_edited_event(tmp_path: Path, seeded: InfluxStore, influx_config: InfluxConfig) -> None:
     """audit verify passes on the seeded chain; after seq 2 is edited in the store it names seq 2 and exits 1."""
     config = write_config(tmp_path, influx_config)
-    ok = cli("audit", "verify", "--config", str(config))
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "coldchain-audit.key").write_bytes(AUDIT_KEY + b"\n")
+    ok = cli("audit", "verify", "--config", str(config), "--no-broker")
     assert ok.returncode == 0, ok.stderr
     assert "audit chain OK: 3 events, seq 1..3" in ok.stdout and audit_chain()[-1].hash in ok.stdout
+    assert "every MAC under the audit key holds" in ok.stdout
+    (tmp_path / "state" / "coldchain-audit.key").unlink()
+    unproven = cli("audit", "verify", "--config", str(config), "--no-broker")
+    assert unproven.returncode == 2 and "NOT VERIFIED: no audit key" in unproven.stdout
+    (tmp_path / "state" / "coldchain-audit.key").write_bytes(AUDIT_KEY + b"\n")
 
     second = audit_chain()[1]
     edited = dataclasses.replace(second, actor="someone.else")  # same series and time: overwrites the point
     assert not seeded.write([edited]).refused
-    broken = cli("audit", "verify", "--config", str(config))
+    broken = cli("audit", "verify", "--config", str(config), "--no-broker")
     assert broken.returncode == 1
     assert "audit chain BROKEN at seq 2 (bag_event by someone.else" in broken.stderr
     assert "the event was edited" in broken.stderr

@@ -93,6 +93,9 @@ class AuditEvent:
     """Canonical JSON (sorted keys) of what was done."""
     prev_hash: str
     hash: str
+    mac: str = ""
+    """``<key id>:<HMAC-SHA256 hex of hash>`` under the audit key, which the store's credentials do not give;
+    empty for events recorded before audit MACs."""
 
 
 class RejectReason(StrEnum):

@@ -34,7 +34,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from coldchain.adapters.audit_log import AuditLog
+from coldchain.adapters.audit_log import AuditLog, load_audit_key
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import InboundMessage, MqttConnection
 from coldchain.adapters.rules_snapshot import RulesState
@@ -97,7 +97,12 @@ class RulesWorker:
         self.clock = clock
         self.parser = MessageParser(settings)
         self.state = RulesState(settings.rules.state_path)
-        self.audit = AuditRecorder(AuditLog(settings.rules.audit_log_path), writer, clock)
+        self.audit = AuditRecorder(
+            AuditLog(settings.rules.audit_log_path, load_audit_key(settings.rules)),
+            writer,
+            clock,
+            publish_head=self._publish_audit_head,
+        )
         self.config_source = "<defaults>"
         """The configuration file's path, recorded in the audit trail's ``config_loaded`` (set by the CLI)."""
         self.engine = self._restore()
@@ -124,6 +129,10 @@ class RulesWorker:
         self._refresh_view()
         metrics.alerts_open.set_function(lambda: len(self.engine.open_alerts()))
         metrics.late_readings.set_function(lambda: self.engine.stats.late_readings)
+
+    def _publish_audit_head(self, payload: bytes) -> None:
+        """Anchor the audit chain's head: retained on ``<prefix>/audit/head`` (QoS 1)."""
+        self.connection.publish(Topics(self.settings.mqtt.topic_prefix).audit_head, payload, retain=True)
 
     def _restore(self) -> RulesEngine:
         snapshot = self.state.load()

@@ -221,7 +221,7 @@ def bag_status_point(b: BagStatus) -> Point:
 
 @point_maker(AuditEvent)
 def audit_point(e: AuditEvent) -> Point:
-    """Tag ``action``; int ``seq``; strings actor, subject, details, prev_hash, hash; at ``at``."""
+    """Tag ``action``; int ``seq``; strings actor, subject, details, prev_hash, hash, mac (when set); at ``at``."""
     return Point(
         "audit",
         (("action", e.action),),
@@ -232,6 +232,7 @@ def audit_point(e: AuditEvent) -> Point:
             ("details", e.details),
             ("prev_hash", e.prev_hash),
             ("hash", e.hash),
+            *((("mac", e.mac),) if e.mac else ()),
         ),
         to_millis(e.at),
     )

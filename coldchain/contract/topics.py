@@ -22,6 +22,17 @@ def id_problem(ident: str, what: str = "bag id") -> str | None:
     return None
 
 
+def topic_matches(pattern: str, topic: str) -> bool:
+    """Whether ``topic`` matches the MQTT topic filter ``pattern`` (``+`` one level, ``#`` the rest)."""
+    want, have = pattern.split("/"), topic.split("/")
+    for index, level in enumerate(want):
+        if level == "#":
+            return True
+        if index >= len(have) or (level != "+" and level != have[index]):
+            return False
+    return len(want) == len(have)
+
+
 @dataclass(frozen=True, slots=True)
 class InputRoute:
     """What an inbound topic names: a sensor's readings of one kind, or a bag's events (with who sent them:

@@ -95,9 +95,12 @@ class BagLedger:
         self._facts: dict[str, BagFacts] = {}
 
     def facts(self, bag: str) -> BagFacts:
+        """What is recorded for ``bag``; a bag without a dilution is asked again next time (one may be replayed)."""
         found = self._facts.get(bag)
         if found is None:
-            found = self._facts[bag] = self._lookup(bag)
+            found = self._lookup(bag)
+            if found.diluted is not None:
+                self._facts[bag] = found
         return found
 
     def admit(self, events: Sequence[BagEvent]) -> str | None:

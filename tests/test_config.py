@@ -252,7 +252,6 @@ signing_key = "0123456789abcdef0123"
     [
         (("[[api.users]]\nname = \"j.doe\"\ntoken = \"example-token-123\"\n", ""), "api.users: no [[api.users]]"),
         (('default_targets = ["pharmacy-mail"]', 'default_targets = ["log"]'), "notify: alerts go only to the log"),
-        (('signing_key = "0123456789abcdef0123"', ""), "export.signing_key: not set"),
     ],
 )
 def test_check_config_warns_about_what_was_probably_not_meant(
@@ -262,7 +261,7 @@ def test_check_config_warns_about_what_was_probably_not_meant(
     change: tuple[str, str],
     warning: str,
 ) -> None:
-    """No API user, notifications only to the log, unsigned exports: a WARNING line on stderr, still exit 0."""
+    """No API user, notifications only to the log: a WARNING line on stderr, still exit 0."""
     assert main(["check-config", "--config", str(write(tmp_path, WARNED))]) == 0
     assert capsys.readouterr().err == ""  # a complete configuration: no warnings
     assert main(["check-config", "--config", str(write(tmp_path, WARNED.replace(*change, 1)))]) == 0

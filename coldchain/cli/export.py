@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from coldchain.reporting.export import run_export
 from coldchain.reporting.manifest import MANIFEST
 from coldchain.reporting.progress import Progress
 from coldchain.reporting.request import DEFAULT_FORMATS, ExportError, ExportRequest, parse_formats, parse_when
-from coldchain.reporting.signing import public_key_file
+from coldchain.reporting.signing import load_signer, public_key_file
 from coldchain.reporting.verify import verify_export
 
 
@@ -102,6 +103,17 @@ def cmd_export_verify(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_export_key(args: argparse.Namespace) -> int:
+    """``coldchain export key``: print the public key that signs manifests (JSON, as GET /api/keys/export)."""
+    settings = load_or_exit(getattr(args, "key_config", None) or args.config)
+    try:
+        signer = load_signer(settings)
+    except ValueError as exc:
+        return _fail(str(exc), 1)
+    print(json.dumps(signer.describe(), indent=2))
+    return 0
+
+
 def add_export_command(subparsers: Any) -> None:
     """``coldchain export …`` and ``coldchain export verify DIR``."""
     export = subparsers.add_parser(
@@ -119,7 +131,14 @@ def add_export_command(subparsers: Any) -> None:
     )
     export.add_argument("--out", type=Path, help="new (or empty) directory to write into")
     export.set_defaults(func=cmd_export)
-    actions = export.add_subparsers(dest="export_command", metavar="verify")
+    actions = export.add_subparsers(dest="export_command", metavar="verify|key")
+    key = actions.add_parser(
+        "key",
+        help="Print the Ed25519 public key that signs export manifests (give it to inspectors to pin).",
+        description="Print the export signing key's public half and fingerprint as JSON (created once if needed).",
+    )
+    key.add_argument("--config", dest="key_config", type=Path, default=argparse.SUPPRESS, help="configuration")
+    key.set_defaults(func=cmd_export_key)
     verify = actions.add_parser(
         "verify",
         help="Re-check an export's files against its manifest (and its signature).",

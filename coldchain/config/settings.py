@@ -209,10 +209,6 @@ def config_warnings(settings: Settings) -> list[str]:
             "notify: alerts go only to the service log (no [[notify.targets]] in notify.default_targets, "
             "routes or on-call tiers): nobody is told of an excursion"
         )
-    if not settings.export.signing_key.get_secret_value():
-        warnings.append(
-            "export.signing_key: not set: audit exports are unsigned (export verify checks file hashes only)"
-        )
     return warnings
 
 

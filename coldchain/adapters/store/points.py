@@ -121,7 +121,7 @@ def bag_event_point(r: BagEvent) -> Point:
         "bag_event",
         (("bag", r.bag), ("site", r.site), ("unit", r.unit)),
         _present(
-            ("event", r.event), ("product", r.product), ("lot", r.lot), ("by", r.by), ("source", r.source or "mqtt")
+            ("event", r.event), ("product", r.product), ("lot", r.lot), ("by", r.by), ("source", r.source)
         ),
         to_millis(r.ts),
     )

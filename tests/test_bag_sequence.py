@@ -137,3 +137,26 @@ def test_deadline_never_later_than_earliest_accepted_dilution(messages: list[lis
     for bag, _unit, diluted, deadline in engine.running_bags():
         assert diluted == accepted[bag]
         assert deadline <= accepted[bag] + timedelta(hours=8)
+
+
+def test_the_export_folds_bags_as_the_rules_do() -> None:
+    """bags.csv's fold skips impossible stored events, takes the earliest dilution and the stricter deadline."""
+    from coldchain.core.bag_history import fold_bag_events
+
+    def row(kind: str, hours: float, bag: str = "B1") -> dict[str, object]:
+        return {"bag": bag, "event": kind, "time": T0 + hours * H, "unit": "fridge-a", "site": "main", "by": "x"}
+
+    rows = [
+        row("diluted", -2),  # an earlier second label, stored later but oldest in time
+        row("discarded", -1.5, bag="B2"),  # an end for a bag never diluted
+        row("infusion_completed", -3),  # before any dilution: impossible
+        row("diluted", 0),
+        row("infusion_started", 1),
+        row("infusion_started", 1.5),  # a second start at another time: impossible
+    ]
+    rows.sort(key=lambda r: r["time"])  # type: ignore[arg-type, return-value]
+    lives = fold_bag_events(rows, lambda unit: timedelta(hours=8), {"B1": T0 + 8 * H})
+    assert set(lives) == {"B1"}
+    life = lives["B1"]
+    assert (life.diluted_at, life.deadline) == (T0 - 2 * H, T0 + 6 * H)  # the earlier label's, stricter
+    assert (life.started_at, life.completed_at) == (T0 + H, None)

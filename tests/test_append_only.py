@@ -112,3 +112,24 @@ def test_sqlite_refuses_an_impossible_bag_sequence_after_a_restart(store: Sqlite
     assert why is not None and "before its dilution" in why
     later = BagEvent("B1", "discarded", NOW + timedelta(hours=1), None, None, None, None, "a")
     assert fresh.bag_message([later]) is None
+
+
+def test_one_query_per_batch_and_an_old_upload_reads_only_its_sensor(store: SqliteStore) -> None:
+    """After a restart one query covers every sensor's recent readings; a late upload asks for its own sensor only."""
+    asked: list[dict[str, str] | None] = []
+    read_range = store.read_range
+
+    def counting(measurement: str, start: datetime, end: datetime, tags: dict[str, str] | None = None) -> object:
+        asked.append(tags)
+        return read_range(measurement, start, end, tags)
+
+    store.read_range = counting  # type: ignore[method-assign, assignment]
+    guard = FactGuard(store, Topics("cc"))
+    guard.screen([t(5.0, sensor=f"t-{i}") for i in range(50)], NOW)
+    assert asked == [None]  # one query for the batch's 50 sensors
+    guard.screen([t(5.0, sensor=f"t-{i}", minutes_ago=1) for i in range(50)], NOW)
+    assert len(asked) == 2  # their minute-old readings predate what the window knows: one more query
+    guard.screen([t(5.0, sensor=f"t-{i}", minutes_ago=0.5) for i in range(50)], NOW)
+    assert len(asked) == 2  # inside the window now: no query
+    guard.screen([t(5.0, sensor="t-7", minutes_ago=60 * 24 * 3)], NOW)
+    assert asked[-1] == {"sensor": "t-7"}

@@ -124,28 +124,37 @@ class FactGuard:
         return out
 
     def _ask_store(self, needs: list[Need]) -> None:
+        """Load what the store holds for ``needs``: per measurement, one query for the series whose gap starts
+        within the window (recent: e.g. every series after a restart), one tag-filtered query per series
+        reaching further back (a late upload), so an old upload never reads every sensor's history."""
         if not needs:
             return
         latest_ms = to_millis(datetime.now(UTC) + MAX_FUTURE) + 1
-        by_measurement: dict[str, list[Need]] = {}
+        recent_from = latest_ms - self.recent.window_ms
+        groups: dict[tuple[str, str | None], list[Need]] = {}
         for need in needs:
-            by_measurement.setdefault(need.series[0], []).append(need)
-        for measurement, group in by_measurement.items():
-            starts = [need_range(n, latest_ms) for n in group]
-            start, end = min(s for s, _ in starts), max(e for _, e in starts)
-            tag = _TAG[measurement]
-            tags = {tag: group[0].series[1]} if len(group) == 1 else None
-            try:
-                rows = list(self.store.read_range(measurement, start, end + timedelta(milliseconds=1), tags))
-            except StoreError as exc:
-                self.skipped += 1
-                log.warning("could not read stored %s to check for rewrites; judged on memory: %s", measurement, exc)
-                continue
-            wanted = {need.series[1]: need for need in group}
-            per_series: dict[str, list[dict[str, object]]] = {ident: [] for ident in wanted}
-            for row in rows:
-                ident = str(row.get(tag, ""))
-                if ident in per_series:
-                    per_series[ident].append(row)
-            for ident, need in wanted.items():
-                self.recent.load(need, rows_to_values(measurement, per_series[ident]))
+            key = (need.series[0], None if need.start_ms >= recent_from else need.series[1])
+            groups.setdefault(key, []).append(need)
+        for (measurement, ident), group in groups.items():
+            self._load(measurement, ident, group, latest_ms)
+
+    def _load(self, measurement: str, ident: str | None, group: list[Need], latest_ms: int) -> None:
+        ranges = [need_range(n, latest_ms) for n in group]
+        start, end = min(s for s, _ in ranges), max(e for _, e in ranges)
+        tag = _TAG[measurement]
+        single = ident if ident is not None else (group[0].series[1] if len(group) == 1 else None)
+        tags = {tag: single} if single is not None else None
+        try:
+            rows = list(self.store.read_range(measurement, start, end + timedelta(milliseconds=1), tags))
+        except StoreError as exc:
+            self.skipped += 1
+            log.warning("could not read stored %s to check for rewrites; judged on memory: %s", measurement, exc)
+            return
+        wanted = {need.series[1]: need for need in group}
+        per_series: dict[str, list[dict[str, object]]] = {name: [] for name in wanted}
+        for row in rows:
+            name = str(row.get(tag, ""))
+            if name in per_series:
+                per_series[name].append(row)
+        for name, need in wanted.items():
+            self.recent.load(need, rows_to_values(measurement, per_series[name]))

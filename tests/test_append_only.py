@@ -21,9 +21,11 @@ def t(celsius: float, minutes_ago: float = 0, seq: int | None = None, sensor: st
 
 
 def verdicts(window: RecentFacts, facts: list[TemperatureReading | ShakeReading | BagEvent]) -> list[bool]:
-    for need in window.missing(facts):
+    keyed = window.keyed(facts)
+    for need in window.missing(keyed):
         window.load(need, [])
-    return [detail is None for _, detail in window.screen(facts)]
+    refused = {id(fact) for fact, _ in window.screen(keyed)}
+    return [id(fact) not in refused for fact in facts]
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,8 @@ def verdicts(window: RecentFacts, facts: list[TemperatureReading | ShakeReading 
         (t(4.0), t(4.0), True),  # a redelivery: same values
         (t(4.0), t(9.6), False),  # the rewrite: same sensor and ts, other celsius
         (t(4.0, seq=1), t(4.0, seq=2), False),  # any stored value counts
+        (t(4.0), t(4.0, seq=1), False),  # adding a field rewrites the point too
+        (t(4.0, seq=1), t(4.0, seq=1), True),
         (t(4.0), t(9.6, sensor="t-002"), True),  # another sensor's series
         (t(4.0), t(9.6, minutes_ago=1 / 60_000), True),  # another millisecond
         (
@@ -57,11 +61,12 @@ def test_conflict_within_one_batch_names_both_values() -> None:
     """Two versions in one upload: the first stands, the second is refused with both values in the detail."""
     window = RecentFacts()
     facts = [t(9.6), t(4.0)]
-    for need in window.missing(facts):
+    keyed = window.keyed(facts)
+    for need in window.missing(keyed):
         window.load(need, [])
-    (_, first), (_, second) = window.screen(facts)
-    assert first is None
-    assert second is not None and "celsius=9.6" in second and "celsius=4.0" in second
+    ((refused, detail),) = window.screen(keyed)
+    assert refused is facts[1]
+    assert "celsius=9.6" in detail and "celsius=4.0" in detail
 
 
 def test_old_facts_need_the_store_and_the_window_stays_bounded() -> None:
@@ -70,8 +75,8 @@ def test_old_facts_need_the_store_and_the_window_stays_bounded() -> None:
     verdicts(window, [t(5.0, minutes_ago=m) for m in range(120, -1, -1)])
     window.trim()
     assert window.size() == 31
-    assert window.missing([t(5.0, minutes_ago=10)]) == []
-    (need,) = window.missing([t(5.0, minutes_ago=60)])
+    assert window.missing(window.keyed([t(5.0, minutes_ago=10)])) == []
+    (need,) = window.missing(window.keyed([t(5.0, minutes_ago=60)]))
     assert need.series == ("temperature", "t-001") and need.end_ms is not None
 
 

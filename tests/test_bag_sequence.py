@@ -106,6 +106,23 @@ def test_a_later_second_dilution_changes_no_deadline() -> None:
     assert transition is not None and transition.change == "resolved"
 
 
+def test_an_earlier_dilution_of_an_ended_bag_reveals_its_expiry() -> None:
+    """A bag discarded at +2 h, then labelled as diluted at -7 h: it had expired at +1 h, before it was discarded."""
+    engine = RulesEngine(SETTINGS.inventory())
+    engine.observe([ev("diluted", 0 * H)], T0)
+    engine.observe([ev("discarded", 2 * H)], T0 + 2 * H)
+    out = engine.observe([ev("diluted", -7 * H)], T0 + 3 * H)
+    assert kinds(out) == [
+        ("bag_conflict", "opened"),
+        ("bag_expiring", "opened"),
+        ("bag_expiring", "resolved"),
+        ("bag_expired", "opened"),
+        ("bag_expired", "resolved"),
+    ]
+    expired = [t.alert for t in out if t.alert.kind == "bag_expired"]
+    assert (expired[0].started_at, expired[-1].resolved_at) == (T0 + H, T0 + 2 * H)
+
+
 events = st.lists(
     st.tuples(
         st.sampled_from(("diluted", "infusion_started", "infusion_completed", "discarded")),

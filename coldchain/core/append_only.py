@@ -8,7 +8,7 @@ nothing); with other values it is a conflict (reason ``conflicting_reading``), n
 ``RecentFacts`` keeps, per series, every fact at or after its ``complete_from`` (the window):
 for those the decision needs no store. A fact older than that (a late upload, or any fact after a
 restart) needs what the store holds, which the caller reads once per batch (``missing``) and hands
-over (``load``) before ``screen``.
+over (``load``) before ``screen``; ``keyed`` computes each fact's series and time once for both.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from coldchain.core.times import format_time, from_millis, to_millis
 Fact: TypeAlias = TemperatureReading | ShakeReading | BagEvent
 Series: TypeAlias = tuple[str, str]
 """(measurement, identity): ("temperature", sensor), ("shake", sensor), ("bag_event", bag)."""
-Values: TypeAlias = tuple[Any, ...]
+Values: TypeAlias = Any
+"""A fact's values: a tuple, or for a reading without its optional fields the bare number."""
+Keyed: TypeAlias = tuple[Series, int, Fact]
+"""A fact with its series and time in ms."""
 
 WINDOW = timedelta(hours=2)
 """How far behind a series' newest fact the in-memory window reaches by default."""
@@ -38,12 +41,20 @@ def series_of(fact: Fact) -> Series:
     return ("bag_event", fact.bag)  # type: ignore[union-attr]
 
 
+def _compact(values: tuple[Any, ...]) -> Values:
+    """A reading's values as kept in the window: the bare number when the optional fields are absent (the
+    common case, and an object the garbage collector need not track), else the tuple."""
+    return values[0] if all(v is None for v in values[1:]) else values
+
+
 def values_of(fact: Fact) -> Values:
     """What the store keeps of ``fact`` besides its identity."""
     if type(fact) is TemperatureReading:
+        if fact.seq is None and fact.battery_pct is None:
+            return float(fact.celsius)
         return (float(fact.celsius), fact.seq, None if fact.battery_pct is None else float(fact.battery_pct))
     if type(fact) is ShakeReading:
-        return (float(fact.peak_g), fact.seq)
+        return float(fact.peak_g) if fact.seq is None else (float(fact.peak_g), fact.seq)
     assert isinstance(fact, BagEvent)
     return (fact.event, fact.unit, fact.product, fact.lot, fact.by, fact.source)
 
@@ -63,9 +74,9 @@ def _opt_str(value: Any) -> str | None:
 def values_of_row(measurement: str, row: Mapping[str, Any]) -> Values:
     """The values of a stored row (as ``Store.read_range`` gives it), comparable with ``values_of``."""
     if measurement == "temperature":
-        return (float(row["celsius"]), _opt_int(row.get("seq")), _opt_float(row.get("battery_pct")))
+        return _compact((float(row["celsius"]), _opt_int(row.get("seq")), _opt_float(row.get("battery_pct"))))
     if measurement == "shake":
-        return (float(row["peak_g"]), _opt_int(row.get("seq")))
+        return _compact((float(row["peak_g"]), _opt_int(row.get("seq"))))
     return tuple(_opt_str(row.get(key)) for key in ("event", "unit", "product", "lot", "by", "source"))
 
 
@@ -78,7 +89,9 @@ _NAMES = {
 
 def describe(measurement: str, values: Values) -> str:
     """Values in words, the names that are set: ``celsius=4.7, seq=12``."""
-    return ", ".join(f"{n}={v}" for n, v in zip(_NAMES[measurement], values, strict=True) if v is not None)
+    names = _NAMES[measurement]
+    full = values if isinstance(values, tuple) else (values, *([None] * (len(names) - 1)))
+    return ", ".join(f"{n}={v}" for n, v in zip(names, full, strict=True) if v is not None)
 
 
 def conflict_detail(fact: Fact, stored: Values) -> str:
@@ -112,18 +125,33 @@ class RecentFacts:
         """Per series: every stored fact at or after this time (ms) is in ``_facts``."""
         self._newest: dict[Series, int] = {}
 
-    def missing(self, facts: Iterable[Fact]) -> list[Need]:
-        """What the store must be asked before ``screen`` can judge ``facts``: one range per series."""
+    @staticmethod
+    def keyed(records: Iterable[Any]) -> list[Keyed]:
+        """The facts among ``records`` (readings and bag events; others are skipped) with their series and ms,
+        computed once for ``missing`` and ``screen``."""
+        out: list[Keyed] = []
+        append = out.append
+        for record in records:
+            cls = type(record)
+            if cls is TemperatureReading:
+                append((("temperature", record.sensor), to_millis(record.ts), record))
+            elif cls is ShakeReading:
+                append((("shake", record.sensor), to_millis(record.ts), record))
+            elif cls is BagEvent:
+                append((("bag_event", record.bag), to_millis(record.ts), record))
+        return out
+
+    def missing(self, keyed: Iterable[Keyed]) -> list[Need]:
+        """What the store must be asked before ``screen`` can judge ``keyed``: one range per series."""
         oldest: dict[Series, int] = {}
-        for fact in facts:
-            series = series_of(fact)
-            ms = to_millis(fact.ts)
-            known = self._complete_from.get(series)
+        complete = self._complete_from
+        for series, ms, _ in keyed:
+            known = complete.get(series)
             if known is not None and ms >= known:
                 continue
             if ms < oldest.get(series, ms + 1):
                 oldest[series] = ms
-        return [Need(series, start, self._complete_from.get(series)) for series, start in oldest.items()]
+        return [Need(series, start, complete.get(series)) for series, start in oldest.items()]
 
     def load(self, need: Need, rows: Iterable[tuple[int, Values]]) -> None:
         """What the store holds for ``need`` (time ms, values); the window then covers from its start."""
@@ -135,30 +163,28 @@ class RecentFacts:
                     self._newest[need.series] = ms
         self._complete_from[need.series] = need.start_ms
 
-    def screen(self, facts: Sequence[Fact]) -> list[tuple[Fact, str | None]]:
-        """Each fact with None (new, or the same again: write it) or why it conflicts (do not write it).
+    def screen(self, keyed: Sequence[Keyed]) -> list[tuple[Fact, str]]:
+        """The facts that conflict with a stored one, each with why (do not write them); every other fact is
+        new (now in the window) or the same again (harmless to write).
 
-        Every series of ``facts`` should be covered (``missing`` answered); an uncovered one (the store
+        Every series of ``keyed`` should be covered (``missing`` answered); an uncovered one (the store
         could not be asked) is judged on what the window holds, and asked for again next time."""
-        out: list[tuple[Fact, str | None]] = []
-        for fact in facts:
-            series = series_of(fact)
-            ms = to_millis(fact.ts)
+        conflicts: list[tuple[Fact, str]] = []
+        window = self._facts
+        newest = self._newest
+        for series, ms, fact in keyed:
             values = values_of(fact)
-            facts_of = self._facts.get(series)
+            facts_of = window.get(series)
             if facts_of is None:
-                facts_of = self._facts[series] = {}
+                facts_of = window[series] = {}
             stored = facts_of.get(ms)
             if stored is None:
                 facts_of[ms] = values
-                if ms > self._newest.get(series, ms - 1):
-                    self._newest[series] = ms
-                out.append((fact, None))
-            elif stored == values:
-                out.append((fact, None))
-            else:
-                out.append((fact, conflict_detail(fact, stored)))
-        return out
+                if ms > newest.get(series, -1 << 62):
+                    newest[series] = ms
+            elif stored != values:
+                conflicts.append((fact, conflict_detail(fact, stored)))
+        return conflicts
 
     def trim(self) -> None:
         """Forget facts older than the window behind each series' newest (the store keeps them)."""

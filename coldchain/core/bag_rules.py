@@ -103,6 +103,11 @@ class BagTimer:
             self.diluted = ts
             self.deadline = ts + self.use_within
             self.warn_at = self.deadline - warn_before
+        self._conflict(first, ts, book)
+        if self.ended is not None:
+            self.advance(self.ended, book)  # an ended bag: what the earlier deadline made due before its end
+
+    def _conflict(self, first: datetime, ts: datetime, book: AlertBook) -> None:
         book.open(
             "bag_conflict",
             self.bag,

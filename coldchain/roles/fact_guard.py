@@ -96,18 +96,20 @@ class FactGuard:
             return None
 
     def screen(self, records: list[Record], received_at: datetime) -> list[Record]:
-        """``records`` without the facts that would rewrite a stored one; those become rejections."""
-        facts: list[Fact] = [r for r in records if type(r) in (TemperatureReading, ShakeReading, BagEvent)]  # type: ignore[misc]
-        if not facts:
+        """``records`` without the facts that would rewrite a stored one: those become rejections (``records``
+        itself when there are none)."""
+        keyed = self.recent.keyed(records)
+        if not keyed:
             return records
-        self._ask_store(self.recent.missing(facts))
-        conflicts = {id(fact): detail for fact, detail in self.recent.screen(facts) if detail is not None}
+        self._ask_store(self.recent.missing(keyed))
+        conflicts = self.recent.screen(keyed)
         self.recent.trim()
         if not conflicts:
             return records
+        details = {id(fact): detail for fact, detail in conflicts}
         out: list[Record] = []
         for record in records:
-            detail = conflicts.get(id(record))
+            detail = details.get(id(record))
             if detail is None:
                 out.append(record)
                 continue

@@ -134,6 +134,7 @@ def test_bag_event_over_http_uses_the_token_user(world: AlertWorld) -> None:
     wait_for(lambda: world.count("bag_event", "event") == 1, 15, "the stored bag event")
     row = world.rows('SELECT * FROM "bag_event"')[0]
     assert (row["bag"], row["by"], row["unit"], row["lot"]) == ("B-0042", "a.smith", "fridge-a", "L9")
+    assert row["source"] == "api:a.smith"  # the token's user, on a topic only the service may publish
     unknown = api(world, "POST", "/api/bags/B-1/events", headers=JDOE, json={"event": "diluted", "unit": "nope"})
     assert unknown.status_code == 400 and "nope" in unknown.json()["error"]
 
@@ -156,3 +157,37 @@ def test_units_show_last_readings_and_open_alerts(world: AlertWorld) -> None:
     t001 = next(s for s in a["sensors"] if s["id"] == "t-001")
     assert t001["last"]["celsius"] == -1.5
     assert [al["id"] for al in a["open_alerts"]] == [opened["id"]]
+
+
+@pytest.mark.parametrize(
+    "bag",
+    [
+        "B1%2Fx",  # decodes to B1/x: would publish to <prefix>/bags/B1/x/events, which nothing reads
+        "B1%2B",  # a wildcard in a topic name (was a 500)
+        "B1%23",
+        "B" * 65,  # over the 64-character limit
+    ],
+)
+def test_a_bag_id_is_checked_after_decoding(world: AlertWorld, bag: str) -> None:
+    """A bag id that decodes to '/', '+' or '#', or is too long, is a 400 and nothing is published."""
+    body = {"event": "diluted", "unit": "fridge-a"}
+    response = api(world, "POST", f"/api/bags/{bag}/events", headers=JDOE, json=body)
+    assert response.status_code == 400, response.text
+    assert "bag id" in response.json()["error"]
+    assert api(world, "POST", "/api/bags/B-ok/events", headers=JDOE, json=body).status_code == 202
+    wait_for(lambda: world.count("bag_event", "event") == 1, 15, "only the good bag's event")
+    assert [row["bag"] for row in world.rows('SELECT * FROM "bag_event"')] == ["B-ok"]
+
+
+def test_the_export_public_key_is_served(world: AlertWorld, tmp_path: Path) -> None:
+    """GET /api/keys/export gives the Ed25519 public key (PEM, base64, fingerprint) that signs the manifests."""
+    from coldchain.reporting.signing import fingerprint, load_public_key
+
+    response = api(world, "GET", "/api/keys/export", headers=JDOE)
+    assert response.status_code == 200, response.text
+    key = response.json()
+    assert key["algorithm"] == "Ed25519" and key["fingerprint"].startswith("SHA256:")
+    assert fingerprint(load_public_key(response.content)) == key["fingerprint"]
+    assert fingerprint(load_public_key(key["public_key"].encode())) == key["fingerprint"]
+    assert api(world, "GET", "/api/keys/export", headers=JDOE).json() == key  # created once, then the same
+    assert api(world, "GET", "/api/keys/export").status_code == 401

@@ -254,7 +254,6 @@ USERS_TABLES = WARNED[WARNED.index("[[api.users]]") : WARNED.index("[[notify.tar
         (('full_name = "Jane Doe, PharmD"', ""), "api.users 'j.doe': no full_name"),
         (('role = "staff"', 'role = "admin"'), "api.users 'k.tech': an admin without password_hash"),
         (('default_targets = ["pharmacy-mail"]', 'default_targets = ["log"]'), "notify: alerts go only to the log"),
-        (('signing_key = "0123456789abcdef0123"', ""), "export.signing_key: not set"),
     ],
 )
 def test_check_config_warns_about_what_was_probably_not_meant(
@@ -264,8 +263,8 @@ def test_check_config_warns_about_what_was_probably_not_meant(
     change: tuple[str, str],
     warning: str,
 ) -> None:
-    """No API user, a signer without a signing password or printed name, notifications only to the log,
-    unsigned exports: a WARNING line on stderr, still exit 0."""
+    """No API user, a signer without a signing password or printed name, notifications only to the log:
+    a WARNING line on stderr, still exit 0."""
     assert main(["check-config", "--config", str(write(tmp_path, WARNED))]) == 0
     assert capsys.readouterr().err == ""  # a complete configuration: no warnings
     assert main(["check-config", "--config", str(write(tmp_path, WARNED.replace(*change, 1)))]) == 0

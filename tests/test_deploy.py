@@ -52,6 +52,7 @@ ACCOUNTS = {
     "coldchain-rules": "pw-rules",
     "coldchain-bags": "pw-bags",
     "coldchain-alerts": "pw-alerts",
+    "scan-01": "pw-scanner-one",
 }
 NOT_AUTHORIZED = 0x87
 TIMEOUT = 10.0
@@ -235,6 +236,21 @@ def test_anonymous_clients_and_wrong_passwords_are_refused(clients: Any) -> None
 
 
 @pytest.mark.integration
+def test_a_scanner_publishes_only_under_its_own_id(clients: Any) -> None:
+    """scan-01 publishes bag events under its own id; as another scanner, as the API or as a sensor it is refused."""
+    ingest = clients("coldchain-ingest")
+    assert ingest.subscribe("coldchain/scanners/+/bags/+/events", "coldchain/api/bags/+/events") == [1, 1]
+    scanner = clients("scan-01")
+    assert scanner.publish("coldchain/scanners/scan-02/bags/B-1/events", b"{}") == NOT_AUTHORIZED
+    assert scanner.publish("coldchain/api/bags/B-1/events", b"{}") == NOT_AUTHORIZED
+    assert scanner.publish("coldchain/sensors/t-001/temperature", b"{}") == NOT_AUTHORIZED
+    assert clients("coldchain-bags").publish("coldchain/api/bags/B-1/events", b"{}") == NOT_AUTHORIZED
+    assert scanner.publish("coldchain/scanners/scan-01/bags/B-1/events", b"{}") == 0
+    mine = "coldchain/scanners/scan-01/bags/B-1/events"
+    assert delivered_up_to(ingest, mine) == [mine]
+
+
+@pytest.mark.integration
 def test_a_sensor_cannot_publish_as_another_sensor(clients: Any) -> None:
     """t-001 publishes under its own id; its publish as t-002 is refused and never reaches coldchain."""
     ingest = clients("coldchain-ingest")
@@ -287,14 +303,15 @@ def test_ingest_reads_readings_and_bag_events_and_writes_nothing(clients: Any) -
 
 @pytest.mark.integration
 def test_rules_reads_inputs_and_publishes_retained_alerts_and_bag_events(clients: Any) -> None:
-    """coldchain-rules subscribes to the inputs, publishes retained alerts (kept for later readers) and bag events."""
+    """coldchain-rules subscribes to the inputs, publishes retained alerts (kept for later readers) and the API's
+    bag events on the topic only it may write."""
     rules = clients("coldchain-rules")
-    assert rules.subscribe("coldchain/sensors/+/+", "coldchain/bags/+/events") == [1, 1]
+    assert rules.subscribe("coldchain/sensors/+/+", "coldchain/api/bags/+/events") == [1, 1]
     topic = f"coldchain/alerts/freezing/t-{uuid.uuid4().hex[:6]}"
     assert accepted(rules.publish(topic, b'{"state": "open"}', retain=True))
     try:
-        assert rules.publish("coldchain/bags/B-8/events", b'{"event": "discarded"}') == 0  # rules reads it back
-        assert delivered_up_to(rules, "coldchain/bags/B-8/events") == ["coldchain/bags/B-8/events"]
+        assert rules.publish("coldchain/api/bags/B-8/events", b'{"event": "discarded"}') == 0  # rules reads it back
+        assert delivered_up_to(rules, "coldchain/api/bags/B-8/events") == ["coldchain/api/bags/B-8/events"]
         late_reader = clients("coldchain-alerts")
         assert late_reader.subscribe(topic) == [1]
         (message,) = wait_for(late_reader.received, TIMEOUT, "the retained alert")

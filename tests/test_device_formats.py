@@ -17,6 +17,8 @@ from coldchain.config import Settings
 from coldchain.config.inventory import SENSOR_FORMATS
 from coldchain.contract.formats import DECODERS
 from coldchain.contract.parser import MessageParser
+from coldchain.contract.payloads import MAX_PAYLOAD_BYTES
+from coldchain.contract.topics import Topics
 from coldchain.core.records import Rejection, SensorAvailability, ShakeReading, TemperatureReading
 
 DATA = Path(__file__).parent / "data" / "devices"
@@ -266,7 +268,7 @@ def test_malformed_variant_is_rejected_with_its_reason(sensor: str, payload: byt
     parsed = PARSER.parse(TOPIC[sensor], payload, ARRIVAL)
     assert isinstance(parsed, Rejection), parsed
     assert parsed.reason == reason, parsed.detail
-    assert parsed.payload == payload[:1024]
+    assert parsed.payload == payload[:MAX_PAYLOAD_BYTES]  # the whole payload, up to the limit (rejected replay)
     assert "internal error" not in parsed.detail
 
 
@@ -280,8 +282,9 @@ def test_a_device_sensor_on_the_contract_topic_is_refused() -> None:
 def test_subscriptions_cover_the_contract_and_every_device_topic() -> None:
     """Ingest and the rules worker subscribe to each configured device topic (and Zigbee2MQTT availability)."""
     subscriptions = PARSER.subscriptions
-    assert subscriptions[:2] == ("coldchain/sensors/+/+", "coldchain/bags/+/events")
-    assert set(subscriptions[2:]) == set(TOPIC.values()) | {
+    contract = Topics("coldchain").inputs
+    assert subscriptions[: len(contract)] == contract
+    assert set(subscriptions[len(contract) :]) == set(TOPIC.values()) | {
         "zigbee2mqtt/Fridge A probe/availability",
         "zigbee2mqtt/Fridge A shake/availability",
     }

@@ -13,6 +13,7 @@ The scenario (UTC), written through ``InfluxStore.write``:
 
 from __future__ import annotations
 
+import atexit
 import csv
 import dataclasses
 import json
@@ -21,12 +22,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coldchain.adapters.store.influx import InfluxStore
 from coldchain.config import InfluxConfig, Settings
@@ -36,7 +40,9 @@ from coldchain.core.records import AuditEvent, BagEvent, NotificationAttempt, Sh
 from coldchain.core.signature import Signer
 from coldchain.core.signoff import acknowledge
 from coldchain.reporting.export import run_export
+from coldchain.reporting.manifest import canonical_manifest, signature
 from coldchain.reporting.request import ExportError, ExportRequest
+from coldchain.reporting.signing import ManifestSigner, fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -138,11 +144,14 @@ def scenario_records() -> list[Any]:
     return records
 
 
-def audit_chain() -> list[AuditEvent]:
+AUDIT_KEY = b"the-pharmacys-audit-key-0123456789"
+
+
+def audit_chain(key: bytes | None = AUDIT_KEY) -> list[AuditEvent]:
     first = next_event(
-        None, DAY1 + timedelta(hours=7), "coldchain", "config_loaded", "/etc/coldchain.toml", {"units": 2}
+        None, DAY1 + timedelta(hours=7), "coldchain", "config_loaded", "/etc/coldchain.toml", {"units": 2}, key
     )
-    second = next_event(first, DAY1 + timedelta(hours=8), "a.smith", "bag_event", "B-1", {"event": "diluted"})
+    second = next_event(first, DAY1 + timedelta(hours=8), "a.smith", "bag_event", "B-1", {"event": "diluted"}, key)
     ident = alert_id("temperature_high", "t-001", EXCURSION_START)
     signature = {
         "id": f"{ident}-s1",
@@ -154,7 +163,7 @@ def audit_chain() -> list[AuditEvent]:
     }
     details = {"note": "moved stock to fridge B", "disposition": "quarantined", "kind": "temperature_high"}
     details |= {"unit": "fridge-a", "site": "main-pharmacy", "subject": "t-001", "signature": signature}
-    third = next_event(second, ACK_AT, "j.doe", "acknowledged", ident, details)
+    third = next_event(second, ACK_AT, "j.doe", "acknowledged", ident, details, key)
     return [first, second, third]
 
 
@@ -169,8 +178,14 @@ def seeded(influx_config: InfluxConfig) -> Iterator[InfluxStore]:
     store.close()
 
 
+STATE = Path(tempfile.mkdtemp(prefix="coldchain-export-state-"))
+"""Where the exports' signing key is created once (removed when the tests end)."""
+atexit.register(shutil.rmtree, STATE, True)
+
+
 def settings_for(config: InfluxConfig, **export: Any) -> Settings:
-    return Settings(influx=config, units=UNITS, sensors=SENSORS, export=export)  # type: ignore[arg-type]
+    rules = {"state_path": str(STATE / "rules.sqlite")}
+    return Settings(influx=config, units=UNITS, sensors=SENSORS, export=export, rules=rules)  # type: ignore[arg-type]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -319,7 +334,7 @@ def test_export_writes_the_exact_rows(tmp_path: Path, seeded: InfluxStore, influ
         "audit": 3, "bags": 2, "daily": 4, "excursions": 1, "gaps": 1, "readings": 5700, "signatures": 1,
     }  # fmt: skip
     assert set(manifest["files"]) == {p.name for p in out.iterdir()} - {"manifest.json"}
-    assert manifest["parameters"]["unit"] == "fridge-a" and "signature" not in manifest
+    assert manifest["parameters"]["unit"] == "fridge-a" and manifest["signature"]["algorithm"] == "Ed25519"
     assert manifest["audit_chain"]["intact"] is True and manifest["audit_chain"]["head_seq"] == 3
     assert json.loads((out / "excursions.json").read_text())[0]["degree_minutes"] == 40.0
 
@@ -347,6 +362,7 @@ def test_the_pdf_renders_and_names_the_unit(tmp_path: Path, seeded: InfluxStore,
 
 def write_config(tmp_path: Path, config: InfluxConfig) -> Path:
     lines = ["[influx]", f'url = "{config.url}"', f'database = "{config.database}"']
+    lines += ["[rules]", f'state_path = "{tmp_path / "state" / "rules.sqlite"}"']
     for unit in UNITS:
         lines += ["[[units]]", *(f'{k} = "{v}"' for k, v in unit.items())]
     for sensor in SENSORS:
@@ -368,20 +384,28 @@ def cli(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
 def test_cli_export_signs_and_verify_names_the_altered_file(
     tmp_path: Path, seeded: InfluxStore, influx_config: InfluxConfig
 ) -> None:
-    """The CLI signs an export; verify passes, then names an altered, a removed and an extra file, and forgeries."""
+    """The CLI signs with Ed25519; verify exits 0 only against the trusted key, 2 without one, 1 for any
+    altered, removed or extra file and for a manifest edited or re-signed with another key."""
     config = write_config(tmp_path, influx_config)
     out = tmp_path / "signed"
     done = cli("export", "--config", str(config), "--from", "2025-03-10", "--to", "2025-03-11", "--unit", "fridge-a",
-               "--out", str(out), key=KEY)  # fmt: skip
+               "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "5,700 readings" in done.stdout and "(signed)" in done.stdout
-    assert json.loads((out / "manifest.json").read_text())["signature"]["algorithm"] == "HMAC-SHA256"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["signature"]["algorithm"] == "Ed25519"
+    private = serialization.load_pem_private_key((tmp_path / "state/coldchain-export-ed25519.pem").read_bytes(), None)
+    assert isinstance(private, Ed25519PrivateKey)
+    assert manifest["signer"]["fingerprint"] == fingerprint(private.public_key())
+    trusted = tmp_path / "trusted.pem"
+    trusted.write_text(manifest["signer"]["public_key_pem"])
+    pinned = ("--public-key", str(trusted))
 
-    verified = cli("export", "verify", str(out), key=KEY)
+    verified = cli("export", "verify", str(out), *pinned)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "signature valid" in verified.stdout and "audit.csv: hash chain intact" in verified.stdout
+    assert "signature valid (Ed25519" in verified.stdout and "audit.csv: hash chain intact" in verified.stdout
     unchecked = cli("export", "verify", str(out))
-    assert unchecked.returncode == 0 and "no export.signing_key is configured" in unchecked.stdout
+    assert unchecked.returncode == 2 and "NOT VERIFIED" in unchecked.stdout and "no trusted key" in unchecked.stdout
 
     tampered = tmp_path / "tampered"
     shutil.copytree(out, tampered)
@@ -389,24 +413,47 @@ def test_cli_export_signs_and_verify_names_the_altered_file(
     (tampered / "readings.csv").write_text(text.replace("10.0\n", "7.9\n", 1))
     (tampered / "gaps.csv").unlink()
     (tampered / "notes.txt").write_text("added later")
-    result = cli("export", "verify", str(tampered), key=KEY)
+    result = cli("export", "verify", str(tampered), *pinned)
     assert result.returncode == 1
     assert "readings.csv: ALTERED" in result.stdout
     assert "gaps.csv: MISSING" in result.stdout
     assert "notes.txt: EXTRA" in result.stdout
     assert "daily.csv" not in result.stdout
+    assert cli("export", "verify", str(tampered)).returncode == 1  # altered is altered, trusted key or not
 
     forged = tmp_path / "forged"
     shutil.copytree(out, forged)
-    manifest = json.loads((forged / "manifest.json").read_text())
     manifest["row_counts"]["excursions"] = 0
     (forged / "manifest.json").write_text(json.dumps(manifest))
-    result = cli("export", "verify", str(forged), key=KEY)
+    result = cli("export", "verify", str(forged))
     assert result.returncode == 1 and "SIGNATURE DOES NOT MATCH (the manifest was edited)" in result.stdout
+
+    forger = Ed25519PrivateKey.generate()  # a copy of the export and a key of one's own: re-signed
+    manifest["signer"] = ManifestSigner(forger).describe()
+    manifest["signature"] = ManifestSigner(forger).sign(canonical_manifest(manifest))
+    (forged / "manifest.json").write_text(json.dumps(manifest))
+    result = cli("export", "verify", str(forged), *pinned)
+    assert result.returncode == 1 and "NOT SIGNED BY THE TRUSTED KEY" in result.stdout
+    assert cli("export", "verify", str(forged)).returncode == 2  # only a trusted key tells it from the real one
+
     del manifest["signature"]
     (forged / "manifest.json").write_text(json.dumps(manifest))
-    result = cli("export", "verify", str(forged), key=KEY)
-    assert result.returncode == 1 and "UNSIGNED, but a signing key is configured" in result.stdout
+    result = cli("export", "verify", str(forged), *pinned)
+    assert result.returncode == 2 and "UNSIGNED" in result.stdout
+
+
+def test_legacy_hmac_exports_stay_verifiable(tmp_path: Path, seeded: InfluxStore, influx_config: InfluxConfig) -> None:
+    """An export signed with HMAC-SHA256 (before Ed25519) verifies with its key (0), is unproven without (2)."""
+    out = run(tmp_path, seeded, settings_for(influx_config), unit="fridge-a")
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["signer"], manifest["signature"]
+    manifest["signature"] = signature(manifest, KEY.encode())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    verified = cli("export", "verify", str(out), key=KEY)
+    assert verified.returncode == 0 and "legacy HMAC-SHA256" in verified.stdout, verified.stdout
+    assert cli("export", "verify", str(out)).returncode == 2
+    wrong = cli("export", "verify", str(out), key="another-key-of-sixteen-bytes-or-more")
+    assert wrong.returncode == 1 and "another key signed it" in wrong.stdout
 
 
 @pytest.mark.parametrize(
@@ -454,14 +501,21 @@ def test_an_export_never_overwrites(tmp_path: Path, seeded: InfluxStore, influx_
 def test_audit_verify_finds_the_edited_event(tmp_path: Path, seeded: InfluxStore, influx_config: InfluxConfig) -> None:
     """audit verify passes on the seeded chain; after seq 2 is edited in the store it names seq 2 and exits 1."""
     config = write_config(tmp_path, influx_config)
-    ok = cli("audit", "verify", "--config", str(config))
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "coldchain-audit.key").write_bytes(AUDIT_KEY + b"\n")
+    ok = cli("audit", "verify", "--config", str(config), "--no-broker")
     assert ok.returncode == 0, ok.stderr
     assert "audit chain OK: 3 events, seq 1..3" in ok.stdout and audit_chain()[-1].hash in ok.stdout
+    assert "every MAC under the audit key holds" in ok.stdout
+    (tmp_path / "state" / "coldchain-audit.key").unlink()
+    unproven = cli("audit", "verify", "--config", str(config), "--no-broker")
+    assert unproven.returncode == 2 and "NOT VERIFIED: no audit key" in unproven.stdout
+    (tmp_path / "state" / "coldchain-audit.key").write_bytes(AUDIT_KEY + b"\n")
 
     second = audit_chain()[1]
     edited = dataclasses.replace(second, actor="someone.else")  # same series and time: overwrites the point
     assert not seeded.write([edited]).refused
-    broken = cli("audit", "verify", "--config", str(config))
+    broken = cli("audit", "verify", "--config", str(config), "--no-broker")
     assert broken.returncode == 1
     assert "audit chain BROKEN at seq 2 (bag_event by someone.else" in broken.stderr
     assert "the event was edited" in broken.stderr

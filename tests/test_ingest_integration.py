@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -91,9 +92,14 @@ def test_rejections_are_stored_with_reasons_and_ingest_goes_on(scenario: Scenari
     rows = scenario.rows('SELECT * FROM "rejected"')
     stored = sorted(row["reason"] for row in rows)
     assert stored == sorted(reason for _, _, reason in bad)
+    sent = {reason: payload for _, payload, reason in bad}
     for row in rows:
         assert row["detail"] and row["topic"].startswith(scenario.prefix)
-        assert len(row["payload"].encode()) <= 1024 * 3  # 1 KiB of bytes, decoded
+        if row["reason"] == "payload_too_large":
+            assert len(row["payload"]) == 64 * 1024  # kept up to the limit
+        elif row["reason"] != "out_of_range":  # (two of those)
+            raw = sent[row["reason"]]
+            assert row["payload"].encode() == (raw if isinstance(raw, bytes) else json.dumps(raw).encode())
     assert scenario.service.process is not None and scenario.service.process.poll() is None
     metrics = scenario.service.get("/metrics").text
     assert 'coldchain_rejections_total{reason="out_of_range"} 2.0' in metrics

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from coldchain.adapters.store.lineprotocol import ENCODERS, encode, encode_batch, encoder, stored_tag_value
+from coldchain.adapters.store.points import payload_bytes
 from coldchain.core.records import BagEvent, Record, Rejection, RejectReason, ShakeReading, TemperatureReading
 
 TS = datetime(2026, 11, 30, 2, 10, 0, 123_000, tzinfo=UTC)
@@ -118,11 +119,11 @@ def bag(**changes: object) -> BagEvent:
             f'bag_event,bag=B-1 event="diluted",by="a\\\\r\\\\nb" {MS}',
             id="string-newline",
         ),
-        # Rejections: reason tag, received_at as the time, the payload decoded with replacement.
+        # Rejections: reason tag, received_at as the time, a payload that is not UTF-8 as b64: (replayable).
         pytest.param(
             Rejection(RejectReason.INVALID_JSON, "cc/sensors/x/temperature", "bad json", b'{"a":\xff', TS),
             f'rejected,reason=invalid_json topic="cc/sensors/x/temperature",detail="bad json",'
-            f'payload="{{\\"a\\":\ufffd" {MS}',
+            f'payload="b64:eyJhIjr/" {MS}',
             id="rejection",
         ),
     ],
@@ -132,11 +133,14 @@ def test_encode(record: Record, line: str) -> None:
     assert encode(record) == line
 
 
-def test_rejected_payload_is_truncated_to_1024_bytes_before_decoding() -> None:
-    """A large payload keeps its first 1024 bytes; a multibyte character cut in half becomes U+FFFD."""
-    payload = b"x" * 1023 + "é".encode() + b"tail"
+def test_rejected_payload_is_kept_whole_up_to_64_kib() -> None:
+    """A payload is kept whole up to 64 KiB; one cut there mid-character is kept as base64, byte for byte."""
+    whole = ("é" * 100).encode()
+    assert f'payload="{"é" * 100}" {MS}' in encode(Rejection(RejectReason.INVALID_JSON, "t", "bad", whole, TS))
+    payload = b"x" * (64 * 1024 - 1) + "é".encode() + b"tail"
     line = encode(Rejection(RejectReason.PAYLOAD_TOO_LARGE, "t", "too big", payload, TS))
-    assert f'payload="{"x" * 1023}\ufffd" {MS}' in line
+    stored = line.split('payload="', 1)[1].rsplit('" ', 1)[0]
+    assert payload_bytes(stored) == payload[: 64 * 1024]
 
 
 def test_timestamps_are_epoch_milliseconds() -> None:

@@ -553,19 +553,20 @@ def test_bag_timers(steps: list[Step], expected: list[Summary]) -> None:
 
 
 def test_bag_event_counters() -> None:
-    """Events of unknown bags, unknown units and repeats change nothing and are counted."""
+    """Events of unknown bags, unknown units, repeats and impossible events change nothing and are counted."""
     engine = RulesEngine(settings_with().inventory())
     steps = [
         bag("00:00", "infusion_started", name="B-9"),
         bag("00:00", "diluted", unit="fridge-z"),
         bag("00:00", "diluted"),
-        bag("00:01", "diluted"),
+        bag("00:00", "diluted"),
         bag("01:00", "discarded"),
         bag("02:00", "infusion_completed"),
     ]
     assert play(steps, engine=engine) == []
     assert (engine.stats.unknown_bag_events, engine.stats.unknown_unit_bag_events) == (1, 1)
-    assert engine.stats.duplicate_bag_events == 2
+    assert engine.stats.duplicate_bag_events == 1  # the same dilution again
+    assert engine.stats.invalid_bag_events == 1  # a second end at another time
     assert engine.tick(when("9:00:00")) == []
 
 

@@ -252,3 +252,16 @@ def test_a_large_range_is_streamed_in_order(store: Store) -> None:
 def test_ping_answers_when_prepared(store: Store) -> None:
     """A prepared store answers ping()."""
     store.ping()
+
+
+def test_a_whole_64_kib_rejected_payload_round_trips(store: Store) -> None:
+    """The largest payload the contract accepts is kept whole in ``rejected``, and read back byte for byte."""
+    from coldchain.adapters.store.points import payload_bytes
+
+    payload = b'{"ts": 1, "x": "' + b"\xc3\xa9" * (32 * 1024 - 10) + b'"}'
+    assert len(payload) <= 64 * 1024
+    binary = b"\x00\xff" * (32 * 1024)
+    store.write([Rejection(RejectReason.INVALID_JSON, "cc/x", "bad", payload, T0),
+                 Rejection(RejectReason.INVALID_JSON, "cc/x", "bad", binary, T0 + MS)])  # fmt: skip
+    rows = list(store.read_range("rejected", T0, T0 + HOUR))
+    assert [payload_bytes(row["payload"]) for row in rows] == [payload, binary]

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from coldchain.adapters.key_files import load_or_create, read_key
 from coldchain.adapters.sqlite_files import open_durable
+from coldchain.config.rules import RulesConfig
 from coldchain.core.audit_chain import event_from_row, next_event
 from coldchain.core.records import AuditEvent
 from coldchain.core.times import from_millis, to_millis
@@ -38,15 +41,21 @@ from coldchain.core.times import from_millis, to_millis
 class AuditLog:
     """The local append-only log: chain head, de-duplication, and what still has to reach the store."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: bytes | None = None) -> None:
         self.path = path
+        self.key = key
+        """The audit key every new event is MAC'd with (None: unkeyed, for tests of the chain alone)."""
         self._lock = threading.Lock()
         self._db = open_durable(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL,"
             " action TEXT NOT NULL, subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL,"
-            " hash TEXT NOT NULL, dedupe_key TEXT UNIQUE, stored INTEGER NOT NULL DEFAULT 0)"
+            " hash TEXT NOT NULL, dedupe_key TEXT UNIQUE, stored INTEGER NOT NULL DEFAULT 0,"
+            " mac TEXT NOT NULL DEFAULT '')"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        if "mac" not in columns:  # a log from before audit MACs
+            self._db.execute("ALTER TABLE events ADD COLUMN mac TEXT NOT NULL DEFAULT ''")
         self._db.execute("CREATE INDEX IF NOT EXISTS unstored ON events (seq) WHERE stored = 0")
 
     def append(
@@ -68,27 +77,46 @@ class AuditLog:
                 ):
                     self._db.execute("ROLLBACK")
                     return None
-                event = next_event(self._head(), at, actor, action, subject, details)
-                self._db.execute(
-                    "INSERT INTO events (seq, at_ms, actor, action, subject, details, prev_hash, hash, dedupe_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        event.seq,
-                        to_millis(event.at),
-                        event.actor,
-                        event.action,
-                        event.subject,
-                        event.details,
-                        event.prev_hash,
-                        event.hash,
-                        dedupe_key,
-                    ),
-                )
+                event = next_event(self._head(), at, actor, action, subject, details, self.key)
+                self._insert(event, dedupe_key, stored=False)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             return event
+
+    def _insert(self, event: AuditEvent, dedupe_key: str | None, stored: bool) -> None:
+        self._db.execute(
+            "INSERT INTO events (seq, at_ms, actor, action, subject, details, prev_hash, hash, dedupe_key, stored, mac)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.seq,
+                to_millis(event.at),
+                event.actor,
+                event.action,
+                event.subject,
+                event.details,
+                event.prev_hash,
+                event.hash,
+                dedupe_key,
+                1 if stored else 0,
+                event.mac,
+            ),
+        )
+
+    def adopt(self, head: AuditEvent) -> None:
+        """Continue the chain from ``head`` (the store's newest event) in an empty log: it is kept as stored,
+        so the next event is ``head.seq + 1``. ValueError when the log is not empty."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._head() is not None:
+                    raise ValueError("the audit log is not empty")
+                self._insert(head, None, stored=True)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def _head(self) -> AuditEvent | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -121,12 +149,44 @@ class AuditLog:
             self._db.close()
 
 
-_COLUMNS = "seq, at_ms, actor, action, subject, details, prev_hash, hash"
+_COLUMNS = "seq, at_ms, actor, action, subject, details, prev_hash, hash, mac"
 
 
 def _event(row: tuple[Any, ...]) -> AuditEvent:
-    fields = dict(zip(("seq", "at_ms", "actor", "action", "subject", "details", "prev_hash", "hash"), row, strict=True))
+    names = ("seq", "at_ms", "actor", "action", "subject", "details", "prev_hash", "hash", "mac")
+    fields = dict(zip(names, row, strict=True))
     return event_from_row({**fields, "time": from_millis(int(row[1]))})
+
+
+AUDIT_KEY_FILE = "coldchain-audit.key"
+MIN_AUDIT_KEY_BYTES = 16
+
+
+def audit_key_path(rules: RulesConfig) -> Path:
+    """``rules.audit_key_file``, or ``coldchain-audit.key`` in the state directory."""
+    return rules.audit_key_file if rules.audit_key_file is not None else rules.state_dir / AUDIT_KEY_FILE
+
+
+def load_audit_key(rules: RulesConfig, create: bool = True) -> bytes | None:
+    """The key that MACs audit events: the configured file, or one created once in the state directory
+    (``create``; else None when there is none). ValueError when it is unreadable or too short."""
+    path = audit_key_path(rules)
+    what = "audit MAC key"
+    try:
+        if rules.audit_key_file is not None or not create:
+            key = read_key(path, what)
+        else:
+            key = load_or_create(path, lambda: secrets.token_hex(32).encode() + b"\n", what)
+    except FileNotFoundError:
+        if rules.audit_key_file is not None:
+            raise ValueError(f"rules.audit_key_file {path} does not exist") from None
+        return None
+    except OSError as exc:
+        raise ValueError(f"cannot read the audit key {path}: {exc.strerror}") from exc
+    key = key.rstrip(b"\r\n")
+    if len(key) < MIN_AUDIT_KEY_BYTES:
+        raise ValueError(f"the audit key {path} has {len(key)} bytes; it needs at least {MIN_AUDIT_KEY_BYTES}")
+    return key
 
 
 def settings_digest(settings: Any) -> str:

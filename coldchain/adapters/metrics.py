@@ -84,6 +84,11 @@ class Metrics:
             "Readings older than the newest already judged for their sensor (stored, not re-judged).",
             registry=r,
         )
+        self.fact_checks_skipped = Gauge(
+            "coldchain_fact_checks_skipped",
+            "Batches or bags checked for rewrites on memory alone because the store could not be asked.",
+            registry=r,
+        )
         self.rules_checkpoints = Counter(
             "coldchain_rules_checkpoints", "Durable snapshots of the rules engine.", registry=r
         )

@@ -311,3 +311,47 @@ def publish_once(config: MqttConfig, topic: str, payload: bytes, *, timeout: flo
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def read_retained(config: MqttConfig, topic: str, *, timeout: float = 5.0) -> bytes | None:
+    """The retained message of ``topic`` (None when there is none), with a throwaway clean session.
+
+    The broker sends a subscription's retained message right after its SUBACK; a second subscription's
+    SUBACK marks the point by which it has arrived, or never will. Raises MqttError when the broker
+    cannot be reached or does not answer within ``timeout``.
+    """
+    client = new_client(config, f"coldchain-cli-{uuid.uuid4().hex[:10]}")
+    found: list[bytes] = []
+    acked: set[int] = set()
+    answered = threading.Condition()
+    marker = f"{topic}/.coldchain-marker-{uuid.uuid4().hex[:8]}"
+
+    def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.topic == topic and message.retain:
+            found.append(bytes(message.payload))
+
+    def on_subscribe(client: paho.Client, userdata: Any, mid: int, *rest: Any) -> None:
+        with answered:
+            acked.add(mid)
+            answered.notify_all()
+
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    try:
+        if config.embedded:
+            client.connect(config.host, config.port, keepalive=config.keepalive)
+        else:
+            client.connect(config.host, config.port, keepalive=config.keepalive, clean_start=True)
+    except OSError as exc:
+        raise MqttError(f"cannot reach the broker at {config.url}: {exc}") from exc
+    client.loop_start()
+    try:
+        client.subscribe(topic, qos=1)
+        mid = client.subscribe(marker, qos=1)[1]
+        with answered:
+            if not answered.wait_for(lambda: mid in acked, timeout):
+                raise MqttError(f"the broker at {config.url} did not answer a subscription within {timeout:.0f}s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return found[-1] if found else None

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from coldchain.cli.loading import load_or_exit
 from coldchain.config import no_config_loaded
 from coldchain.contract.parser import MessageParser, RejectedMessage
-from coldchain.contract.topics import Topics
+from coldchain.contract.topics import Topics, id_problem
 from coldchain.core.times import format_time
 
 BAG_ACTIONS: dict[str, str] = {
@@ -33,6 +33,9 @@ def cmd_bag(args: argparse.Namespace) -> int:
     for key in ("unit", "lot", "product"):
         if getattr(args, key):
             body[key] = getattr(args, key)
+    if (problem := id_problem(args.bag_id)) is not None:
+        print(f"not sent: {problem}", file=sys.stderr)
+        return 2
     try:  # refuse here what ingest would reject, with the same words
         MessageParser(settings).bag_event_body(args.bag_id, body)
     except RejectedMessage as exc:

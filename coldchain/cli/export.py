@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from coldchain.reporting.export import run_export
 from coldchain.reporting.manifest import MANIFEST
 from coldchain.reporting.progress import Progress
 from coldchain.reporting.request import DEFAULT_FORMATS, ExportError, ExportRequest, parse_formats, parse_when
+from coldchain.reporting.signing import load_signer, public_key_file
 from coldchain.reporting.verify import verify_export
 
 
@@ -72,23 +74,44 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_export_verify(args: argparse.Namespace) -> int:
-    """``coldchain export verify DIR``: exit 0 when every file is intact (and the signature holds)."""
+    """``coldchain export verify DIR [--public-key F]``: 0 intact and signed by the trusted key; 1 altered,
+    missing, extra or badly signed; 2 intact but trust not established (unsigned, or no trusted key)."""
 
     settings = load_or_exit(getattr(args, "verify_config", None) or args.config)
     key = settings.export.signing_key.get_secret_value().encode() or None
     if not args.directory.is_dir():
         print(f"coldchain export verify: {args.directory} is not a directory", file=sys.stderr)
-        return 2
-    result = verify_export(args.directory, key)
+        return 1
+    trusted = None
+    if args.public_key is not None:
+        try:
+            trusted = public_key_file(args.public_key)
+        except ValueError as exc:
+            print(f"coldchain export verify: --public-key: {exc}", file=sys.stderr)
+            return 2
+    result = verify_export(args.directory, key, trusted)
     for problem in result.problems:
         print(problem)
     for note in result.notes:
         print(note)
-    if result.ok:
-        print(f"export OK: {result.files} files match {MANIFEST}")
-        return 0
-    print(f"export NOT intact: {len(result.problems)} problem(s)", file=sys.stderr)
-    return 1
+    if result.exit_code == 1:
+        print(f"export NOT intact: {len(result.problems)} problem(s)", file=sys.stderr)
+    elif result.exit_code == 2:
+        print(f"export intact ({result.files} files match {MANIFEST}) but NOT VERIFIED: {result.trust_note}")
+    else:
+        print(f"export OK: {result.files} files match {MANIFEST}, signed by the trusted key")
+    return result.exit_code
+
+
+def cmd_export_key(args: argparse.Namespace) -> int:
+    """``coldchain export key``: print the public key that signs manifests (JSON, as GET /api/keys/export)."""
+    settings = load_or_exit(getattr(args, "key_config", None) or args.config)
+    try:
+        signer = load_signer(settings)
+    except ValueError as exc:
+        return _fail(str(exc), 1)
+    print(json.dumps(signer.describe(), indent=2))
+    return 0
 
 
 def add_export_command(subparsers: Any) -> None:
@@ -108,7 +131,14 @@ def add_export_command(subparsers: Any) -> None:
     )
     export.add_argument("--out", type=Path, help="new (or empty) directory to write into")
     export.set_defaults(func=cmd_export)
-    actions = export.add_subparsers(dest="export_command", metavar="verify")
+    actions = export.add_subparsers(dest="export_command", metavar="verify|key")
+    key = actions.add_parser(
+        "key",
+        help="Print the Ed25519 public key that signs export manifests (give it to inspectors to pin).",
+        description="Print the export signing key's public half and fingerprint as JSON (created once if needed).",
+    )
+    key.add_argument("--config", dest="key_config", type=Path, default=argparse.SUPPRESS, help="configuration")
+    key.set_defaults(func=cmd_export_key)
     verify = actions.add_parser(
         "verify",
         help="Re-check an export's files against its manifest (and its signature).",
@@ -116,6 +146,16 @@ def add_export_command(subparsers: Any) -> None:
     )
     verify.add_argument("directory", type=Path, help="the export's directory")
     verify.add_argument(
-        "--config", dest="verify_config", type=Path, default=argparse.SUPPRESS, help="configuration (signing key)"
+        "--config",
+        dest="verify_config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="configuration (its export.signing_key checks legacy HMAC-signed exports)",
+    )
+    verify.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="the trusted Ed25519 public key (GET /api/keys/export's JSON, PEM, or base64)",
     )
     verify.set_defaults(func=cmd_export_verify)

@@ -13,6 +13,7 @@ from coldchain.cli.check_config import cmd_check_config
 from coldchain.cli.dashboards import add_dashboards_command
 from coldchain.cli.demo import add_demo_command
 from coldchain.cli.export import add_export_command
+from coldchain.cli.rejected import add_rejected_command
 from coldchain.cli.service import cmd_ingest, cmd_rules, cmd_run
 from coldchain.cli.simulate import add_simulate_command
 from coldchain.cli.users import add_users_command
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_audit_command(sub)
     add_export_command(sub)
+    add_rejected_command(sub)
     add_dashboards_command(sub)
     add_simulate_command(sub)
     add_demo_command(sub)

@@ -177,6 +177,18 @@ def verify_sensor_formats(sensors: list[Sensor], topic_prefix: str) -> list[str]
     return problems
 
 
+class Scanner(ConfigModel):
+    """A bag scanner: publishes on ``<prefix>/scanners/<id>/bags/<bag>/events`` with its own broker account."""
+
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^/+#\s]+$",
+        description="Its MQTT topic level; the broker's ACL ties it to the device's credentials.",
+    )
+    site: str = Field(min_length=1, description="The site it stands in: it records events of that site's units.")
+
+
 def merged_profiles(value: Any) -> Any:
     """Built-in profiles, each overridden key by key by the configured ones."""
     if not isinstance(value, dict):

@@ -35,10 +35,20 @@ class RulesConfig(ConfigModel):
         description="SQLite file of the local audit log (the hash chain's head); default: coldchain-audit.sqlite "
         "beside state_path.",
     )
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="File holding the key (at least 16 bytes) that MACs every audit event; default: "
+        "coldchain-audit.key in the state directory, created once. Keep it where the store's credentials do not reach.",
+    )
     tick: Duration = Field(default=timedelta(seconds=1), description="How often the clock rules run.")
     checkpoint_every: Duration = Field(
         default=timedelta(seconds=1), description="Longest time between snapshots (messages are acked after one)."
     )
+
+    @property
+    def state_dir(self) -> Path:
+        """The directory of the worker's state and of the keys coldchain creates (``state_path``'s)."""
+        return self.state_path.parent
 
     @property
     def audit_log_path(self) -> Path:
@@ -64,9 +74,16 @@ class ExportConfig(ConfigModel):
     """Audit exports (``coldchain export``): how gaps are judged and how manifests are signed."""
 
     signing_key: SecretStr = Field(
-        default=SecretStr(""), description="HMAC-SHA256 key signing manifest.json; empty: manifests are unsigned."
+        default=SecretStr(""),
+        description="Legacy HMAC-SHA256 key: only to verify exports made before Ed25519 signatures (new ones are "
+        "signed with private_key_file).",
     )
     signing_key_file: Path | None = Field(default=None, description="File holding the signing key.")
+    private_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of the Ed25519 private key signing manifest.json; default: "
+        "coldchain-export-ed25519.pem in the state directory, created once.",
+    )
     gap_after: Duration = Field(
         default=timedelta(minutes=10),
         description="Two consecutive readings of a sensor further apart than this leave the time between "

@@ -21,7 +21,15 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from coldchain.config.api import ApiConfig, LogConfig
 from coldchain.config.base import ENV_PREFIX
 from coldchain.config.homeassistant import HomeAssistantConfig
-from coldchain.config.inventory import BUILTIN_PROFILES, Profile, Sensor, Unit, merged_profiles, verify_sensor_formats
+from coldchain.config.inventory import (
+    BUILTIN_PROFILES,
+    Profile,
+    Scanner,
+    Sensor,
+    Unit,
+    merged_profiles,
+    verify_sensor_formats,
+)
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
@@ -58,6 +66,7 @@ class Settings(BaseSettings):
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
     units: list[Unit] = Field(default_factory=list)
     sensors: list[Sensor] = Field(default_factory=list)
+    scanners: list[Scanner] = Field(default_factory=list, description="Bag scanners, each with its own account.")
 
     _profiles_merge = field_validator("profiles", mode="before")(lambda cls, v: merged_profiles(v))
 
@@ -131,6 +140,25 @@ def verify_inventory(settings: Settings) -> list[str]:
         if sensor.unit not in unit_ids:
             problems.append(f"{where}.unit: unknown unit {sensor.unit!r}")
     problems += verify_sensor_formats(settings.sensors, settings.mqtt.topic_prefix)
+    problems += verify_scanners(settings)
+    return problems
+
+
+def verify_scanners(settings: Settings) -> list[str]:
+    """Duplicate scanner ids, scanner ids that are also sensor ids, and scanners at a site no unit is at."""
+    problems: list[str] = []
+    sites = {unit.site for unit in settings.units}
+    sensors = {sensor.id for sensor in settings.sensors}
+    seen: set[str] = set()
+    for index, scanner in enumerate(settings.scanners):
+        where = f"scanners[{index}] (id {scanner.id!r})"
+        if scanner.id in seen:
+            problems.append(f"{where}: duplicate scanner id")
+        seen.add(scanner.id)
+        if scanner.id in sensors:
+            problems.append(f"{where}: also a sensor id (the broker's ACL ties both to the same username)")
+        if scanner.site not in sites:
+            problems.append(f"{where}.site: no unit is at site {scanner.site!r}")
     return problems
 
 
@@ -181,10 +209,6 @@ def config_warnings(settings: Settings) -> list[str]:
         warnings.append(
             "notify: alerts go only to the service log (no [[notify.targets]] in notify.default_targets, "
             "routes or on-call tiers): nobody is told of an excursion"
-        )
-    if not settings.export.signing_key.get_secret_value():
-        warnings.append(
-            "export.signing_key: not set: audit exports are unsigned (export verify checks file hashes only)"
         )
     return warnings
 

@@ -12,6 +12,7 @@ validated and checked exactly like a contract payload.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -94,6 +95,7 @@ class MessageParser:
             )
             for topic in sensor.claimed_topics():
                 self._devices[topic] = (decoder(sensor.format), mapping, unit)
+        self._scanners: dict[str, str] = {scanner.id: scanner.site for scanner in settings.scanners}
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -106,10 +108,11 @@ class MessageParser:
         try:
             return self._parse(topic, payload, received_at)
         except RejectedMessage as rejected:
-            return Rejection(rejected.reason, topic, rejected.detail, bytes(payload[:1024]), received_at)
+            return Rejection(rejected.reason, topic, rejected.detail, bytes(payload[:MAX_PAYLOAD_BYTES]), received_at)
         except Exception as exc:  # noqa: BLE001 - a parser bug must reject, not stop ingest
             detail = f"internal error while parsing: {type(exc).__name__}: {exc}"
-            return Rejection(RejectReason.INVALID_SCHEMA, topic, detail, bytes(payload[:1024]), received_at)
+            kept = bytes(payload[:MAX_PAYLOAD_BYTES])
+            return Rejection(RejectReason.INVALID_SCHEMA, topic, detail, kept, received_at)
 
     def _route(self, topic: str) -> InputRoute:
         route = self.topics.route(topic)
@@ -142,6 +145,8 @@ class MessageParser:
                     RejectReason.WRONG_KIND,
                     f"sensor {route.ident!r} is a {sensor_unit[0].kind} sensor, not {route.kind}",
                 )
+        elif route.scanner is not None and route.scanner not in self._scanners:
+            raise RejectedMessage(RejectReason.UNKNOWN_SCANNER, f"scanner {route.scanner!r} is not in the inventory")
         try:
             document = json.loads(payload)
         except (ValueError, RecursionError) as exc:
@@ -198,7 +203,17 @@ class MessageParser:
             b = BagEventPayload.model_validate(item)
         except ValidationError as exc:
             raise _classify(exc, where) from None
-        return self.bag_event(route.ident, b, where)
+        event = self.bag_event(route.ident, b, where)
+        if route.scanner is not None:
+            site = self._scanners[route.scanner]
+            if event.site is not None and event.site != site:
+                raise RejectedMessage(
+                    RejectReason.UNKNOWN_UNIT,
+                    f"{where}unit {event.unit!r} is at site {event.site!r}, not at scanner {route.scanner!r}'s"
+                    f" {site!r}",
+                )
+            return replace(event, source=f"scanner:{route.scanner}")
+        return replace(event, source=f"api:{event.by}" if route.api else "mqtt")
 
     def bag_event_body(self, bag: str, body: dict[str, Any]) -> BagEvent:
         """A bag event sent as a JSON object (the API, ``coldchain bag``): the contract's checks and words,

@@ -28,6 +28,7 @@ AlertKind = Literal[
     "bag_expired",
     "bag_used_after_expiry",
     "signing_locked",
+    "bag_conflict",
 ]
 AlertState = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "warning"]
@@ -43,6 +44,7 @@ SEVERITY: dict[AlertKind, Severity] = {
     "bag_expired": "critical",
     "bag_used_after_expiry": "critical",
     "signing_locked": "warning",
+    "bag_conflict": "warning",
 }
 
 

@@ -4,7 +4,11 @@
   predecessor's hash, so editing, removing or reordering any event breaks the chain from there on;
 - ``next_event`` links a new event to the head (seq + 1, the head's hash, a time strictly after
   the head's, so no two events of one log share a point in the store);
-- ``verify_chain`` walks events in seq order and names the first break.
+- ``verify_chain`` walks events in seq order and names the first break;
+- ``event_mac`` keys an event's hash with the audit key (HMAC-SHA256, ``<key id>:<hex>``) and
+  ``verify_macs`` checks them: whoever can rewrite the store can recompute every hash, but not a MAC.
+  Because each hash covers every event before it, one valid MAC proves the chain up to it; so the
+  newest event must carry a MAC under a known key, and every MAC under a known key must hold.
 
 Text is normalised before hashing to what the store keeps: control characters in ``actor``,
 ``action`` and ``subject`` become visible escapes (``\\n``), lone surrogates become U+FFFD, and
@@ -14,9 +18,10 @@ Text is normalised before hashing to what the store keeps: control characters in
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,10 +68,28 @@ def chain_hash(prev_hash: str, seq: int, at: datetime, actor: str, action: str, 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def key_id(key: bytes) -> str:
+    """The public name of an audit key: 16 hex digits of its SHA-256."""
+    return hashlib.sha256(b"coldchain-audit-key\x00" + key).hexdigest()[:16]
+
+
+def event_mac(key: bytes, event_hash: str) -> str:
+    """``<key id>:<HMAC-SHA256 hex>`` of an event's hash under ``key``."""
+    mac = hmac.new(key, b"coldchain-audit\x00" + event_hash.encode("ascii"), hashlib.sha256).hexdigest()
+    return f"{key_id(key)}:{mac}"
+
+
 def next_event(
-    head: AuditEvent | None, at: datetime, actor: str, action: str, subject: str, details: Mapping[str, Any]
+    head: AuditEvent | None,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    details: Mapping[str, Any],
+    key: bytes | None = None,
 ) -> AuditEvent:
-    """The event that follows ``head`` (None: the first, seq 1), at ``at`` or 1 ms after the head if not later."""
+    """The event that follows ``head`` (None: the first, seq 1), at ``at`` or 1 ms after the head if not later;
+    MAC'd under ``key`` when given."""
     millis = to_millis(at)
     if head is not None:
         millis = max(millis, to_millis(head.at) + 1)
@@ -75,9 +98,9 @@ def next_event(
     when = from_millis(millis)
     actor, action, subject = clean_text(actor), clean_text(action), clean_text(subject)
     text = canonical_details(details)
-    return AuditEvent(
-        seq, when, actor, action, subject, text, prev, chain_hash(prev, seq, when, actor, action, subject, text)
-    )
+    digest = chain_hash(prev, seq, when, actor, action, subject, text)
+    mac = event_mac(key, digest) if key is not None else ""
+    return AuditEvent(seq, when, actor, action, subject, text, prev, digest, mac)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +162,67 @@ def verify_chain(events: Iterable[AuditEvent], from_genesis: bool = True) -> Cha
     return None
 
 
+def verify_macs(events: Sequence[AuditEvent], keys: Iterable[bytes]) -> ChainBreak | None:
+    """The first event whose MAC does not hold (``events`` in seq order, their hash chain already verified).
+
+    A MAC under one of ``keys`` must match; an empty MAC is accepted only before the first MAC'd event
+    (recorded before audit MACs); a MAC under another key is accepted when a later event's MAC holds
+    (it proves everything before it), so the newest event must carry a MAC under one of ``keys``."""
+    known = {key_id(key): key for key in keys}
+    seen_mac = False
+    for event in events:
+        if not event.mac:
+            if seen_mac:
+                return ChainBreak(event.seq, "the event carries no MAC (it was written without the audit key)", event)
+            continue
+        seen_mac = True
+        ident, _, _ = event.mac.partition(":")
+        key = known.get(ident)
+        if key is not None and not hmac.compare_digest(event.mac, event_mac(key, event.hash)):
+            return ChainBreak(
+                event.seq, "MAC does not match (the event was rewritten by someone without the audit key)", event
+            )
+    if events:
+        head = events[-1]
+        ident = head.mac.partition(":")[0]
+        if ident not in known:
+            why = "carries no MAC" if not head.mac else f"is MAC'd under key {ident}, which is not available"
+            return ChainBreak(head.seq, f"the newest event {why}: nothing proves the chain", head)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A head of the chain recorded elsewhere (the local log, the retained MQTT head, an export's manifest)."""
+
+    source: str
+    seq: int
+    hash: str
+
+
+def check_anchor(events: Sequence[AuditEvent], anchor: Anchor) -> str | None:
+    """Why ``events`` (in seq order) do not hold ``anchor``'s head unchanged, naming the first missing or
+    altered event; None when they do."""
+    if anchor.seq <= 0:
+        return None
+    by_seq = {event.seq: event for event in events}
+    found = by_seq.get(anchor.seq)
+    if found is None:
+        newest = events[-1].seq if events else 0
+        if newest < anchor.seq:
+            return (
+                f"{anchor.source} anchors seq {anchor.seq}, but the chain ends at seq {newest}: seq {newest + 1}"
+                f"{'..' + str(anchor.seq) if anchor.seq > newest + 1 else ''} missing (the trail was truncated)"
+            )
+        return f"{anchor.source} anchors seq {anchor.seq}, which is missing from the chain"
+    if found.hash != anchor.hash:
+        return (
+            f"{anchor.source} anchors seq {anchor.seq} with hash {anchor.hash[:16]}…, but the chain's seq"
+            f" {anchor.seq} has {found.hash[:16]}… (the trail was rewritten at or before seq {anchor.seq})"
+        )
+    return None
+
+
 def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
     """An ``AuditEvent`` from any row that carries its fields: a store row of measurement ``audit``
     (``time`` a datetime), a row of an export's ``audit.csv`` (``time`` RFC 3339 text) or of the local log."""
@@ -152,4 +236,5 @@ def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
         details=str(row.get("details", "")),
         prev_hash=str(row.get("prev_hash", "")),
         hash=str(row.get("hash", "")),
+        mac=str(row.get("mac") or ""),
     )

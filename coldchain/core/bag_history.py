@@ -1,10 +1,12 @@
 """Each diluted bag's life from its stored events, and whether it was used within its limit; pure.
 
-Events (measurement ``bag_event``) are folded by bag, oldest first: the first ``diluted`` starts
-the bag, and the first of each later kind is its step (repeats are ignored, as the rules engine
-ignores them); events of a bag whose ``diluted`` is not among the rows are left out. The deadline
-is the one the rules worker fixed at dilution (measurement ``bag_timer``) when known, else
-``diluted`` + the unit's ``diluted_use_within``.
+Events (measurement ``bag_event``) are folded by bag, oldest first: the first ``diluted`` (the
+earliest: of two dilution times the earlier rules) starts the bag, and the first of each later kind
+is its step (repeats are ignored, as the rules engine ignores them); events that cannot have happened
+(``bag_sequence.py``: e.g. an end before the dilution, stored before such events were refused) and
+events of a bag whose ``diluted`` is not among the rows are left out. The deadline is the stricter of
+the one the rules worker recorded (measurement ``bag_timer``) and ``diluted`` + the unit's
+``diluted_use_within``.
 
 *Used within the limit* means the infusion started at or before the deadline (the rules open
 ``bag_used_after_expiry`` only for a start strictly after it).
@@ -16,6 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from coldchain.core.bag_sequence import BagFacts, after, sequence_error
+from coldchain.core.records import BagEvent
 
 
 @dataclass(slots=True)
@@ -79,8 +84,16 @@ def fold_bag_events(
     """Bags by id from bag_event rows (oldest first). ``use_within(unit)`` gives the unit's shelf life;
     ``deadlines`` (bag -> deadline) the ones the worker recorded."""
     bags: dict[str, BagLife] = {}
+    facts: dict[str, BagFacts] = {}
     for row in rows:
         bag, event = str(row.get("bag", "")), row.get("event")
+        if event not in ("diluted", "infusion_started", "infusion_completed", "discarded"):
+            continue
+        step_event = BagEvent(bag, event, row["time"], row.get("unit"), None, None, None, None)
+        known_facts = facts.get(bag, BagFacts())
+        if sequence_error(known_facts, step_event) is not None:
+            continue
+        facts[bag] = after(known_facts, step_event)
         if event == "diluted":
             if bag in bags or not row.get("unit"):
                 continue
@@ -96,7 +109,9 @@ def fold_bag_events(
             )
             known = (deadlines or {}).get(bag)
             shelf = use_within(unit)
-            life.deadline = known if known is not None else (life.diluted_at + shelf if shelf is not None else None)
+            derived = life.diluted_at + shelf if shelf is not None else None
+            candidates = [d for d in (known, derived) if d is not None]
+            life.deadline = min(candidates) if candidates else None
             bags[bag] = life
             continue
         known_bag = bags.get(bag)

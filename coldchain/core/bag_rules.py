@@ -21,6 +21,11 @@ in the fridge is still there.
   on what was known then). Repeated events count as duplicates; events of a bag whose
   ``diluted`` was not seen count as unknown and are ignored.
 * An ended bag is forgotten ``BAG_MEMORY`` after it ended: no accepted event can be that old.
+* Events that cannot have happened (``bag_sequence.py``: a start or an end at or before the
+  dilution, a start after the end, a second start or end at another time, …) are refused
+  (``invalid_sequence``) and change nothing. A second dilution at another time is a
+  ``bag_conflict`` (warning, resolved by an acknowledgement): the earlier dilution rules, so an
+  earlier one moves the deadline and warning time earlier, a later one changes nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from coldchain.core.alert import AlertBook, Place
+from coldchain.core.bag_sequence import BagFacts, BagLedger, sequence_error
 from coldchain.core.inventory import Profile
 from coldchain.core.records import MAX_AGE, BagEvent
 from coldchain.core.times import format_time, parse_time
@@ -37,7 +43,7 @@ from coldchain.core.wording import say_span, say_time
 BAG_MEMORY = MAX_AGE
 """How long an ended bag is remembered (for late events and ``affected_bags`` of past episodes)."""
 
-BagOutcome = Literal["applied", "duplicate", "unknown_bag", "unknown_unit"]
+BagOutcome = Literal["applied", "duplicate", "unknown_bag", "unknown_unit", "invalid_sequence", "conflict"]
 
 
 class BagTimer:
@@ -47,6 +53,7 @@ class BagTimer:
         "bag",
         "deadline",
         "diluted",
+        "dilutions",
         "ended",
         "ended_by",
         "expired",
@@ -66,6 +73,8 @@ class BagTimer:
         self.bag = bag
         self.place = place
         self.diluted = diluted
+        self.dilutions: set[datetime] = {diluted}
+        """Every dilution time recorded for the bag (more than one is a ``bag_conflict``)."""
         self.use_within = use_within
         self.deadline = diluted + use_within
         self.warn_at = self.deadline - warn_before
@@ -79,6 +88,38 @@ class BagTimer:
         self.lapsed = False
         """The deadline has been reached (whether or not an alert was due)."""
         self.used = False
+
+    @property
+    def facts(self) -> BagFacts:
+        """What is recorded for this bag, as ``bag_sequence`` judges it."""
+        return BagFacts(self.diluted, self.started, self.ended)
+
+    def rediluted(self, ts: datetime, book: AlertBook) -> None:
+        """A second dilution at ``ts``: the earlier one rules; the disagreement opens ``bag_conflict``."""
+        first = self.diluted
+        self.dilutions.add(ts)
+        if ts < self.diluted:
+            warn_before = self.deadline - self.warn_at
+            self.diluted = ts
+            self.deadline = ts + self.use_within
+            self.warn_at = self.deadline - warn_before
+        self._conflict(first, ts, book)
+        if self.ended is not None:
+            self.advance(self.ended, book)  # an ended bag: what the earlier deadline made due before its end
+
+    def _conflict(self, first: datetime, ts: datetime, book: AlertBook) -> None:
+        book.open(
+            "bag_conflict",
+            self.bag,
+            self.place,
+            sensor=None,
+            bag=self.bag,
+            started_at=ts,
+            updated_at=ts,
+            value=None,
+            message=f"Bag {self.bag} in {self.place.name}: two dilution times, {say_time(first)} and {say_time(ts)};"
+            f" the earlier one rules (deadline {say_time(self.deadline)}). Check the label.",
+        )
 
     def running_at(self, at: datetime) -> bool:
         """Diluted at or before ``at`` and not yet completed or discarded."""
@@ -166,6 +207,7 @@ class BagTimer:
             "site": self.place.site,
             "name": self.place.name,
             "diluted": format_time(self.diluted),
+            "dilutions": sorted(format_time(ts) for ts in self.dilutions),
             "use_within_s": self.use_within.total_seconds(),
             "deadline": format_time(self.deadline),
             "warn_at": format_time(self.warn_at),
@@ -184,6 +226,7 @@ class BagTimer:
         place = Place(site=data["site"], unit=data["unit"], name=data["name"])
         use_within = timedelta(seconds=data["use_within_s"])
         timer = cls(data["bag"], place, parse_time(data["diluted"]), use_within, timedelta(0))
+        timer.dilutions = {parse_time(ts) for ts in data.get("dilutions", [data["diluted"]])}
         timer.deadline = parse_time(data["deadline"])
         timer.warn_at = parse_time(data["warn_at"])
         timer.started = parse_time(data["started"]) if data["started"] is not None else None
@@ -212,9 +255,17 @@ class BagRules:
 
     def event(self, event: BagEvent, book: AlertBook) -> BagOutcome:
         """Apply one bag event (events of one call come in ts order)."""
+        found = self.bags.get(event.bag)
+        if found is None and event.event != "diluted":
+            return "unknown_bag"
+        if sequence_error(found.facts if found is not None else BagFacts(), event) is not None:
+            return "invalid_sequence"
         if event.event == "diluted":
-            if event.bag in self.bags:
-                return "duplicate"
+            if found is not None:
+                if event.ts in found.dilutions:
+                    return "duplicate"
+                found.rediluted(event.ts, book)
+                return "conflict"
             unit = self._units.get(event.unit or "")
             if unit is None:
                 return "unknown_unit"
@@ -222,9 +273,7 @@ class BagRules:
             timer = BagTimer(event.bag, place, event.ts, profile.diluted_use_within, profile.bag_warning_before)
             self._add(timer)
             return "applied"
-        found = self.bags.get(event.bag)
-        if found is None:
-            return "unknown_bag"
+        assert found is not None
         timer = found
         if event.event == "infusion_started":
             timer.advance(event.ts, book)
@@ -233,6 +282,10 @@ class BagRules:
         self._running.pop(timer.bag, None)
         self._remember_end(timer)
         return "applied" if ended else "duplicate"
+
+    def ledger(self) -> BagLedger:
+        """A ledger over the bags as they stand, to check a batch's messages whole before applying them."""
+        return BagLedger(lambda bag: self.bags[bag].facts if bag in self.bags else BagFacts())
 
     def due(self, now: datetime, book: AlertBook) -> None:
         """Open the bag alerts that fall due by ``now``, and forget bags ended long ago."""

@@ -72,6 +72,8 @@ class BagEvent:
     product: str | None
     lot: str | None
     by: str | None
+    source: str | None = None
+    """Who published it, as authenticated: ``api:<user>``, ``scanner:<id>``, or ``mqtt`` (unattributed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,9 @@ class AuditEvent:
     """Canonical JSON (sorted keys) of what was done."""
     prev_hash: str
     hash: str
+    mac: str = ""
+    """``<key id>:<HMAC-SHA256 hex of hash>`` under the audit key, which the store's credentials do not give;
+    empty for events recorded before audit MACs."""
 
 
 class RejectReason(StrEnum):
@@ -121,6 +126,9 @@ class RejectReason(StrEnum):
     WRONG_KIND = "wrong_kind"
     UNKNOWN_UNIT = "unknown_unit"
     STORE_REJECTED = "store_rejected"
+    CONFLICTING_READING = "conflicting_reading"
+    INVALID_SEQUENCE = "invalid_sequence"
+    UNKNOWN_SCANNER = "unknown_scanner"
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from typing import Any, Literal
 from coldchain.core import signoff
 from coldchain.core.alert import Alert, AlertBook, Place, Transition
 from coldchain.core.bag_rules import BagRules
+from coldchain.core.bag_sequence import BagLedger
 from coldchain.core.inventory import Inventory, Profile
 from coldchain.core.records import BagEvent, BagStatus, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
@@ -66,6 +67,8 @@ class RuleStats:
     """For a bag whose ``diluted`` event was never seen (or was forgotten)."""
     unknown_unit_bag_events: int = 0
     """A ``diluted`` event naming no unit of the inventory."""
+    invalid_bag_events: int = 0
+    """Refused as impossible (``bag_sequence.py``)."""
     duplicate_bag_events: int = 0
     """A second ``diluted``, ``infusion_started`` or ending event for a bag."""
 
@@ -201,6 +204,8 @@ class RulesEngine:
             self.stats.unknown_bag_events += 1
         elif outcome == "unknown_unit":
             self.stats.unknown_unit_bag_events += 1
+        elif outcome == "invalid_sequence":
+            self.stats.invalid_bag_events += 1
 
     def tick(self, now: datetime) -> list[Transition]:
         """Apply what the clock alone decides at ``now``."""
@@ -244,12 +249,16 @@ class RulesEngine:
         if alert is None:
             return None
         acked = signoff.acknowledge(alert, by, at, note, disposition, signer=signer, supersedes=supersedes)
-        if alert.kind == "bag_used_after_expiry":
+        if alert.kind in ("bag_used_after_expiry", "bag_conflict"):
             del book.open_alerts[alert_id]
             resolved = replace(acked, state="resolved", resolved_at=acked.updated_at)
             return Transition(resolved, "resolved")
         book.open_alerts[alert_id] = acked
         return Transition(acked, "updated")
+
+    def bag_ledger(self) -> BagLedger:
+        """What the engine knows of each bag, to refuse a message with an impossible bag event whole."""
+        return self._bags.ledger()
 
     def bag_status(self, bag: str) -> BagStatus | None:
         """The bag's timer as dashboards show it, or None for a bag the engine does not know."""

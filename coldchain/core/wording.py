@@ -16,6 +16,7 @@ KIND_WORDS: dict[AlertKind, str] = {
     "bag_expired": "Bag expired",
     "bag_used_after_expiry": "Bag used after expiry",
     "signing_locked": "Signing locked",
+    "bag_conflict": "Bag records disagree",
 }
 """How people read each kind (titles of notifications and of the acknowledge page)."""
 

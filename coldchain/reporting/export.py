@@ -15,8 +15,9 @@ port (``Store.read_range``), so any store adapter serves it, and writes into a f
   the alert and the disposition, the signature it replaced), read from that chain;
 - ``report.pdf`` for people (``report_pdf.py``); ``--format json`` adds a ``.json`` twin of every
   table (a JSON array, one object per line);
-- ``manifest.json``: parameters, version, export time, row counts and every file's SHA-256, signed
-  with HMAC-SHA256 when ``export.signing_key`` is configured.
+- ``manifest.json``: parameters, version, export time, row counts, the audit chain's head (an
+  anchor) and every file's SHA-256, signed with Ed25519 (``reporting/signing.py``; the signer's public
+  key and fingerprint are in the manifest and on report.pdf's first page).
 
 The files are written into a hidden sibling directory and renamed into place at the end, so a
 failed export leaves nothing half-written. A period with no reading at all is an error (exit 1)
@@ -59,10 +60,11 @@ from coldchain.core.excursions import (
 from coldchain.core.records import AuditEvent
 from coldchain.core.times import format_time, from_millis, to_millis
 from coldchain.reporting.audit_trail import read_chain
-from coldchain.reporting.manifest import MANIFEST, MANIFEST_FORMAT, sha256_file, signature
+from coldchain.reporting.manifest import MANIFEST, MANIFEST_FORMAT, canonical_manifest, sha256_file
 from coldchain.reporting.progress import PROGRESS_EVERY, Progress
 from coldchain.reporting.request import ExportError, ExportRequest, Selection, select, sensor_info, unit_profile
 from coldchain.reporting.sections import audit_text, build_sections
+from coldchain.reporting.signing import ManifestSigner, load_signer
 from coldchain.reporting.tables import (
     AUDIT_COLUMNS,
     BAG_COLUMNS,
@@ -163,6 +165,17 @@ class _Exporter:
         self.tables: dict[str, Table] = {}
         self.formats = request.formats
         self.table_formats = [f for f in request.formats if f in ("csv", "json")]
+        self._signer: ManifestSigner | None = None
+
+    @property
+    def signer(self) -> ManifestSigner:
+        """The export signing key, loaded (or created once) when the export is about to be signed."""
+        if self._signer is None:
+            try:
+                self._signer = load_signer(self.settings)
+            except ValueError as exc:
+                raise ExportError(f"cannot sign the export: {exc}", 1) from None
+        return self._signer
 
     def _table(self, name: str, columns: Sequence[str]) -> Table:
         table = self.tables[name] = Table(self.work, name, columns, self.table_formats)
@@ -520,7 +533,8 @@ class _Exporter:
             selection=self.selection.text,
             gap_after=format_duration(self.settings.export.gap_after),
             audit=audit_text(chain, problem),
-            signed=bool(self.settings.export.signing_key.get_secret_value()),
+            signed=True,
+            signer=self.signer.fingerprint,
             start_ms=self.start_ms,
             end_ms=self.end_ms,
             envelope=envelope,
@@ -557,13 +571,13 @@ class _Exporter:
                 "events": len(chain),
                 "head_seq": head.seq if head else 0,
                 "head_hash": head.hash if head else GENESIS,
+                "head_time": format_time(head.at) if head else None,
                 "intact": problem is None,
                 "first_break": str(problem) if problem is not None else None,
             },
             "files": files,
+            "signer": self.signer.describe(),
         }
-        key = self.settings.export.signing_key.get_secret_value().encode()
-        if key:
-            manifest["signature"] = signature(manifest, key)
+        manifest["signature"] = self.signer.sign(canonical_manifest(manifest))
         (self.work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return bool(key)
+        return True

@@ -163,6 +163,8 @@ class ReportData:
     units: list[UnitSection]
     overview: list[list[str]]
     """Rows of the first page's per-unit summary table (first row is the header)."""
+    signer: str = ""
+    """The fingerprint of the Ed25519 key that signs manifest.json."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +287,13 @@ def write_report(path: Path, data: ReportData) -> None:
         _text(f"<b>Selection:</b> {escape(data.selection)}", st.body),
         _text(f"<b>Exported:</b> {escape(data.exported_at)} by coldchain {escape(data.version)}", st.body),
         _text(f"<b>Audit trail:</b> {escape(data.audit)}", st.body),
+        _text(
+            f"<b>Signed:</b> manifest.json with Ed25519, public key fingerprint {escape(data.signer)}"
+            " (compare it with GET /api/keys/export)"
+            if data.signer
+            else "<b>Signed:</b> no",
+            st.body,
+        ),
         Spacer(1, 4 * mm),
         *_tables(overview, data.overview[1:], width, st),
         Spacer(1, 4 * mm),
@@ -316,9 +325,10 @@ def _reading_guide(data: ReportData) -> list[str]:
         "The chart shows, for each sensor, the band between the lowest and highest reading of each short time "
         "slice; the green band is the product's storage range, red shading marks excursions.",
         "This report belongs to a set of files listed with their SHA-256 in manifest.json"
-        + (" (signed with HMAC-SHA256)" if data.signed else "")
+        + (f" (signed with Ed25519, key fingerprint {escape(data.signer)})" if data.signer else "")
         + ". <font face='Courier'>coldchain export verify DIR</font> re-checks every file and names any that was "
-        "altered; <font face='Courier'>coldchain audit verify</font> checks the audit trail's hash chain.",
+        "altered (with <font face='Courier'>--public-key</font>, that the signature is the pharmacy's); "
+        "<font face='Courier'>coldchain audit verify</font> checks the audit trail's hash chain.",
     ]
 
 

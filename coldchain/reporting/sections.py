@@ -26,9 +26,11 @@ def audit_text(chain: list[AuditEvent], problem: ChainBreak | None) -> str:
         return f"BROKEN at {problem}. Events from there on are unproven."
     if not chain:
         return "no operator action recorded up to the end of the period."
+    head = chain[-1]
     return (
-        f"{len(chain)} events up to the end of the period, hash chain intact "
-        f"(last seq {chain[-1].seq}, hash {chain[-1].hash[:16]}…); see audit.csv."
+        f"{len(chain)} events up to the end of the period, hash chain intact; its head (an anchor: a later "
+        f"copy of the trail must contain it unchanged) is seq {head.seq} at {format_time(head.at)}, "
+        f"hash {head.hash}; see audit.csv."
     )
 
 

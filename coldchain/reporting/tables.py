@@ -1,9 +1,17 @@
-"""An export's tables (CSV and JSON lines, written as they stream) and how their cells are written."""
+"""An export's tables (CSV and JSON lines, written as they stream) and how their cells are written.
+
+CSV cells are spreadsheet-safe: a text cell beginning with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return (a number such as ``-3.5`` excepted) is written with a leading apostrophe, so a
+spreadsheet shows it as text instead of running it as a formula; a text beginning with an
+apostrophe gets one more, so ``csv_value`` gives every real value back exactly (the audit chain is
+verified over the real values). JSON files keep the values as they are.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +21,25 @@ from coldchain.core.daily import DAY_MS
 from coldchain.core.times import format_time, from_millis
 
 READING_COLUMNS = ("time", "site", "unit", "sensor", "kind", "value")
+
+_FORMULA_START = frozenset("=+-@\t\r'")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` as a spreadsheet-safe CSV cell (None as empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value and value[0] in _FORMULA_START and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_value(cell: str) -> str:
+    """The real value of a CSV cell written by ``csv_cell``."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in _FORMULA_START:
+        return cell[1:]
+    return cell
 
 
 DAILY_COLUMNS = (
@@ -133,7 +160,7 @@ class Table:
 
     def add(self, values: Sequence[Any]) -> None:
         if self._csv is not None:
-            self.writer.writerow(["" if v is None else v for v in values])
+            self.writer.writerow([csv_cell(v) for v in values])
         if self._json is not None:
             item = json.dumps(dict(zip(self.columns, values, strict=True)), ensure_ascii=False)
             self._json.write(("\n" if self.rows == 0 else ",\n") + item)
@@ -173,7 +200,7 @@ class ReadingsTable(Table):
     def reading(self, ms: int, site: str, unit: str, sensor: str, kind: str, value: float) -> None:
         text = self.time_text(ms)
         if self._csv is not None:
-            self.writer.writerow((text, site, unit, sensor, kind, value))
+            self.writer.writerow((text, csv_cell(site), csv_cell(unit), csv_cell(sensor), kind, value))
         if self._json is not None:
             quoted = self._quoted
             key = f"{site}\x00{unit}\x00{sensor}\x00{kind}"

@@ -26,8 +26,10 @@ from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser
 from coldchain.contract.status import Status
-from coldchain.core.records import Record, Rejection, ShakeReading, TemperatureReading
+from coldchain.contract.topics import Topics
+from coldchain.core.records import BagEvent, Record, Rejection, RejectReason, ShakeReading, TemperatureReading
 from coldchain.core.times import from_millis, to_millis
+from coldchain.roles.fact_guard import FactGuard
 
 log = logging.getLogger("coldchain.ingest")
 
@@ -55,6 +57,8 @@ class Ingest:
         self._messages: list[InboundMessage] = []
         self._batch_started = 0.0
         self._last_rejection_ms = 0
+        self.guard = FactGuard(writer.store, Topics(settings.mqtt.topic_prefix))
+        metrics.fact_checks_skipped.set_function(lambda: self.guard.skipped)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
@@ -105,6 +109,13 @@ class Ingest:
             self._batch_started = time.monotonic()
         self._messages.append(message)
         parsed = self.parser.parse(message.topic, message.payload, message.received_at)
+        if not isinstance(parsed, Rejection):
+            events = [record for record in parsed if type(record) is BagEvent]
+            why = self.guard.bag_message(events) if events else None
+            if why is not None:
+                parsed = Rejection(
+                    RejectReason.INVALID_SEQUENCE, message.topic, why, bytes(message.payload), message.received_at
+                )
         if isinstance(parsed, Rejection):
             parsed = self._unique_time(parsed)
             self._reject(parsed)
@@ -129,10 +140,23 @@ class Ingest:
             extra={"reason": rejection.reason.value, "topic": rejection.topic},
         )
 
+    def _screen(self, records: list[Record]) -> list[Record]:
+        """The batch without facts that would rewrite stored ones: those become ``conflicting_reading``."""
+        screened = self.guard.screen(records, messages_time(self._messages))
+        if screened is records:
+            return records
+        out: list[Record] = []
+        for before, after in zip(records, screened, strict=True):
+            if after is not before and isinstance(after, Rejection):
+                after = self._unique_time(after)
+                self._reject(after)
+            out.append(after)
+        return out
+
     def _flush(self) -> None:
         if not self._messages:
             return
-        records, messages = self._records, self._messages
+        records, messages = self._screen(self._records), self._messages
         self.metrics.acks_pending.set(len(messages))
         try:
             self.writer.write(records)
@@ -147,3 +171,8 @@ class Ingest:
             self.connection.ack(message)
         self._records, self._messages = [], []
         self.metrics.acks_pending.set(0)
+
+
+def messages_time(messages: list[InboundMessage]) -> datetime:
+    """When the batch's newest message arrived (the time its rejections are stored at)."""
+    return max(message.received_at for message in messages)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from coldchain import __version__
-from coldchain.adapters.audit_log import AuditLog
+from coldchain.adapters.audit_log import AuditLog, load_audit_key
 from coldchain.adapters.homeassistant import HomeAssistant
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import InboundMessage, MqttConnection
@@ -103,7 +103,12 @@ class RulesWorker:
         self.clock = clock
         self.parser = MessageParser(settings)
         self.state = RulesState(settings.rules.state_path)
-        self.audit = AuditRecorder(AuditLog(settings.rules.audit_log_path), writer, clock)
+        self.audit = AuditRecorder(
+            AuditLog(settings.rules.audit_log_path, load_audit_key(settings.rules)),
+            writer,
+            clock,
+            publish_head=self._publish_audit_head,
+        )
         self.config_source = "<defaults>"
         """The configuration file's path, recorded in the audit trail's ``config_loaded`` (set by the CLI)."""
         self.engine = self._restore()
@@ -119,6 +124,7 @@ class RulesWorker:
         self.publisher = AlertPublisher(self.connection, writer, metrics, Topics(settings.mqtt.topic_prefix))
         self.homeassistant = HomeAssistant(settings, self.connection) if settings.homeassistant.discovery else None
         self._pending: list[InboundMessage] = []
+        self._conflicts: list[Alert] = []
         self._dirty = False
         self._last_checkpoint = time.monotonic()
         self._clock_rules_from: float | None = None
@@ -132,6 +138,10 @@ class RulesWorker:
         self._refresh_view()
         metrics.alerts_open.set_function(lambda: len(self.engine.open_alerts()))
         metrics.late_readings.set_function(lambda: self.engine.stats.late_readings)
+
+    def _publish_audit_head(self, payload: bytes) -> None:
+        """Anchor the audit chain's head: retained on ``<prefix>/audit/head`` (QoS 1)."""
+        self.connection.publish(Topics(self.settings.mqtt.topic_prefix).audit_head, payload, retain=True)
 
     def _restore(self) -> RulesEngine:
         snapshot = self.state.load()
@@ -201,8 +211,8 @@ class RulesWorker:
             self._checkpoint(wait=True)
 
     def publish_bag_event(self, bag_id: str, body: dict[str, Any]) -> None:
-        """Publish a bag event on the contract's topic (ingest stores it, the engine judges it)."""
-        topic = self.publisher.topics.bag_events(bag_id)
+        """Publish a bag event on the API's topic (stored with ``source`` ``api:<by>``; the engine judges it)."""
+        topic = self.publisher.topics.api_bag_events(bag_id)
         self.connection.publish(topic, json.dumps(body).encode()).wait(10.0)
 
     def _acknowledge(
@@ -325,14 +335,21 @@ class RulesWorker:
 
     def _judge(self, messages: list[InboundMessage]) -> None:
         records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability] = []
+        bags = self.engine.bag_ledger()
         for message in messages:
             parsed = self.parser.parse(message.topic, message.payload, message.received_at)
             if isinstance(parsed, list):
+                events = [record for record in parsed if isinstance(record, BagEvent)]
+                if events and bags.admit(events) is not None:
+                    continue  # impossible: refused whole (ingest stores the rejection, invalid_sequence)
                 records.extend(parsed)
         judged = self._guarded(lambda: self._observe(records), "a batch of messages")
         bag_events = [record for record in records if isinstance(record, BagEvent)]
         if bag_events:
             self._guarded(lambda: self.audit.bag_events(bag_events), "the audit of bag events")
+        conflicts, self._conflicts = self._conflicts, []
+        if conflicts:
+            self._guarded(lambda: self.audit.bag_conflicts(conflicts), "the audit of bag conflicts")
         # A batch the engine cannot judge is acked all the same (logged, counted), so it cannot block the
         # session; only a batch cut short by stopping stays unacked, for redelivery.
         if judged or not self._stopping.is_set():
@@ -341,7 +358,9 @@ class RulesWorker:
         self._refresh_view()
 
     def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability]) -> None:
-        self._emit(self.engine.observe(records, self.clock()))
+        transitions = self.engine.observe(records, self.clock())
+        self._conflicts = [t.alert for t in transitions if t.alert.kind == "bag_conflict" and t.change == "opened"]
+        self._emit(transitions)
         bags = dict.fromkeys(record.bag for record in records if isinstance(record, BagEvent))
         statuses = [status for bag in bags if (status := self.engine.bag_status(bag)) is not None]
         if statuses:

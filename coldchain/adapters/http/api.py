@@ -30,6 +30,7 @@ from coldchain.adapters.mqtt import MqttError
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser, RejectedMessage
+from coldchain.contract.topics import id_problem
 from coldchain.core.access import Caller
 from coldchain.core.signoff import DispositionConflict
 from coldchain.core.times import format_time
@@ -182,6 +183,9 @@ class HttpApi:
         if method == "GET" and path == "/api/audit/verify":
             gate.authorize(user, "verify_audit", "verify the audit trail")
             return json_reply(HTTPStatus.OK, self.audit_verify())
+        if method == "GET" and path == "/api/keys/export":
+            gate.authorize(user, "read", "read the export signing key")
+            return self.export_key()
         return error_reply(HTTPStatus.NOT_FOUND, "not found")
 
     def user_of(self, request: Request) -> Caller | None:
@@ -326,9 +330,21 @@ class HttpApi:
             "head_at": format_time(head.at) if head is not None else None,
             "first_break": str(problem) if problem is not None else None,
         }
+    def export_key(self) -> Reply:
+        """The Ed25519 public key that signs export manifests (PEM, base64 and fingerprint), to pin once."""
+        from coldchain.reporting.signing import load_signer
+
+        try:
+            signer = load_signer(self.settings)
+        except ValueError as exc:
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+        return json_reply(HTTPStatus.OK, signer.describe())
 
     def bag_event(self, bag_id: str, user: str, body: bytes) -> Reply:
-        """The MQTT bag event's body; ``by`` is the token's user; ``ts`` defaults to now."""
+        """The MQTT bag event's body; ``by`` is the token's user; ``ts`` defaults to now. The bag id is checked
+        after decoding (``%2F`` is a ``/``), as one topic level of at most 64 characters."""
+        if (problem := id_problem(bag_id)) is not None:
+            raise ApiError(HTTPStatus.BAD_REQUEST, problem)
         try:
             data = json.loads(body or b"{}")
         except ValueError:

@@ -137,7 +137,7 @@ class DurableWriter:
             self.metrics.rejections.labels(RejectReason.STORE_REJECTED.value).inc()
             body = record_codec.dumps([item.record])
             log.warning("store refused a record; dead-lettered", extra={"reason": item.reason})
-            letters.append(Rejection(RejectReason.STORE_REJECTED, "", item.reason[:1000], body[:1024], now))
+            letters.append(Rejection(RejectReason.STORE_REJECTED, "", item.reason[:1000], body, now))
         if letters:
             self.write(letters)
 

@@ -18,6 +18,7 @@ A new record type needs one function decorated with ``@point_maker(ItsType)``.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ from coldchain.core.records import (
 )
 from coldchain.core.times import format_time, to_millis
 
-PAYLOAD_LIMIT = 1024
-"""Bytes of a rejected message's payload kept in measurement ``rejected``."""
+PAYLOAD_LIMIT = 64 * 1024
+"""Bytes of a rejected message's payload kept in measurement ``rejected``: the whole of any message
+the contract accepts (``MAX_PAYLOAD_BYTES``); a larger one is kept up to this limit."""
 
 FieldValue: TypeAlias = float | int | str | bool
 Tags: TypeAlias = tuple[tuple[str, str | None], ...]
@@ -116,11 +118,13 @@ def shake_point(r: ShakeReading) -> Point:
 
 @point_maker(BagEvent)
 def bag_event_point(r: BagEvent) -> Point:
-    """Tags bag, site, unit; string fields ``event``, ``product``, ``lot``, ``by``."""
+    """Tags bag, site, unit; string fields ``event``, ``product``, ``lot``, ``by``, ``source``."""
     return Point(
         "bag_event",
         (("bag", r.bag), ("site", r.site), ("unit", r.unit)),
-        _present(("event", r.event), ("product", r.product), ("lot", r.lot), ("by", r.by)),
+        _present(
+            ("event", r.event), ("product", r.product), ("lot", r.lot), ("by", r.by), ("source", r.source)
+        ),
         to_millis(r.ts),
     )
 
@@ -138,14 +142,32 @@ def availability_point(r: SensorAvailability) -> Point:
 
 @point_maker(Rejection)
 def rejection_point(r: Rejection) -> Point:
-    """Tag reason; its topic, the reason in words and the first 1024 bytes of the payload, at arrival."""
-    payload = r.payload[:PAYLOAD_LIMIT].decode("utf-8", errors="replace")
+    """Tag reason; its topic, the reason in words and the payload (up to 64 KiB), at arrival.
+
+    A payload that is not UTF-8 is kept as ``b64:`` + its base64, so it can be replayed byte for byte."""
+    payload = payload_text(r.payload[:PAYLOAD_LIMIT])
     return Point(
         "rejected",
         (("reason", str(r.reason)),),
         (("topic", r.topic), ("detail", r.detail), ("payload", payload)),
         to_millis(r.received_at),
     )
+
+
+def payload_text(payload: bytes) -> str:
+    """A payload as stored text: itself when it is UTF-8 (and does not start with ``b64:``), else ``b64:`` + base64."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return "b64:" + base64.b64encode(payload).decode("ascii")
+    return "b64:" + base64.b64encode(payload).decode("ascii") if text.startswith("b64:") else text
+
+
+def payload_bytes(text: str) -> bytes:
+    """The payload bytes of a stored ``payload`` field (``payload_text`` undone)."""
+    if text.startswith("b64:"):
+        return base64.b64decode(text[4:])
+    return text.encode("utf-8")
 
 
 @point_maker(Alert)
@@ -223,7 +245,7 @@ def bag_status_point(b: BagStatus) -> Point:
 
 @point_maker(AuditEvent)
 def audit_point(e: AuditEvent) -> Point:
-    """Tag ``action``; int ``seq``; strings actor, subject, details, prev_hash, hash; at ``at``."""
+    """Tag ``action``; int ``seq``; strings actor, subject, details, prev_hash, hash, mac (when set); at ``at``."""
     return Point(
         "audit",
         (("action", e.action),),
@@ -234,6 +256,7 @@ def audit_point(e: AuditEvent) -> Point:
             ("details", e.details),
             ("prev_hash", e.prev_hash),
             ("hash", e.hash),
+            *((("mac", e.mac),) if e.mac else ()),
         ),
         to_millis(e.at),
     )

@@ -26,6 +26,13 @@ AlertKind = Literal[
     "bag_expiring",
     "bag_expired",
     "bag_used_after_expiry",
+    # system alerts: coldchain about itself (see ``system_rules``)
+    "broker_unreachable",
+    "store_unreachable",
+    "disk_low",
+    "state_reset",
+    "role_failed",
+    "clock_skew",
 ]
 AlertState = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "warning"]
@@ -40,10 +47,21 @@ SEVERITY: dict[AlertKind, Severity] = {
     "bag_expiring": "warning",
     "bag_expired": "critical",
     "bag_used_after_expiry": "critical",
+    "broker_unreachable": "critical",
+    "store_unreachable": "critical",
+    "disk_low": "warning",
+    "state_reset": "critical",
+    "role_failed": "critical",
+    "clock_skew": "warning",
 }
 
+SYSTEM_KINDS: frozenset[AlertKind] = frozenset(
+    ("broker_unreachable", "store_unreachable", "disk_low", "state_reset", "role_failed", "clock_skew")
+)
+"""Alerts about coldchain itself; notified even while the broker is down."""
 
-
+RESOLVED_BY_ACK: frozenset[AlertKind] = frozenset(("bag_used_after_expiry", "state_reset"))
+"""Kinds with no condition that clears: an acknowledgement resolves them."""
 
 
 def alert_id(kind: str, subject: str, started_at: datetime) -> str:

@@ -15,6 +15,12 @@ KIND_WORDS: dict[AlertKind, str] = {
     "bag_expiring": "Bag expiring",
     "bag_expired": "Bag expired",
     "bag_used_after_expiry": "Bag used after expiry",
+    "broker_unreachable": "MQTT broker unreachable",
+    "store_unreachable": "Store unreachable",
+    "disk_low": "Disk space low",
+    "state_reset": "State reset",
+    "role_failed": "Role failed",
+    "clock_skew": "Clock skew",
 }
 """How people read each kind (titles of notifications and of the acknowledge page)."""
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from coldchain.adapters.sqlite_files import open_durable
+from coldchain.adapters.sqlite_files import open_durable, writing
 from coldchain.core.alert import Alert
 from coldchain.core.policy import Notice, Sent
 from coldchain.core.times import from_millis, to_millis
@@ -110,7 +110,7 @@ class Outbox:
             )
             for n in notices
         ]
-        with self._lock:
+        with self._lock, writing(self.path):
             before = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -120,10 +120,11 @@ class Outbox:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
             return self._db.total_changes - before
 
     def history(self, alert_id: str) -> list[Sent]:
@@ -172,7 +173,7 @@ class Outbox:
 
     def failed(self, entry_id: int, at: datetime, error: str, next_attempt_at: datetime) -> None:
         """An attempt at ``at`` failed with ``error``; try again at ``next_attempt_at``."""
-        with self._lock:
+        with self._lock, writing(self.path):
             self._db.execute(
                 "UPDATE notice SET attempts = attempts + 1, last_attempt_at = ?, last_error = ?, next_attempt_at = ?"
                 " WHERE id = ? AND state = 'pending'",
@@ -184,7 +185,7 @@ class Outbox:
         self._finish(entry_id, "gave_up", at, error)
 
     def _finish(self, entry_id: int, state: str, at: datetime, error: str | None) -> None:
-        with self._lock:
+        with self._lock, writing(self.path):
             self._db.execute(
                 "UPDATE notice SET state = ?, attempts = attempts + 1, last_attempt_at = ?, finished_at = ?,"
                 " last_error = coalesce(?, last_error) WHERE id = ? AND state = 'pending'",

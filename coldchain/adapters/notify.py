@@ -35,6 +35,7 @@ Wiring (the rules worker, or whatever plans notices)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
@@ -280,6 +281,8 @@ class Notifier:
         for target in config.targets:
             self._workers[target.name] = _worker_for(target)
         self._stopping = threading.Event()
+        self.heartbeat: Callable[[], None] = lambda: None
+        """Beaten by each target's loop (set by the service's supervisor: its thread names the role)."""
         self._stamp_lock = threading.Lock()
         self._last_ms = 0
         metrics.bind_outbox(self._pending)
@@ -293,8 +296,9 @@ class Notifier:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start one worker per target; notices of targets no longer configured are given up, loudly."""
+    def start(self, spawn: Callable[[str, Callable[[], None]], threading.Thread] | None = None) -> None:
+        """Start one worker per target (in ``spawn``'s supervised threads when given); notices of targets
+        no longer configured are given up, loudly."""
         for name, count in self.outbox.pending_targets().items():
             if name not in self._workers:
                 log.error(
@@ -305,6 +309,9 @@ class Notifier:
                 )
                 self._workers[name] = _Worker(name, "unknown", None, "(not configured)", configured=False)
         for worker in self._workers.values():
+            if spawn is not None:
+                worker.thread = spawn(f"notify:{worker.name}", functools.partial(self._run, worker))
+                continue
             worker.thread = threading.Thread(
                 target=self._run, args=(worker,), name=f"notify-{worker.name}", daemon=True
             )
@@ -330,6 +337,7 @@ class Notifier:
     def _run(self, worker: _Worker) -> None:
         limit = 50
         while not self._stopping.is_set():
+            self.heartbeat()
             worker.wake.clear()  # before looking: a wake() during the pass makes another pass
             try:
                 # a target no longer configured has all its pending notices given up at once

@@ -12,6 +12,7 @@ from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import NotifyConfig, NotifyTarget, OncallConfig, Shift
 from coldchain.config.settings import Settings, config_warnings, no_config_loaded
+from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Sensor",
     "Settings",
     "Shift",
+    "StateConfig",
     "Unit",
     "config_warnings",
     "load_settings",

@@ -107,6 +107,8 @@ class HttpApi:
         self.rules = rules
         self.parser = MessageParser(settings)
         self._tokens = [(user.token.get_secret_value().encode(), user.name) for user in settings.api.users]
+        self.liveness: Callable[[], list[str]] = list
+        """Roles that cannot recover (the supervisor's ``dead``): /healthz answers 503 while there are any."""
         self.extra_routes: list[Callable[[Request], Reply | None]] = []
         """Handlers tried before the built-in routes (the acknowledge page registers here)."""
         api = self
@@ -136,6 +138,10 @@ class HttpApi:
     def start(self) -> None:
         self._thread.start()
         log.info("http listening", extra={"address": f"{self.settings.api.host}:{self.port}"})
+
+    def alive(self) -> bool:
+        """Whether the server's thread is serving."""
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -182,6 +188,11 @@ class HttpApi:
     def _route(self, request: Request) -> Reply:
         path, method = request.path, request.method
         if method == "GET" and path == "/healthz":
+            dead = self.liveness()
+            if dead:
+                return Reply(
+                    HTTPStatus.SERVICE_UNAVAILABLE, ("\n".join(dead) + "\n").encode(), "text/plain; charset=utf-8"
+                )
             return Reply(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
         if method == "GET" and path == "/readyz":
             problems = self.readiness()

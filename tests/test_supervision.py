@@ -38,6 +38,7 @@ def test_a_failing_loop_is_logged_counted_and_run_again(caplog: object) -> None:
     supervisor = Supervisor(metrics, backoff_min=0.01)
     runs: list[int] = []
     stop = threading.Event()
+    supervisor.settle = 0.05  # the loop that finally works stops counting as failing soon
 
     def loop() -> None:
         runs.append(1)
@@ -56,13 +57,15 @@ def test_a_failing_loop_is_logged_counted_and_run_again(caplog: object) -> None:
     stop.set()
 
 
-def test_a_failing_role_is_named_by_readiness_until_it_beats_again() -> None:
-    """While a role's last run failed, readiness names it and the error; a heartbeat clears it."""
-    supervisor = Supervisor(Metrics(), backoff_min=30.0)
+def test_a_failing_role_is_named_by_readiness_until_it_settles() -> None:
+    """After a failure readiness names the role and the error, until it ran ``settle`` seconds without one."""
+    clock = Clock()
+    supervisor = Supervisor(Metrics(), clock=clock, backoff_min=30.0, settle=60)
     supervisor.spawn("rules", lambda: (_ for _ in ()).throw(ValueError("bad snapshot")))
     until(lambda: supervisor.problems() != [])
     [problem] = supervisor.problems()
     assert problem.startswith("role rules failing") and "bad snapshot" in problem
+    clock.now += 61
     supervisor.beat("rules")
     assert supervisor.problems() == []
     supervisor.stop()

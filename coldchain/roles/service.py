@@ -288,6 +288,10 @@ class Service:
         """Start, wait for SIGTERM or SIGINT (or a role that cannot recover), stop; the exit status."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.request_stop())
+        return self.run()
+
+    def run(self) -> int:
+        """Start, run until ``request_stop`` or a role that cannot recover, stop; the exit status."""
         self.start()
         # everything built at start-up lives for the whole run: keep it out of full collections,
         # which otherwise pause every thread for up to ~100 ms (measured by bench/alerts.py)

@@ -3,14 +3,15 @@
 ``Supervisor.spawn(role, loop)`` runs ``loop`` in a thread of its own. When ``loop`` raises, the
 exception is logged with its traceback, counted (``coldchain_role_errors_total{role}``), and the
 loop is entered again after a backoff (1 s doubling to 30 s); a loop that returns has stopped (the
-service is stopping). A role that keeps failing (``fatal_after`` failures in a row without a
-heartbeat in between), whose thread died, or whose heartbeat has been silent for its
+service is stopping). A role that keeps failing (``fatal_after`` failures in a row, each less than
+``settle`` seconds after the restart before it), whose thread died, or whose heartbeat has been silent for its
 ``dead_after`` cannot recover: ``check`` reports it, and the service ends the process non-zero so
 its supervisor (systemd, Docker, Kubernetes) restarts it. Never a live process with a dead role.
 
 Roles beat with ``beat(role)`` (or ``beat_current()`` from code that runs in several roles'
 threads, such as the durable writer's retry loop). Readiness (``problems``) names a role whose
-heartbeat is later than its ``late_after``, or that is failing; liveness (``dead``) names the roles
+heartbeat is later than its ``late_after``, or that failed in the last ``settle`` seconds; liveness
+(``dead``) names the roles
 that cannot recover.
 """
 
@@ -49,7 +50,9 @@ class RoleState:
     dead_after: float
     beat_at: float
     failures: int = 0
-    """Failures in a row since the last heartbeat."""
+    """Failures in a row (each within ``settle`` of the restart before it)."""
+    failed_at: float = float("-inf")
+    restarted_at: float = float("-inf")
     last_error: str = ""
     thread: threading.Thread | None = None
     alive: Callable[[], bool] | None = None
@@ -67,12 +70,14 @@ class Supervisor:
         *,
         clock: Callable[[], float] = time.monotonic,
         fatal_after: int = 5,
+        settle: float = 60.0,
         backoff_min: float = _BACKOFF_MIN,
         backoff_max: float = _BACKOFF_MAX,
     ) -> None:
         self.metrics = metrics
         self.clock = clock
         self.fatal_after = fatal_after
+        self.settle = settle
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.roles: dict[str, RoleState] = {}
@@ -123,7 +128,9 @@ class Supervisor:
                 loop()
             except Exception as exc:  # the loop must go on: logged with its traceback, counted, backed off
                 with self._lock:
-                    state.failures += 1
+                    now = self.clock()
+                    state.failures = state.failures + 1 if now - state.restarted_at < self.settle else 1
+                    state.failed_at = now
                     state.last_error = f"{type(exc).__name__}: {exc}"
                     failures = state.failures
                 self.metrics.role_errors.labels(state.name).inc()
@@ -140,6 +147,7 @@ class Supervisor:
                 if self._stopping.wait(backoff):
                     break
                 backoff = min(backoff * 2, self.backoff_max)
+                state.restarted_at = self.clock()
                 continue
             break
         with self._lock:
@@ -167,12 +175,7 @@ class Supervisor:
             self._beat(state)
 
     def _beat(self, state: RoleState) -> None:
-        now = self.clock()
-        with self._lock:
-            state.beat_at = now
-            if state.failures:
-                log.info("role %s works again", state.name, extra={"role": state.name})
-            state.failures = 0
+        state.beat_at = self.clock()
 
     # -- what readiness and liveness read --------------------------------------------------
 
@@ -202,7 +205,7 @@ class Supervisor:
                 out[state.name] = f"role {state.name} dead: {state.fatal}"
             elif state.stopped or state.alive is not None:
                 continue
-            elif state.failures:
+            elif state.failures and now - state.failed_at < self.settle:
                 out[state.name] = f"role {state.name} failing ({state.failures} in a row): {state.last_error}"
             elif now - state.beat_at > state.late_after:
                 out[state.name] = f"role {state.name}: heartbeat late ({now - state.beat_at:.0f} s)"

@@ -203,7 +203,7 @@ class DurableWriter:
 
     def _resumed(self, warned: bool) -> None:
         if warned:
-            log.warning("writes go through again (%s is over)", self.problem)
+            log.warning("writes go through again, after: %s", self.problem)
         self.problem = None
 
     # -- replay ----------------------------------------------------------------------------

@@ -359,3 +359,25 @@ def test_a_burst_of_readings_from_the_future_raises_clock_skew(tmp_path: Path, m
         assert skew["severity"] == "warning" and "NTP" in skew["message"]
     finally:
         world.close()
+
+
+def test_an_unreadable_outbox_and_spool_are_moved_aside_and_the_service_starts(
+    tmp_path: Path, mosquitto: Any, influxd: Any
+) -> None:
+    """Garbage in the outbox and the spool files: both kept aside, a state_reset for each, and the service works."""
+    world = AlertWorld(tmp_path, mosquitto, influxd)
+    for name in ("notify.sqlite", "spool.sqlite"):
+        (tmp_path / name).write_bytes(b"\x00garbage, not SQLite" * 64)
+    try:
+        world.service.start()
+        outbox = world.wait_alert("state_reset", "outbox", "open", timeout=20)
+        assert "Notices still pending in it were not sent" in outbox["message"]
+        spool = world.wait_alert("state_reset", "spool", "open", timeout=20)
+        assert "spool.sqlite.unreadable-" in spool["message"]
+        for name in ("notify.sqlite", "spool.sqlite"):
+            [kept] = tmp_path.glob(f"{name}.unreadable-*")
+            assert kept.read_bytes().startswith(b"\x00garbage")
+        world.publisher_for().send(world.topic("t-001"), {"ts": iso(datetime.now(UTC)), "celsius": 4.0})
+        wait_for(lambda: world.count() == 1, 20, "a reading stored after the reset")
+    finally:
+        world.close()

@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from coldchain.adapters.metrics import Metrics
 from coldchain.roles.steady_clock import SteadyClock
 from coldchain.roles.supervision import Supervisor
@@ -142,3 +145,19 @@ def test_the_steady_clock_ignores_a_step_back_and_follows_a_step_forward() -> No
     clocks.wall += 7200  # and forward again, past where we are
     clocks.mono += 1
     assert clock() == datetime.fromtimestamp(clocks.wall, UTC)
+
+
+@given(st.lists(st.tuples(st.floats(0, 120), st.floats(-7200, 7200)), max_size=40))
+def test_the_steady_clock_never_runs_backwards_nor_slower_than_the_monotonic_clock(
+    steps: list[tuple[float, float]],
+) -> None:
+    """Whatever the wall clock does, the rules' time advances at least as much as the monotonic clock."""
+    clocks = Clocks()
+    clock = SteadyClock(wall=lambda: clocks.wall, monotonic=lambda: clocks.mono)
+    last = clock()
+    for elapsed, step in steps:
+        clocks.mono += elapsed
+        clocks.wall += elapsed + step
+        now = clock()
+        assert (now - last).total_seconds() >= elapsed - 1e-3
+        last = now

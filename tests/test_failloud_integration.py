@@ -381,3 +381,28 @@ def test_an_unreadable_outbox_and_spool_are_moved_aside_and_the_service_starts(
         wait_for(lambda: world.count() == 1, 20, "a reading stored after the reset")
     finally:
         world.close()
+
+
+def test_a_freezing_alert_is_paged_once_even_while_the_outbox_disk_is_full(
+    tmp_path: Path, small_disk: Path, mosquitto: Any, influxd: Any, hook: HTTPServer
+) -> None:
+    """Outbox on a full disk: the freezing page still reaches the webhook (sent from memory), exactly once,
+    and is recorded as delivered once space returns, so it is never sent again."""
+    world = AlertWorld(tmp_path, mosquitto, influxd, env=hook_env(hook.url_for("/hook")))
+    text = world.config.read_text()
+    for name in ("rules.sqlite", "notify.sqlite"):
+        text = text.replace(str(tmp_path / name), str(small_disk / name))
+    world.config.write_text(text + '\n[state]\nmin_free = "1kB"\n')
+    try:
+        world.service.start()
+        filler = fill(small_disk, leave=8 * 1024)
+        world.publisher_for().send(world.topic("t-001"), {"ts": iso(datetime.now(UTC)), "celsius": -1.0})
+        pages = wait_for(lambda: [t for t in hook_titles(hook) if "Freezing" in t], 20, "the freezing page")
+        assert len(pages) == 1
+        wait_for(lambda: "DISK FULL" in world.service.log_tail(2000), 20, "DISK FULL in the log")
+        filler.unlink()
+        time.sleep(6)  # several ticks and notifier passes with the outbox writable again
+        assert [t for t in hook_titles(hook) if "Freezing" in t] == pages
+        wait_for(lambda: readiness(world)[0] == 200, 30, "/readyz 200 again")
+    finally:
+        world.close()

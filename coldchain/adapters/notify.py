@@ -35,12 +35,13 @@ Wiring (the rules worker, or whatever plans notices)::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import apprise
@@ -48,9 +49,11 @@ import apprise
 from coldchain.adapters.http.ack_links import LinkSigner
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.outbox import Outbox, OutboxEntry
+from coldchain.adapters.sqlite_files import DiskFull
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.config import ApiConfig, NotifyConfig, NotifyTarget
 from coldchain.core.alert import Alert
+from coldchain.core.policy import Notice
 from coldchain.core.records import NotificationAttempt, NotificationOutcome
 from coldchain.core.times import from_millis, to_millis
 from coldchain.core.wording import KIND_WORDS, VALUE_UNITS, say_span, say_time
@@ -241,6 +244,10 @@ class _Worker:
     configured: bool = True
     wake: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    unmarked: dict[int, Callable[[], None]] = field(default_factory=dict)
+    """Outbox entries sent (or given up) whose outcome could not be written yet (disk full): never resent."""
+    unrecorded: list[tuple[datetime, OutboxEntry]] = field(default_factory=list)
+    """Notices the outbox could not take (disk full), kept in memory: (next attempt, entry)."""
 
 
 def _worker_for(target: NotifyTarget) -> _Worker:
@@ -281,6 +288,7 @@ class Notifier:
         for target in config.targets:
             self._workers[target.name] = _worker_for(target)
         self._stopping = threading.Event()
+        self._memory_ids = 0
         self.heartbeat: Callable[[], None] = lambda: None
         """Beaten by each target's loop (set by the service's supervisor: its thread names the role)."""
         self._stamp_lock = threading.Lock()
@@ -317,6 +325,20 @@ class Notifier:
             )
             worker.thread.start()
 
+    def send_unrecorded(self, notices: Sequence[Notice], now: datetime) -> None:
+        """Deliver notices the outbox could not record (its disk is full), from memory: best effort, so the
+        page still goes out; the dispatcher records them as delivered once the outbox can be written."""
+        for notice in notices:
+            worker = self._workers.get(notice.target)
+            if worker is None:
+                continue
+            self._memory_ids -= 1
+            entry = OutboxEntry(
+                self._memory_ids, notice.alert, notice.target, notice.purpose, notice.tier, notice.reason, 0, now
+            )
+            worker.unrecorded.append((now, entry))
+        self.wake()
+
     def wake(self) -> None:
         """New notices were added: every worker looks for due ones now."""
         for worker in self._workers.values():
@@ -342,7 +364,9 @@ class Notifier:
             try:
                 # a target no longer configured has all its pending notices given up at once
                 now = self.clock() if worker.configured else _END_OF_TIME
-                entries = self.outbox.due(worker.name, now, limit)
+                self._retry_marks(worker)
+                self._send_unrecorded(worker, now)
+                entries = [e for e in self.outbox.due(worker.name, now, limit) if e.id not in worker.unmarked]
                 for entry in entries:
                     if self._stopping.is_set():
                         return
@@ -357,6 +381,34 @@ class Notifier:
                 return
             if len(entries) < limit:
                 worker.wake.wait(POLL_SECONDS)
+
+    def _retry_marks(self, worker: _Worker) -> None:
+        for entry_id, mark in list(worker.unmarked.items()):
+            try:
+                mark()
+            except DiskFull:
+                return
+            del worker.unmarked[entry_id]
+
+    def _send_unrecorded(self, worker: _Worker, now: datetime) -> None:
+        waiting, worker.unrecorded = worker.unrecorded, []
+        for due, entry in waiting:
+            if due > now:
+                worker.unrecorded.append((due, entry))
+                continue
+            if self._attempt(worker, entry) == "failed":
+                retry = now + backoff(entry.attempts, self.config.retry_max)
+                worker.unrecorded.append((retry, replace(entry, attempts=entry.attempts + 1)))
+
+    def _mark(self, worker: _Worker, entry: OutboxEntry, mark: Callable[[], None]) -> None:
+        """Record an attempt's outcome in the outbox; if its disk is full, remember it (never send twice)."""
+        if entry.id < 0:
+            return  # a notice kept in memory: the dispatcher records it once the outbox can be written
+        try:
+            mark()
+        except DiskFull as exc:
+            log.error("%s; the notice's outcome is kept in memory until it can be written", exc)
+            worker.unmarked[entry.id] = mark
 
     def _stamp(self) -> datetime:
         """Now, to the millisecond, strictly after every earlier stamp (no two attempts share a point)."""
@@ -391,11 +443,11 @@ class Notifier:
         outcome: NotificationOutcome
         if error is None:
             outcome = "sent"
-            self.outbox.delivered(entry.id, at)
+            self._mark(worker, entry, lambda: self.outbox.delivered(entry.id, at))
             log.info("notice sent to %s (%s)", worker.name, entry.purpose, extra=where)
         elif not worker.configured or at - entry.created_at >= self.config.give_up_after:
             outcome = "gave_up"
-            self.outbox.gave_up(entry.id, at, error)
+            self._mark(worker, entry, lambda: self.outbox.gave_up(entry.id, at, error))
             log.error(
                 "GAVE UP notifying %s of alert %s (%s) after %d attempt(s): %s",
                 worker.name,
@@ -408,7 +460,8 @@ class Notifier:
         else:
             outcome = "failed"
             delay = backoff(entry.attempts, self.config.retry_max)
-            self.outbox.failed(entry.id, at, error, at + delay)
+            with contextlib.suppress(DiskFull):  # not recorded: the attempt is simply made again
+                self.outbox.failed(entry.id, at, error, at + delay)
             log.warning(
                 "notice to %s failed (attempt %d), retrying in %.0fs: %s",
                 worker.name,

@@ -92,11 +92,15 @@ class Outbox:
             self._db.close()
             raise
 
-    def add(self, notices: Sequence[Notice], now: datetime) -> int:
-        """Store the notices as pending, due at ``now``; those already stored are ignored. How many were new."""
+    def add(self, notices: Sequence[Notice], now: datetime, *, delivered: bool = False) -> int:
+        """Store the notices as pending, due at ``now``; those already stored are ignored. How many were new.
+
+        ``delivered``: they were already sent (while this file could not be written): recorded as such.
+        """
         if not notices:
             return 0
         created = to_millis(now)
+        state, attempts, finished = ("delivered", 1, created) if delivered else ("pending", 0, None)
         rows = [
             (
                 n.alert.id,
@@ -107,6 +111,9 @@ class Outbox:
                 json.dumps(n.alert.to_payload(), separators=(",", ":")),
                 created,
                 created,
+                state,
+                attempts,
+                finished,
             )
             for n in notices
         ]
@@ -116,8 +123,8 @@ class Outbox:
             try:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO notice"
-                    " (alert_id, target, purpose, tier, reason, alert, created_at, next_attempt_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " (alert_id, target, purpose, tier, reason, alert, created_at, next_attempt_at, state, attempts,"
+                    " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 self._db.execute("COMMIT")

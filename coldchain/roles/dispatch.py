@@ -23,7 +23,7 @@ from coldchain.adapters.notify import Notifier
 from coldchain.adapters.outbox import Outbox
 from coldchain.adapters.sqlite_files import DiskFull
 from coldchain.core.alert import Alert, Transition
-from coldchain.core.policy import Policy, grouped_under, plan
+from coldchain.core.policy import Notice, Policy, Sent, grouped_under, plan
 from coldchain.core.system_rules import Outage
 
 log = logging.getLogger("coldchain.dispatch")
@@ -46,6 +46,8 @@ class Dispatcher:
         self.problem: str | None = None
         """Why notices cannot be recorded now (the outbox's disk is full), for readiness."""
         self._grouped: set[str] = set()
+        self._unrecorded: dict[str, list[tuple[Notice, datetime]]] = {}
+        """Notices sent from memory while the outbox could not be written, by alert id."""
 
     def __call__(self, transitions: Sequence[Transition], alerts: Sequence[Alert], now: datetime) -> None:
         considered: dict[str, Alert] = {alert.id: alert for alert in alerts if alert.state != "resolved"}
@@ -53,19 +55,32 @@ class Dispatcher:
             considered[transition.alert.id] = transition.alert
         planned = 0
         outages = self.outages()
+        problem: str | None = None
         try:
-            for alert in considered.values():
-                planned += self._plan(alert, outages, now)
-            self.problem = None
+            self._record_unrecorded()
         except DiskFull as exc:
-            if self.problem is None:
-                log.error("%s; notices will be planned again once it can be written", exc)
-            self.problem = str(exc)
+            problem = str(exc)
+        for alert in considered.values():
+            try:
+                planned += self._plan(alert, outages, now)
+            except DiskFull as exc:
+                problem = str(exc)
+        if problem is not None and self.problem is None:
+            log.error("%s; notices are sent from memory and recorded once it can be written", problem)
+        self.problem = problem
         if planned:
             self.notifier.wake()
 
+    def _record_unrecorded(self) -> None:
+        """Notices sent from memory during a full disk go into the outbox as delivered, once it can be written."""
+        for alert_id in list(self._unrecorded):
+            for notice, at in self._unrecorded[alert_id]:
+                self.outbox.add([notice], at, delivered=True)
+            del self._unrecorded[alert_id]
+
     def _plan(self, alert: Alert, outages: Sequence[Outage], now: datetime) -> int:
         history = self.outbox.history(alert.id)
+        history += [Sent(n.target, n.purpose, n.tier, at) for n, at in self._unrecorded.get(alert.id, [])]
         why_not = grouped_under(alert, history, outages, now, was_grouped=alert.id in self._grouped)
         if why_not is not None:
             if alert.id not in self._grouped:
@@ -83,7 +98,15 @@ class Dispatcher:
         notices = plan(alert, history, now, self.policy)
         if not notices:
             return 0
-        planned = self.outbox.add(notices, now)
+        try:
+            planned = self.outbox.add(notices, now)
+        except DiskFull:
+            # the page must still go out: sent from memory now, recorded once the outbox can be written
+            self._unrecorded.setdefault(alert.id, []).extend((notice, now) for notice in notices)
+            self.notifier.send_unrecorded(notices, now)
+            for notice in notices:
+                log.info("notify %s from memory (outbox disk full): %s", notice.target, notice.reason)
+            raise
         for notice in notices:
             log.info(
                 "notify %s: %s",

@@ -289,6 +289,7 @@ class Notifier:
             self._workers[target.name] = _worker_for(target)
         self._stopping = threading.Event()
         self._memory_ids = 0
+        self._memory_lock = threading.Lock()
         self.heartbeat: Callable[[], None] = lambda: None
         """Beaten by each target's loop (set by the service's supervisor: its thread names the role)."""
         self._stamp_lock = threading.Lock()
@@ -332,11 +333,12 @@ class Notifier:
             worker = self._workers.get(notice.target)
             if worker is None:
                 continue
-            self._memory_ids -= 1
-            entry = OutboxEntry(
-                self._memory_ids, notice.alert, notice.target, notice.purpose, notice.tier, notice.reason, 0, now
-            )
-            worker.unrecorded.append((now, entry))
+            with self._memory_lock:
+                self._memory_ids -= 1
+                entry = OutboxEntry(
+                    self._memory_ids, notice.alert, notice.target, notice.purpose, notice.tier, notice.reason, 0, now
+                )
+                worker.unrecorded.append((now, entry))
         self.wake()
 
     def wake(self) -> None:
@@ -391,14 +393,17 @@ class Notifier:
             del worker.unmarked[entry_id]
 
     def _send_unrecorded(self, worker: _Worker, now: datetime) -> None:
-        waiting, worker.unrecorded = worker.unrecorded, []
+        with self._memory_lock:
+            waiting, worker.unrecorded = worker.unrecorded, []
+        later: list[tuple[datetime, OutboxEntry]] = []
         for due, entry in waiting:
             if due > now:
-                worker.unrecorded.append((due, entry))
-                continue
-            if self._attempt(worker, entry) == "failed":
+                later.append((due, entry))
+            elif self._attempt(worker, entry) == "failed":
                 retry = now + backoff(entry.attempts, self.config.retry_max)
-                worker.unrecorded.append((retry, replace(entry, attempts=entry.attempts + 1)))
+                later.append((retry, replace(entry, attempts=entry.attempts + 1)))
+        with self._memory_lock:
+            worker.unrecorded[:0] = later
 
     def _mark(self, worker: _Worker, entry: OutboxEntry, mark: Callable[[], None]) -> None:
         """Record an attempt's outcome in the outbox; if its disk is full, remember it (never send twice)."""

@@ -4,7 +4,8 @@ For ``--minutes`` (at least 10 for the figures that count), ``--sensors`` temper
 default, in units of 10) each publish one QoS-1 reading a second to a real mosquitto, with scripted
 excursions (a sensor above 8 °C for longer than its ``excursion_delay``, then back in range), into
 ``coldchain run`` writing to a real InfluxDB, its state directory on a small tmpfs, every alert
-going to a local webhook. At random moments (seeded) one fault at a time:
+going to a local webhook. At random moments (seeded) one fault at a time, each kind once in random
+order before any repeats:
 
 - ``kill -9`` of coldchain, restarted after 2-5 s;
 - mosquitto stopped (cleanly: it keeps the sessions and what it accepted) for 20 s, then started;
@@ -336,6 +337,7 @@ def main() -> int:
         next_excursion = began + 15
         next_fault = began + rng.uniform(40, 70)
         kinds = ["kill-9", "broker", "influx", "disk"]
+        deck: list[str] = []
         print(f"chaos: {args.sensors} sensors at 1/s for {args.minutes:g} min, seed {args.seed}", flush=True)
         while time.monotonic() < end:
             now = time.monotonic()
@@ -343,7 +345,9 @@ def main() -> int:
                 publisher.excursion()
                 next_excursion = now + rng.uniform(20, 40)
             if now >= next_fault and now < end - 90:
-                kind = rng.choice(kinds)
+                if not deck:  # every kind once, in random order, before any repeats
+                    deck = rng.sample(kinds, len(kinds))
+                kind = deck.pop()
                 started = time.monotonic()
                 print(f"  {started - began:6.0f} s  fault: {kind}", flush=True)
                 if kind == "kill-9":

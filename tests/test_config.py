@@ -286,8 +286,8 @@ def test_the_service_warns_at_start_when_the_api_has_no_users(
         def __init__(self, settings: object, roles: tuple[str, ...]) -> None:
             started.append(roles)
 
-        def run_until_signal(self) -> None:
-            pass
+        def run_until_signal(self) -> int:
+            return 0
 
     env.setattr(coldchain.roles.service, "Service", FakeService)
     env.setattr("coldchain.cli.main.configure_logging", lambda config: None)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.adapters.key_files import load_or_create, read_key
-from coldchain.adapters.sqlite_files import open_durable
+from coldchain.adapters.sqlite_files import open_durable, writing
 from coldchain.config.rules import RulesConfig
 from coldchain.core.audit_chain import event_from_row, next_event
 from coldchain.core.records import AuditEvent
@@ -68,7 +68,7 @@ class AuditLog:
         dedupe_key: str | None = None,
     ) -> AuditEvent | None:
         """Append the next event durably (one transaction); None if ``dedupe_key`` was appended before."""
-        with self._lock:
+        with self._lock, writing(self.path):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if (
@@ -81,7 +81,8 @@ class AuditLog:
                 self._insert(event, dedupe_key, stored=False)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             return event
 
@@ -135,7 +136,7 @@ class AuditLog:
 
     def mark_stored(self, seqs: Iterable[int]) -> None:
         """Record that these events are in the store."""
-        with self._lock:
+        with self._lock, writing(self.path):
             self._db.executemany("UPDATE events SET stored = 1 WHERE seq = ?", [(seq,) for seq in seqs])
 
     def events(self) -> Iterator[AuditEvent]:

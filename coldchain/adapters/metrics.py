@@ -93,6 +93,28 @@ class Metrics:
             "coldchain_rules_checkpoints", "Durable snapshots of the rules engine.", registry=r
         )
         self.rules_errors = Counter("coldchain_rules_errors", "Batches the rules engine failed on.", registry=r)
+        self.role_errors = Counter(
+            "coldchain_role_errors",
+            "Exceptions a role's loop survived (logged with the traceback; the loop backs off and goes on).",
+            ["role"],
+            registry=r,
+        )
+        self.disk_full = Counter(
+            "coldchain_disk_full",
+            "Writes of state files that failed for a full or failing disk (nothing depending on them was acked).",
+            ["path"],
+            registry=r,
+        )
+        self.spool_dead_letters = Counter(
+            "coldchain_spool_dead_lettered_records",
+            "Records of spooled batches that failed to replay spool.max_attempts times (kept in dead_letter).",
+            registry=r,
+        )
+        self.notifications_grouped = Counter(
+            "coldchain_notifications_grouped",
+            "Alerts not notified on their own because an outage alert explains them (broker_unreachable).",
+            registry=r,
+        )
         self.notifications = Counter(
             "coldchain_notifications",
             "Notification delivery attempts, by channel and outcome (sent, failed, gave_up).",

@@ -266,6 +266,10 @@ class MqttConnection:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise PublishError(f"cannot publish to {topic}: {paho.error_string(info.rc)}")
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0:
+            # queued while disconnected: paho sends it, in order, on reconnect; "not yet", not "failed"
+            # (with NO_CONN its is_published() would raise for ever, even after the PUBACK)
+            info.rc = MQTTErrorCode.MQTT_ERR_AGAIN
         return Delivery(topic, info)
 
 

@@ -35,11 +35,13 @@ Wiring (the rules worker, or whatever plans notices)::
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import apprise
@@ -47,9 +49,11 @@ import apprise
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.notice_text import Renderer, utc_now
 from coldchain.adapters.outbox import Outbox, OutboxEntry
+from coldchain.adapters.sqlite_files import DiskFull
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.config import LOG_TARGET, ApiConfig, NotifyConfig, NotifyTarget
 from coldchain.core.alert import Alert
+from coldchain.core.policy import Notice
 from coldchain.core.records import NotificationAttempt, NotificationOutcome
 from coldchain.core.times import from_millis, to_millis
 
@@ -126,6 +130,10 @@ class _Worker:
     configured: bool = True
     wake: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    unmarked: dict[int, Callable[[], None]] = field(default_factory=dict)
+    """Outbox entries sent (or given up) whose outcome could not be written yet (disk full): never resent."""
+    unrecorded: list[tuple[datetime, OutboxEntry]] = field(default_factory=list)
+    """Notices the outbox could not take (disk full), kept in memory: (next attempt, entry)."""
 
 
 def _worker_for(target: NotifyTarget) -> _Worker:
@@ -166,6 +174,10 @@ class Notifier:
         for target in config.targets:
             self._workers[target.name] = _worker_for(target)
         self._stopping = threading.Event()
+        self._memory_ids = 0
+        self._memory_lock = threading.Lock()
+        self.heartbeat: Callable[[], None] = lambda: None
+        """Beaten by each target's loop (set by the service's supervisor: its thread names the role)."""
         self._stamp_lock = threading.Lock()
         self._last_ms = 0
         metrics.bind_outbox(self._pending)
@@ -179,8 +191,9 @@ class Notifier:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start one worker per target; notices of targets no longer configured are given up, loudly."""
+    def start(self, spawn: Callable[[str, Callable[[], None]], threading.Thread] | None = None) -> None:
+        """Start one worker per target (in ``spawn``'s supervised threads when given); notices of targets
+        no longer configured are given up, loudly."""
         for name, count in self.outbox.pending_targets().items():
             if name not in self._workers:
                 log.error(
@@ -191,10 +204,28 @@ class Notifier:
                 )
                 self._workers[name] = _Worker(name, "unknown", None, "(not configured)", configured=False)
         for worker in self._workers.values():
+            if spawn is not None:
+                worker.thread = spawn(f"notify:{worker.name}", functools.partial(self._run, worker))
+                continue
             worker.thread = threading.Thread(
                 target=self._run, args=(worker,), name=f"notify-{worker.name}", daemon=True
             )
             worker.thread.start()
+
+    def send_unrecorded(self, notices: Sequence[Notice], now: datetime) -> None:
+        """Deliver notices the outbox could not record (its disk is full), from memory: best effort, so the
+        page still goes out; the dispatcher records them as delivered once the outbox can be written."""
+        for notice in notices:
+            worker = self._workers.get(notice.target)
+            if worker is None:
+                continue
+            with self._memory_lock:
+                self._memory_ids -= 1
+                entry = OutboxEntry(
+                    self._memory_ids, notice.alert, notice.target, notice.purpose, notice.tier, notice.reason, 0, now
+                )
+                worker.unrecorded.append((now, entry))
+        self.wake()
 
     def wake(self) -> None:
         """New notices were added: every worker looks for due ones now."""
@@ -216,11 +247,14 @@ class Notifier:
     def _run(self, worker: _Worker) -> None:
         limit = 50
         while not self._stopping.is_set():
+            self.heartbeat()
             worker.wake.clear()  # before looking: a wake() during the pass makes another pass
             try:
                 # a target no longer configured has all its pending notices given up at once
                 now = self.clock() if worker.configured else _END_OF_TIME
-                entries = self.outbox.due(worker.name, now, limit)
+                self._retry_marks(worker)
+                self._send_unrecorded(worker, now)
+                entries = [e for e in self.outbox.due(worker.name, now, limit) if e.id not in worker.unmarked]
                 for entry in entries:
                     if self._stopping.is_set():
                         return
@@ -235,6 +269,37 @@ class Notifier:
                 return
             if len(entries) < limit:
                 worker.wake.wait(POLL_SECONDS)
+
+    def _retry_marks(self, worker: _Worker) -> None:
+        for entry_id, mark in list(worker.unmarked.items()):
+            try:
+                mark()
+            except DiskFull:
+                return
+            del worker.unmarked[entry_id]
+
+    def _send_unrecorded(self, worker: _Worker, now: datetime) -> None:
+        with self._memory_lock:
+            waiting, worker.unrecorded = worker.unrecorded, []
+        later: list[tuple[datetime, OutboxEntry]] = []
+        for due, entry in waiting:
+            if due > now:
+                later.append((due, entry))
+            elif self._attempt(worker, entry) == "failed":
+                retry = now + backoff(entry.attempts, self.config.retry_max)
+                later.append((retry, replace(entry, attempts=entry.attempts + 1)))
+        with self._memory_lock:
+            worker.unrecorded[:0] = later
+
+    def _mark(self, worker: _Worker, entry: OutboxEntry, mark: Callable[[], None]) -> None:
+        """Record an attempt's outcome in the outbox; if its disk is full, remember it (never send twice)."""
+        if entry.id < 0:
+            return  # a notice kept in memory: the dispatcher records it once the outbox can be written
+        try:
+            mark()
+        except DiskFull as exc:
+            log.error("%s; the notice's outcome is kept in memory until it can be written", exc)
+            worker.unmarked[entry.id] = mark
 
     def _stamp(self) -> datetime:
         """Now, to the millisecond, strictly after every earlier stamp (no two attempts share a point)."""
@@ -269,11 +334,11 @@ class Notifier:
         outcome: NotificationOutcome
         if error is None:
             outcome = "sent"
-            self.outbox.delivered(entry.id, at)
+            self._mark(worker, entry, lambda: self.outbox.delivered(entry.id, at))
             log.info("notice sent to %s (%s)", worker.name, entry.purpose, extra=where)
         elif not worker.configured or at - entry.created_at >= self.config.give_up_after:
             outcome = "gave_up"
-            self.outbox.gave_up(entry.id, at, error)
+            self._mark(worker, entry, lambda: self.outbox.gave_up(entry.id, at, error))
             log.error(
                 "GAVE UP notifying %s of alert %s (%s) after %d attempt(s): %s",
                 worker.name,
@@ -286,7 +351,8 @@ class Notifier:
         else:
             outcome = "failed"
             delay = backoff(entry.attempts, self.config.retry_max)
-            self.outbox.failed(entry.id, at, error, at + delay)
+            with contextlib.suppress(DiskFull):  # not recorded: the attempt is simply made again
+                self.outbox.failed(entry.id, at, error, at + delay)
             log.warning(
                 "notice to %s failed (attempt %d), retrying in %.0fs: %s",
                 worker.name,

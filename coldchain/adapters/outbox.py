@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from coldchain.adapters.sqlite_files import open_durable
+from coldchain.adapters.sqlite_files import open_durable, writing
 from coldchain.core.alert import Alert
 from coldchain.core.policy import Notice, Sent
 from coldchain.core.times import from_millis, to_millis
@@ -92,11 +92,15 @@ class Outbox:
             self._db.close()
             raise
 
-    def add(self, notices: Sequence[Notice], now: datetime) -> int:
-        """Store the notices as pending, due at ``now``; those already stored are ignored. How many were new."""
+    def add(self, notices: Sequence[Notice], now: datetime, *, delivered: bool = False) -> int:
+        """Store the notices as pending, due at ``now``; those already stored are ignored. How many were new.
+
+        ``delivered``: they were already sent (while this file could not be written): recorded as such.
+        """
         if not notices:
             return 0
         created = to_millis(now)
+        state, attempts, finished = ("delivered", 1, created) if delivered else ("pending", 0, None)
         rows = [
             (
                 n.alert.id,
@@ -107,23 +111,27 @@ class Outbox:
                 json.dumps(n.alert.to_payload(), separators=(",", ":")),
                 created,
                 created,
+                state,
+                attempts,
+                finished,
             )
             for n in notices
         ]
-        with self._lock:
+        with self._lock, writing(self.path):
             before = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO notice"
-                    " (alert_id, target, purpose, tier, reason, alert, created_at, next_attempt_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " (alert_id, target, purpose, tier, reason, alert, created_at, next_attempt_at, state, attempts,"
+                    " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
             return self._db.total_changes - before
 
     def history(self, alert_id: str) -> list[Sent]:
@@ -172,7 +180,7 @@ class Outbox:
 
     def failed(self, entry_id: int, at: datetime, error: str, next_attempt_at: datetime) -> None:
         """An attempt at ``at`` failed with ``error``; try again at ``next_attempt_at``."""
-        with self._lock:
+        with self._lock, writing(self.path):
             self._db.execute(
                 "UPDATE notice SET attempts = attempts + 1, last_attempt_at = ?, last_error = ?, next_attempt_at = ?"
                 " WHERE id = ? AND state = 'pending'",
@@ -184,7 +192,7 @@ class Outbox:
         self._finish(entry_id, "gave_up", at, error)
 
     def _finish(self, entry_id: int, state: str, at: datetime, error: str | None) -> None:
-        with self._lock:
+        with self._lock, writing(self.path):
             self._db.execute(
                 "UPDATE notice SET state = ?, attempts = attempts + 1, last_attempt_at = ?, finished_at = ?,"
                 " last_error = coalesce(?, last_error) WHERE id = ? AND state = 'pending'",

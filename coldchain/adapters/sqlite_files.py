@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 
@@ -18,3 +22,48 @@ def open_durable(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+class DiskFull(Exception):
+    """A state file could not be written: the disk is full, over quota or failing (an I/O error).
+
+    What was being written is not durable; the caller must not acknowledge what depends on it.
+    """
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        super().__init__(f"DISK FULL: cannot write {path}: {cause}")
+        self.path = path
+
+
+_FULL_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS))
+_FULL_WORDS = ("full", "disk i/o error", "readonly", "read-only", "unable to open")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says a write failed for want of space or a working disk (not a bug of ours)."""
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(word in str(exc).lower() for word in _FULL_WORDS)
+    return False
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Translate a full or failing disk while writing ``path`` into ``DiskFull``; other errors pass."""
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError) as exc:
+        if is_disk_full(exc):
+            raise DiskFull(path, exc) from exc
+        raise
+
+
+def move_aside(path: Path, now: datetime) -> Path:
+    """Rename an unreadable state file (and its ``-wal``/``-shm``) out of the way, keeping it; the new name."""
+    aside = path.with_name(f"{path.name}.unreadable-{now.strftime('%Y%m%dT%H%M%SZ')}")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.replace(aside.with_name(aside.name + suffix))
+    return aside

@@ -22,8 +22,7 @@ def _run_roles(args: argparse.Namespace, roles: tuple[str, ...]) -> int:
     service = Service(settings, roles)
     if service.rules is not None:  # named in the audit trail's config_loaded event
         service.rules.config_source = str(args.config.resolve()) if args.config is not None else "<defaults>"
-    service.run_until_signal()
-    return 0
+    return service.run_until_signal()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

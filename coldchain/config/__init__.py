@@ -13,6 +13,7 @@ from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, NotifyTarget, OncallConfig, Shift
 from coldchain.config.settings import Settings, config_warnings, no_config_loaded
+from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig
 from coldchain.config.watchdog import WatchdogConfig
 
@@ -33,6 +34,7 @@ __all__ = [
     "Sensor",
     "Settings",
     "Shift",
+    "StateConfig",
     "Unit",
     "WatchdogConfig",
     "config_warnings",

@@ -51,6 +51,12 @@ class MqttConfig(ConfigModel):
     tls_insecure: bool = Field(default=False, description="Skip TLS hostname checks (testing only).")
     reconnect_min: Duration = Field(default=timedelta(seconds=1), description="First reconnect delay.")
     reconnect_max: Duration = Field(default=timedelta(seconds=30), description="Longest reconnect delay.")
+    outage_alert_after: Duration = Field(
+        default=timedelta(minutes=2),
+        ge=timedelta(seconds=1),
+        le=timedelta(days=1),
+        description="How long the broker may be unreachable before the broker_unreachable alert opens.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -33,6 +33,7 @@ from coldchain.config.inventory import (
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
+from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
 from coldchain.config.watchdog import WatchdogConfig
 from coldchain.core import inventory as core
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     oncall: OncallConfig = Field(default_factory=OncallConfig)

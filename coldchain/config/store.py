@@ -36,6 +36,12 @@ class InfluxConfig(ConfigModel):
     )
     timeout: Duration = Field(default=timedelta(seconds=10), description="HTTP timeout of one request.")
     gzip: bool = Field(default=True, description="Compress write bodies.")
+    outage_alert_after: Duration = Field(
+        default=timedelta(minutes=10),
+        ge=timedelta(seconds=1),
+        le=timedelta(days=7),
+        description="How long the store may fail (records spool meanwhile) before store_unreachable opens.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -90,4 +96,11 @@ class SpoolConfig(ConfigModel):
         default=1 << 30,
         ge=1 << 16,
         description="Size cap; when reached ingest stops acknowledging so the broker holds messages.",
+    )
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="A spooled batch that fails to replay this many times (not for an unreachable store) is "
+        "dead-lettered whole into the spool file's dead_letter table, so the batches behind it go on.",
     )

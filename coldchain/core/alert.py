@@ -29,6 +29,13 @@ AlertKind = Literal[
     "bag_used_after_expiry",
     "signing_locked",
     "bag_conflict",
+    # system alerts: coldchain about itself (see ``system_rules``)
+    "broker_unreachable",
+    "store_unreachable",
+    "disk_low",
+    "state_reset",
+    "role_failed",
+    "clock_skew",
 ]
 AlertState = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["critical", "warning"]
@@ -45,7 +52,21 @@ SEVERITY: dict[AlertKind, Severity] = {
     "bag_used_after_expiry": "critical",
     "signing_locked": "warning",
     "bag_conflict": "warning",
+    "broker_unreachable": "critical",
+    "store_unreachable": "critical",
+    "disk_low": "warning",
+    "state_reset": "critical",
+    "role_failed": "critical",
+    "clock_skew": "warning",
 }
+
+SYSTEM_KINDS: frozenset[AlertKind] = frozenset(
+    ("broker_unreachable", "store_unreachable", "disk_low", "state_reset", "role_failed", "clock_skew")
+)
+"""Alerts about coldchain itself; notified even while the broker is down."""
+
+RESOLVED_BY_ACK: frozenset[AlertKind] = frozenset(("bag_used_after_expiry", "bag_conflict", "state_reset"))
+"""Kinds with no condition that clears: an acknowledgement resolves them."""
 
 
 def alert_id(kind: str, subject: str, started_at: datetime) -> str:

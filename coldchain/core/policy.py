@@ -30,7 +30,8 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from coldchain.core.alert import Alert
-from coldchain.core.wording import say_span
+from coldchain.core.system_rules import Outage
+from coldchain.core.wording import say_span, say_time
 
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -259,3 +260,35 @@ def _page(
                 page.tier,
                 f"unacknowledged {say_span(oncall.repeat_interval * repeats)} after paging {target}: repeat {repeats}",
             )
+
+
+GROUP_GRACE = timedelta(minutes=2)
+"""How long after the broker returns a ``sensor_offline`` stays grouped under the outage: the time the
+sensors' queued readings take to arrive. A sensor still silent after it is notified as usual."""
+
+
+def grouped_under(
+    alert: Alert,
+    history: Sequence[Sent],
+    outages: Sequence[Outage],
+    now: datetime,
+    *,
+    was_grouped: bool = False,
+    grace: timedelta = GROUP_GRACE,
+) -> str | None:
+    """Why ``alert`` is not notified on its own, or None: like Alertmanager's inhibit rules.
+
+    A ``sensor_offline`` alert nobody was told of yet is explained by a broker outage that lasts, or
+    that ended less than ``grace`` ago: the outage's one ``broker_unreachable`` page stands for it.
+    ``was_grouped`` (it was grouped before) keeps its resolution quiet too. The reason is for the log.
+    """
+    if alert.kind != "sensor_offline" or history:
+        return None
+    if was_grouped and alert.state == "resolved":
+        return "resolved while grouped under broker_unreachable: it was never paged on its own"
+    for outage in reversed(outages):
+        if outage.end is None or now < outage.end + grace:
+            since = f"broker {outage.subject} unreachable since {say_time(outage.start)}"
+            after = "" if outage.end is None else f", back at {say_time(outage.end)}"
+            return f"explained by the broker outage ({since}{after}): grouped under broker_unreachable, one page"
+    return None

@@ -37,15 +37,17 @@ from operator import attrgetter
 from typing import Any, Literal
 
 from coldchain.core import signoff
-from coldchain.core.alert import Alert, AlertBook, Place, Transition
+from coldchain.core.alert import RESOLVED_BY_ACK, Alert, AlertBook, Place, Transition
 from coldchain.core.bag_rules import BagRules
 from coldchain.core.bag_sequence import BagLedger
 from coldchain.core.inventory import Inventory, Profile
 from coldchain.core.records import BagEvent, BagStatus, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
 from coldchain.core.signature import Signer
+from coldchain.core.system_rules import Fact, Outage, SystemLimits, SystemRules
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+"""2 added the system alerts' state (``system``); ``migrate`` brings older snapshots up to it."""
 
 _by_ts = attrgetter("ts")
 _by_updated = attrgetter("alert.updated_at")
@@ -85,9 +87,12 @@ def _instant(now: datetime) -> datetime:
 class RulesEngine:
     """All rules of one inventory, with their state. Not thread-safe: one caller at a time."""
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: Inventory, limits: SystemLimits | None = None) -> None:
         self.inventory = inventory
         self.stats = RuleStats()
+        self._system = SystemRules(limits if limits is not None else SystemLimits())
+        self._adopted: set[str] = set()
+        """Sensor alerts brought back from the store after a state reset: an acknowledgement resolves them."""
         units: dict[str, tuple[Place, Profile]] = {}
         for unit in inventory.units.values():
             units[unit.id] = (Place(site=unit.site, unit=unit.id, name=unit.display_name), unit.profile)
@@ -221,9 +226,44 @@ class RulesEngine:
             srules.due(now, book)
             srules.check_offline(now, book)
         self._bags.due(now, book)
+        self._system.tick(now, book)
         if len(out) > 1:
             out.sort(key=_by_updated)  # stable: sensors and bags interleave in time order
         return out
+
+    def system(self, facts: list[Fact], now: datetime) -> list[Transition]:
+        """Judge facts about coldchain itself (``system_rules``): the system alerts they open or resolve."""
+        now = _instant(now)
+        out = self._book.begin()
+        self._system.observe(facts, now, self._book)
+        return out
+
+    def adopt(self, alerts: Iterable[Alert]) -> int:
+        """Take back open alerts from the store after the snapshot was lost; how many were new.
+
+        A ``sensor_offline`` alert is tied to its sensor again (it resolves at the next reading); other
+        sensor alerts lost their episode's state, so an acknowledgement resolves them; bag and system
+        alerts keep their ids, so the rules re-detecting them do not open a second episode.
+        """
+        sensors: dict[str, SensorRules] = {**self._temperature, **self._shake}
+        taken = 0
+        for alert in alerts:
+            if alert.id in self._book.open_alerts or alert.state == "resolved":
+                continue
+            rules = sensors.get(alert.sensor) if alert.sensor is not None else None
+            if alert.sensor is not None and rules is None:
+                continue  # a sensor no longer in the inventory
+            self._book.open_alerts[alert.id] = alert
+            taken += 1
+            if rules is not None and alert.kind == "sensor_offline":
+                rules.offline = alert.id
+            elif rules is not None:
+                self._adopted.add(alert.id)
+        return taken
+
+    def broker_outages(self) -> tuple[Outage, ...]:
+        """The recent broker outages, the last one open while it lasts (for grouping ``sensor_offline``)."""
+        return tuple(self._system.outages)
 
     def acknowledge(
         self,
@@ -249,8 +289,10 @@ class RulesEngine:
         if alert is None:
             return None
         acked = signoff.acknowledge(alert, by, at, note, disposition, signer=signer, supersedes=supersedes)
-        if alert.kind in ("bag_used_after_expiry", "bag_conflict"):
+        if alert.kind in RESOLVED_BY_ACK or alert_id in self._adopted:
             del book.open_alerts[alert_id]
+            self._adopted.discard(alert_id)
+            self._system.forget(alert_id)
             resolved = replace(acked, state="resolved", resolved_at=acked.updated_at)
             return Transition(resolved, "resolved")
         book.open_alerts[alert_id] = acked
@@ -287,18 +329,18 @@ class RulesEngine:
             },
             "bags": self._bags.snapshot(),
             "stats": asdict(self.stats),
+            "system": self._system.snapshot(),
         }
 
     @classmethod
-    def restore(cls, inventory: Inventory, snapshot: dict[str, Any]) -> RulesEngine:
-        """An engine for ``inventory`` continuing from ``snapshot``.
+    def restore(cls, inventory: Inventory, snapshot: dict[str, Any], limits: SystemLimits | None = None) -> RulesEngine:
+        """An engine for ``inventory`` continuing from ``snapshot`` (older versions migrated).
 
         Sensors added since start their silence at the first ``now``; the state and open alerts
         of sensors no longer in the inventory (or now of another kind) are dropped.
         """
-        if snapshot.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"rules snapshot version {snapshot.get('version')!r} is not {SNAPSHOT_VERSION}")
-        engine = cls(inventory)
+        snapshot = migrate(snapshot)
+        engine = cls(inventory, limits)
         sensors: dict[str, SensorRules] = {**engine._temperature, **engine._shake}
         loaded: set[str] = set()
         for sensor, data in snapshot["sensors"].items():
@@ -314,4 +356,22 @@ class RulesEngine:
                 engine._book.open_alerts[alert.id] = alert
         known = {field.name for field in fields(RuleStats)}
         engine.stats = RuleStats(**{key: value for key, value in snapshot["stats"].items() if key in known})
+        engine._system.load(snapshot["system"])
         return engine
+
+
+def migrate(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """``snapshot`` in the current version's shape; ValueError for a version this code does not know.
+
+    Version 1 (before system alerts) has no ``system`` state: its links are taken as up, as at a start.
+    """
+    version = snapshot.get("version")
+    if version == 1:
+        empty: dict[str, Any] = {"down": [], "alerts": [], "outages": [], "skew_last": None}
+        snapshot = {**snapshot, "version": 2, "system": empty}
+        version = 2
+    if version != SNAPSHOT_VERSION:
+        raise ValueError(
+            f"rules snapshot version {version!r} is not one this coldchain reads (1 to {SNAPSHOT_VERSION})"
+        )
+    return snapshot

@@ -17,6 +17,12 @@ KIND_WORDS: dict[AlertKind, str] = {
     "bag_used_after_expiry": "Bag used after expiry",
     "signing_locked": "Signing locked",
     "bag_conflict": "Bag records disagree",
+    "broker_unreachable": "MQTT broker unreachable",
+    "store_unreachable": "Store unreachable",
+    "disk_low": "Disk space low",
+    "state_reset": "State reset",
+    "role_failed": "Role failed",
+    "clock_skew": "Clock skew",
 }
 """How people read each kind (titles of notifications and of the acknowledge page)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 
 from coldchain.adapters.metrics import Metrics
@@ -49,13 +50,18 @@ class AlertPublisher:
         self.writer.write([t.alert for t in transitions])
 
     def all_confirmed(self, wait: bool = False) -> bool:
-        """Whether the broker confirmed every publish so far; ``wait`` gives each up to 5 s (stopping, acks)."""
+        """Whether the broker confirmed every publish so far; ``wait`` gives them up to 5 s in all (stopping, acks).
+
+        While the broker is unreachable the publishes wait in the client's queue, in order, and go out on
+        reconnect; until then this is False and the worker holds its snapshot and acks.
+        """
         if wait:
+            deadline = time.monotonic() + 5.0
             for delivery in self._unconfirmed:
                 try:
-                    delivery.wait(5.0)
+                    delivery.wait(max(0.1, deadline - time.monotonic()))
                 except PublishError as exc:
-                    log.warning("alert not confirmed by the broker before stopping: %s", exc)
+                    log.warning("alert not confirmed by the broker yet: %s", exc)
                     return False
         self._unconfirmed = [d for d in self._unconfirmed if not d.done()]
         return not self._unconfirmed

@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -30,6 +31,7 @@ from coldchain.contract.topics import Topics
 from coldchain.core.records import BagEvent, Record, Rejection, RejectReason, ShakeReading, TemperatureReading
 from coldchain.core.times import from_millis, to_millis
 from coldchain.roles.fact_guard import FactGuard
+from coldchain.roles.supervision import Spawn, plain_thread
 
 log = logging.getLogger("coldchain.ingest")
 
@@ -59,10 +61,12 @@ class Ingest:
         self._last_rejection_ms = 0
         self.guard = FactGuard(writer.store, Topics(settings.mqtt.topic_prefix))
         metrics.fact_checks_skipped.set_function(lambda: self.guard.skipped)
+        self.heartbeat: Callable[[], None] = lambda: None
+        """Beaten on every turn of the pipeline (set by the service's supervisor)."""
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
-        self._thread.start()
+    def start(self, spawn: Spawn | None = None) -> None:
+        """Start the pipeline (in ``spawn``'s supervised thread when given) and connect."""
+        self._thread = (spawn or plain_thread)("ingest", self._run)
         self.connection.start()
 
     def request_stop(self) -> None:
@@ -79,8 +83,10 @@ class Ingest:
     # -- the pipeline ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The pipeline; supervised, so it is entered again (the batch in hand kept) after an exception."""
         inbox = self.connection.inbox
         while not self._stopping.is_set():
+            self.heartbeat()
             timeout = self._time_left()
             try:
                 message = inbox.get(timeout=timeout)

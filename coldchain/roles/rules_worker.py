@@ -40,21 +40,33 @@ from coldchain.adapters.homeassistant import HomeAssistant
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import InboundMessage, MqttConnection
 from coldchain.adapters.rules_snapshot import RulesState
+from coldchain.adapters.sqlite_files import DiskFull
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
+from coldchain.adapters.store.port import StoreError
 from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser
 from coldchain.contract.status import Status
 from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
-from coldchain.core.records import BagEvent, SensorAvailability, ShakeReading, TemperatureReading
+from coldchain.core.records import (
+    BagEvent,
+    Rejection,
+    RejectReason,
+    SensorAvailability,
+    ShakeReading,
+    TemperatureReading,
+)
 from coldchain.core.rules import RulesEngine
 from coldchain.core.signature import Signer
 from coldchain.core.signoff import acknowledge as acknowledge_alert
+from coldchain.core.system_rules import Fact, FutureTimestamps, StateReset, SystemLimits
 from coldchain.core.times import parse_time
+from coldchain.roles import rebuild
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
 from coldchain.roles.rules_view import RecentlyResolved, RulesView, view_of
 from coldchain.roles.signing_locks import SigningLocks
+from coldchain.roles.supervision import Spawn, plain_thread
 
 log = logging.getLogger("coldchain.rules")
 
@@ -66,6 +78,14 @@ T = TypeVar("T")
 
 AlertListener = Callable[[Sequence[Transition], Sequence[Alert], datetime], None]
 """Told of each step's transitions and of the alerts open after it (for notifications)."""
+
+
+def system_limits(settings: Settings) -> SystemLimits:
+    """When the facts about coldchain itself become alerts, from the configuration."""
+    return SystemLimits(
+        broker_after=settings.mqtt.outage_alert_after,
+        store_after=settings.influx.outage_alert_after,
+    )
 
 
 def alert_topic(prefix: str, transition: Transition) -> str:
@@ -111,6 +131,16 @@ class RulesWorker:
         )
         self.config_source = "<defaults>"
         """The configuration file's path, recorded in the audit trail's ``config_loaded`` (set by the CLI)."""
+        self.store = writer.store
+        self.facts: Callable[[], list[Fact]] = list
+        """What the edges report about coldchain itself, asked every tick (set by the service)."""
+        self.heartbeat: Callable[[], None] = lambda: None
+        """Beaten on every turn of the loop (set by the service's supervisor)."""
+        self.problem: str | None = None
+        """Why the snapshot cannot be saved (disk full), for readiness; None while it can."""
+        self._facts: list[Fact] = []
+        self._rebuilt: list[Transition] = []
+        self._began = False
         self.engine = self._restore()
         self.connection = MqttConnection(
             settings.mqtt,
@@ -127,7 +157,8 @@ class RulesWorker:
         self._conflicts: list[Alert] = []
         self._dirty = False
         self._last_checkpoint = time.monotonic()
-        self._clock_rules_from: float | None = None
+        # the clock rules first wait for the backlog queued for our session (or the grace to pass)
+        self._clock_rules_from: float | None = time.monotonic() + _BACKLOG_GRACE
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
@@ -144,24 +175,59 @@ class RulesWorker:
         self.connection.publish(Topics(self.settings.mqtt.topic_prefix).audit_head, payload, retain=True)
 
     def _restore(self) -> RulesEngine:
+        """The engine from the snapshot (older versions migrated); rebuilt from the store if it is unusable."""
+        limits = system_limits(self.settings)
         snapshot = self.state.load()
-        if snapshot is None:
+        if snapshot is not None:
+            try:
+                engine = RulesEngine.restore(self.settings.inventory(), snapshot, limits)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self.state.discard(exc)
+            else:
+                log.info(
+                    "rules state restored",
+                    extra={"open_alerts": len(engine.open_alerts()), "path": str(self.state.path)},
+                )
+                return engine
+        engine = RulesEngine(self.settings.inventory(), limits)
+        if self.state.reset is None:
             log.info("no rules snapshot yet; starting fresh", extra={"path": str(self.state.path)})
-            return RulesEngine(self.settings.inventory())
-        try:
-            engine = RulesEngine.restore(self.settings.inventory(), snapshot)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("rules snapshot unusable (%s); starting fresh: open alerts will be re-detected", exc)
-            return RulesEngine(self.settings.inventory())
-        log.info(
-            "rules state restored",
-            extra={"open_alerts": len(engine.open_alerts()), "path": str(self.state.path)},
-        )
+            return engine
+        self.note_reset("rules snapshot", f"{self.state.reset}. {self._rebuild(engine)}")
         return engine
 
+    def _rebuild(self, engine: RulesEngine) -> str:
+        """Bring back open alerts and bag timers from the store; what was and was not recovered, in words."""
+        now = self.clock()
+        try:
+            adopted = engine.adopt(rebuild.stored_open_alerts(self.store, now))
+            events = rebuild.stored_bag_events(self.store, now)
+        except (StoreError, KeyError, ValueError, TypeError) as exc:
+            log.error("could not rebuild the rules state from the store: %s", exc)
+            return (
+                f"The store could not be read ({exc}): open alerts and running bag timers are lost and will not "
+                "expire; check the bags in the fridges by hand. Excursions in progress are re-detected."
+            )
+        self._rebuilt = engine.observe(events, now)
+        bags = len(engine.running_bags())
+        log.warning("rules state rebuilt from the store", extra={"open_alerts": adopted, "running_bags": bags})
+        return (
+            f"Rebuilt from the store: {adopted} open alert(s) and {bags} running bag timer(s) from {len(events)} "
+            "bag event(s). Lost: excursions still within their delay and the silence timers (restarted now); "
+            "restored excursion alerts resolve when acknowledged."
+        )
+
+    def note_reset(self, what: str, lost: str) -> None:
+        """State ``what`` could not be read and was started afresh: raise ``state_reset`` saying ``lost``."""
+        self._facts.append(StateReset(what, lost))
+
     def _restore_recent(self) -> list[Alert]:
-        snapshot = self.state.load() or {}
-        return [Alert.from_payload(payload) for payload in snapshot.get("recent_resolved", [])]
+        try:
+            snapshot = self.state.load() or {}
+            return [Alert.from_payload(payload) for payload in snapshot.get("recent_resolved", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.error("recently resolved alerts in the snapshot unreadable (%s); the list starts empty", exc)
+            return []
 
     def add_listener(self, listener: AlertListener) -> None:
         """Call ``listener`` after every step (in the worker's thread); register before ``start``."""
@@ -262,9 +328,9 @@ class RulesWorker:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
-        self._thread.start()
+    def start(self, spawn: Spawn | None = None) -> None:
+        """Start the loop (in ``spawn``'s supervised thread when given) and connect."""
+        self._thread = (spawn or plain_thread)("rules", self._run)
         self.connection.start()
 
     def request_stop(self) -> None:
@@ -282,17 +348,25 @@ class RulesWorker:
     # -- the loop --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        source = self.config_source
-        self._guarded(lambda: self.audit.config_loaded(self.settings, source), "the audit of the configuration")
+        """The worker's loop; supervised, so it is entered again after an exception escapes it."""
+        if not self._began:
+            self._began = True
+            source = self.config_source
+            self._guarded(lambda: self.audit.config_loaded(self.settings, source), "the audit of the configuration")
+            rebuilt, self._rebuilt = self._rebuilt, []
+            self._guarded(lambda: self._emit(rebuilt), "the alerts of the rebuilt state")
         inbox = self.connection.inbox
         next_tick = time.monotonic() + self._tick
         while not self._stopping.is_set():
+            self.heartbeat()
             self._run_commands()
             messages = _take_batch(inbox, timeout=min(_COMMAND_POLL, max(0.0, next_tick - time.monotonic())))
             if messages:
                 self._judge(messages)
             if time.monotonic() >= next_tick:
                 next_tick = max(next_tick + self._tick, time.monotonic())
+                # the system alerts and the clock rules run while the broker is down: nothing else pages
+                self._guarded(self._system_step, "system alerts")
                 if self._clock_rules_may_run(inbox.empty()):
                     self._guarded(self._clock_step, "clock rules")
             if time.monotonic() - self._last_checkpoint >= self._checkpoint_every:
@@ -314,14 +388,18 @@ class RulesWorker:
         return True
 
     def _clock_rules_may_run(self, inbox_empty: bool) -> bool:
-        if not self.connection.connected.is_set():
-            return False
         if self._clock_rules_from is None:
             return True
-        if inbox_empty or time.monotonic() >= self._clock_rules_from:
+        backlog_read = inbox_empty and self.connection.connected.is_set()
+        if backlog_read or time.monotonic() >= self._clock_rules_from:
             self._clock_rules_from = None  # backlog read (or grace over): the clock rules run from now on
             return True
         return False
+
+    def _system_step(self) -> None:
+        """Facts about coldchain itself -> system alerts (published, stored, notified like the others)."""
+        facts, self._facts = [*self._facts, *self.facts()], []
+        self._emit(self.engine.system(facts, self.clock()))
 
     def _clock_step(self) -> None:
         """The clock rules; listeners hear of every tick (escalations and repeats fall due by the clock)."""
@@ -343,6 +421,8 @@ class RulesWorker:
                 if events and bags.admit(events) is not None:
                     continue  # impossible: refused whole (ingest stores the rejection, invalid_sequence)
                 records.extend(parsed)
+            elif isinstance(parsed, Rejection) and parsed.reason is RejectReason.TS_IN_FUTURE:
+                self._facts.append(FutureTimestamps(1))  # a burst of them raises clock_skew
         judged = self._guarded(lambda: self._observe(records), "a batch of messages")
         bag_events = [record for record in records if isinstance(record, BagEvent)]
         if bag_events:
@@ -387,7 +467,18 @@ class RulesWorker:
         snapshot = self.engine.snapshot()
         snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent]
         snapshot["signing_locks"] = self._locks.snapshot()
-        self.state.save(snapshot)
+        try:
+            self.state.save(snapshot)
+        except DiskFull as exc:
+            # nothing judged since the last snapshot is acked: the broker keeps it for after a crash
+            self.metrics.disk_full.labels(str(exc.path)).inc()
+            if self.problem is None:
+                log.error("%s; holding the rules worker's acks until the snapshot can be saved", exc)
+            self.problem = str(exc)
+            return
+        if self.problem is not None:
+            log.warning("rules snapshot saved again after: %s", self.problem)
+            self.problem = None
         self.metrics.rules_checkpoints.inc()
         for message in self._pending:
             self.connection.ack(message)

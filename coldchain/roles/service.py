@@ -1,15 +1,25 @@
-"""Assembles the service's roles (ingest, rules, HTTP; alerting joins later) and runs them until a signal."""
+"""Assembles the service's roles (ingest, rules, notification delivery, HTTP) and runs them until a signal.
+
+Every role loop runs under the ``Supervisor`` (``supervision.py``): it survives its exceptions and
+beats a heartbeat that ``/readyz`` reads. A role that cannot recover ends ``run_until_signal`` with
+exit code ``EXIT_ROLE_DEAD``, so the process supervisor restarts coldchain. The facts about
+coldchain itself (broker and store reachable, free disk space, roles healthy, state reset) go to
+the rules worker every tick, which turns them into system alerts (``core/system_rules.py``).
+"""
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coldchain import __version__
@@ -20,7 +30,8 @@ from coldchain.adapters.http.server import HttpServer
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.notice_text import Renderer
 from coldchain.adapters.notify import Notifier
-from coldchain.adapters.outbox import Outbox
+from coldchain.adapters.outbox import Outbox, OutboxError
+from coldchain.adapters.sqlite_files import move_aside
 from coldchain.adapters.store.durable import DurableWriter
 from coldchain.adapters.store.factory import open_store
 from coldchain.adapters.store.port import Store, StoreError
@@ -28,9 +39,12 @@ from coldchain.adapters.store.spool import Spool
 from coldchain.adapters.watchdog import HealthCheck, Watchdog
 from coldchain.config import Settings
 from coldchain.core.policy import Policy
+from coldchain.core.system_rules import DiskSpace, Fact, Link, RoleHealth
 from coldchain.roles.dispatch import Dispatcher
 from coldchain.roles.ingest import Ingest
 from coldchain.roles.rules_worker import RulesWorker
+from coldchain.roles.steady_clock import SteadyClock
+from coldchain.roles.supervision import Supervisor
 
 if TYPE_CHECKING:
     from coldchain.adapters.broker import EmbeddedBroker
@@ -38,6 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("coldchain.service")
 
 ROLES = ("ingest", "rules", "api")
+
+EXIT_ROLE_DEAD = 70
+"""Exit status when a role cannot recover (EX_SOFTWARE): the process supervisor restarts coldchain."""
 
 
 class _CachedPing:
@@ -69,14 +86,18 @@ class Service:
         self,
         settings: Settings,
         roles: Iterable[str] = ROLES,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] | None = None,
         health: HealthCheck | None = None,
     ) -> None:
         """``clock`` is the ``now`` of the rules, the notifier and its messages (the demo passes a simulated one);
-        ``health`` gates the watchdog's heartbeat (default: ``readiness``)."""
+        by default the wall clock steadied by the monotonic one (``steady_clock.py``). ``health`` gates the
+        watchdog's heartbeat (default: ``readiness``, which names every late, failing or dead role)."""
+        clock = clock if clock is not None else SteadyClock()
         self.settings = settings
         self.roles = tuple(roles)
         self.metrics = Metrics()
+        self.supervisor = Supervisor(self.metrics)
+        self.exit_code = 0
         # the process that ingests runs the embedded broker (mqtt.url = "embedded://…"); others connect to it
         self.broker: EmbeddedBroker | None = None
         if settings.mqtt.embedded and "ingest" in self.roles:
@@ -87,7 +108,13 @@ class Service:
         # ingest and rules in one process share one writer; a rules-only process spools to a file of its own
         spool_path = settings.spool.path if "ingest" in self.roles else settings.rules.spool_path
         self.spool = Spool(spool_path, settings.spool.max_bytes)
-        self.writer = DurableWriter(self.store, self.spool, self.metrics)
+        self.writer = DurableWriter(
+            self.store,
+            self.spool,
+            self.metrics,
+            max_attempts=settings.spool.max_attempts,
+            heartbeat=self.supervisor.beat_current,
+        )
         self.ingest = Ingest(settings, self.writer, self.metrics) if "ingest" in self.roles else None
         self.rules = RulesWorker(settings, self.writer, self.metrics, clock) if "rules" in self.roles else None
         self._ping = _CachedPing(self.store)
@@ -97,15 +124,34 @@ class Service:
         self.link_signer: LinkSigner | None = None
         self.outbox: Outbox | None = None
         self.notifier: Notifier | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._disk_checked = float("-inf")
+        self._disk_facts: list[Fact] = []
+        if self.ingest is not None:
+            self.ingest.heartbeat = functools.partial(self.supervisor.beat, "ingest")
         if self.rules is not None:
+            self.rules.heartbeat = functools.partial(self.supervisor.beat, "rules")
+            self.rules.facts = self.system_facts
+            if self.spool.reset is not None:
+                self.rules.note_reset(
+                    "spool", f"{self.spool.reset}. Its records are kept there but were not replayed into the store."
+                )
             # the role that owns alerts also notifies people and serves the acknowledge links
             key = load_link_key(settings.api, settings.notify.state_path.parent)
             self.link_signer = LinkSigner(key, settings.api.link_valid_for)
             units = {unit.id: unit.display_name for unit in settings.units}
-            self.outbox = Outbox(settings.notify.state_path)
+            self.outbox = self._open_outbox(settings.notify.state_path)
             render = Renderer(settings.api, self.link_signer, unit_names=units, clock=clock)
             self.notifier = Notifier(settings.notify, self.outbox, self.writer, self.metrics, render, clock=clock)
-            self.rules.add_listener(Dispatcher(Policy(settings.notify, settings.oncall), self.outbox, self.notifier))
+            self.notifier.heartbeat = self.supervisor.beat_current
+            engine = self.rules.engine
+            self.dispatcher = Dispatcher(
+                Policy(settings.notify, settings.oncall),
+                self.outbox,
+                self.notifier,
+                outages=lambda: engine.broker_outages(),
+            )
+            self.rules.add_listener(self.dispatcher)
             if self.api is not None:
                 page = AckPage(
                     self.link_signer,
@@ -117,7 +163,70 @@ class Service:
                 self.api.extra_routes.append(page.route)
         self.http = HttpServer(settings.api, self.api, self.metrics) if self.api is not None else None
         self.watchdog = Watchdog(settings.watchdog, health or self.readiness, self.metrics, os.environ)
+        if self.api is not None:
+            self.api.liveness = self.supervisor.dead
         self._stop = threading.Event()
+
+    def _open_outbox(self, path: Path) -> Outbox:
+        """The outbox; an unreadable one is moved aside (kept) and a fresh one started, with ``state_reset``."""
+        try:
+            return Outbox(path)
+        except OutboxError as exc:
+            aside = move_aside(path, datetime.now(UTC))
+            log.error("notification outbox unreadable (%s); moved to %s, starting a fresh one", exc, aside.name)
+            if self.rules is not None:
+                self.rules.note_reset(
+                    "outbox",
+                    f"{exc}; moved to {aside.name}. Notices still pending in it were not sent, and alerts still "
+                    "open are notified again as if new.",
+                )
+            return Outbox(path)
+
+    # -- what coldchain knows about itself ------------------------------------------------------
+
+    def state_dirs(self) -> list[Path]:
+        """The directories of the durable state (spool, snapshot, outbox, audit log, SQLite store)."""
+        paths = [self.spool.path, self.settings.rules.state_path, self.settings.notify.state_path]
+        paths.append(self.settings.rules.audit_log_path)
+        if self.settings.store.sqlite_path is not None:
+            paths.append(self.settings.store.sqlite_path)
+        return list(dict.fromkeys(path.resolve().parent for path in paths))
+
+    def _disk_space(self) -> list[Fact]:
+        """Free space under each state directory (one per filesystem), measured every ``state.check_every``."""
+        if time.monotonic() - self._disk_checked < self.settings.state.check_every.total_seconds():
+            return self._disk_facts
+        self._disk_checked = time.monotonic()
+        facts: list[Fact] = []
+        devices: set[int] = set()
+        for directory in self.state_dirs():
+            try:
+                device = os.stat(directory).st_dev
+                if device in devices:
+                    continue
+                devices.add(device)
+                usage = shutil.disk_usage(directory)
+            except OSError as exc:
+                log.warning("cannot measure free space of %s: %s", directory, exc)
+                continue
+            min_free = self.settings.state.min_free_bytes(usage.total)
+            facts.append(DiskSpace(str(directory), usage.free, usage.total, min_free))
+        self._disk_facts = facts
+        return facts
+
+    def system_facts(self) -> list[Fact]:
+        """The facts behind the system alerts, as of now (asked by the rules worker every tick)."""
+        facts: list[Fact] = []
+        connections = [role.connection for role in (self.ingest, self.rules) if role is not None]
+        if connections:
+            broker_up = all(connection.connected.is_set() for connection in connections)
+            facts.append(Link("broker_unreachable", connections[0].client_id, broker_up, self.settings.mqtt.url))
+        store_name = "sqlite" if self.settings.store.sqlite_path is not None else "influx"
+        facts.append(Link("store_unreachable", store_name, self.writer.store_down_since is None))
+        facts += self._disk_space()
+        for role, problem in self.supervisor.health().items():
+            facts.append(RoleHealth(role, problem is None, problem or ""))
+        return facts
 
     def readiness(self) -> list[str]:
         """Why the service is not ready (empty when it is)."""
@@ -130,6 +239,12 @@ class Service:
             problems.append(store_problem)
         if self.spool.full:
             problems.append(f"spool full ({self.spool.size_bytes} of {self.spool.max_bytes} bytes)")
+        elif self.writer.problem is not None:
+            problems.append(self.writer.problem)
+        for part in (self.rules, self.dispatcher):
+            if part is not None and part.problem is not None:
+                problems.append(part.problem)
+        problems += self.supervisor.problems()
         return problems
 
     def start(self) -> None:
@@ -145,20 +260,23 @@ class Service:
         if self.broker is not None:
             self.broker.start()
         self.writer.start()
+        spawn = self.supervisor.spawn
         if self.ingest is not None:
-            self.ingest.start()
+            self.ingest.start(spawn)
         if self.notifier is not None:
-            self.notifier.start()
+            self.notifier.start(functools.partial(spawn, late_after=120.0, dead_after=900.0))
         if self.rules is not None:
-            self.rules.start()
+            self.rules.start(spawn)
         if self.http is not None:
             self.http.start()
+            self.supervisor.watch("api", self.http.alive)
         self.watchdog.start()
 
     def stop(self) -> None:
         """Flush and stop every role; spooled data stays on disk for the next start."""
         log.info("coldchain stopping")
         self.watchdog.stop()
+        self.supervisor.stop()
         for role in (self.ingest, self.rules):
             if role is not None:
                 role.request_stop()
@@ -181,16 +299,25 @@ class Service:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def run_until_signal(self) -> None:
-        """Start, wait for SIGTERM or SIGINT, stop cleanly."""
+    def run_until_signal(self) -> int:
+        """Start, wait for SIGTERM or SIGINT (or a role that cannot recover), stop; the exit status."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.request_stop())
+        return self.run()
+
+    def run(self) -> int:
+        """Start, run until ``request_stop`` or a role that cannot recover, stop; the exit status."""
         self.start()
         # everything built at start-up lives for the whole run: keep it out of full collections,
         # which otherwise pause every thread for up to ~100 ms (measured by bench/alerts.py)
         gc.freeze()
         try:
             while not self._stop.wait(1.0):
-                pass
+                dead = self.supervisor.check()
+                if dead:
+                    log.critical("stopping with exit status %d: %s", EXIT_ROLE_DEAD, "; ".join(dead))
+                    self.exit_code = EXIT_ROLE_DEAD
+                    break
         finally:
             self.stop()
+        return self.exit_code

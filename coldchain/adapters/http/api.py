@@ -132,6 +132,8 @@ class HttpApi:
         self.gate = Gatekeeper(
             settings.api.users, metrics, clock, security=rules.security_event if rules is not None else None
         )
+        self.liveness: Callable[[], list[str]] = list
+        """Roles that cannot recover (the supervisor's ``dead``): /healthz answers 503 while there are any."""
         self.extra_routes: list[Callable[[Request], Reply | None]] = []
         """Handlers tried before the built-in routes (the acknowledge page registers here)."""
     def route(self, request: Request) -> Reply:
@@ -153,6 +155,11 @@ class HttpApi:
     def _route(self, request: Request) -> Reply:
         path, method = request.path, request.method
         if method == "GET" and path == "/healthz":
+            dead = self.liveness()
+            if dead:
+                return Reply(
+                    HTTPStatus.SERVICE_UNAVAILABLE, ("\n".join(dead) + "\n").encode(), "text/plain; charset=utf-8"
+                )
             return Reply(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
         if method == "GET" and path == "/readyz":
             problems = self.readiness()

@@ -84,6 +84,10 @@ class HttpServer:
         self._thread.start()
         log.info("http listening", extra={"address": f"{self.config.host}:{self.port}"})
 
+    def alive(self) -> bool:
+        """Whether the server's thread is serving (the supervisor watches it)."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         self._server.stop()
         self._server.deadlines.stop()

@@ -6,19 +6,26 @@
 - While anything is spooled, new batches are spooled behind it, so the store sees them in order.
 - Records the store refuses for good are dead-lettered to measurement ``rejected`` with the
   server's message, and counted.
-- The spool is full: log loudly, count, and keep retrying (store first, then spool) without
-  returning, so the caller holds its MQTT acks and the broker keeps the messages.
+- The spool is full, or its disk is (``DiskFull``: log ``DISK FULL`` with the path): log loudly,
+  count, and keep retrying (store first, then spool) without returning, so the caller holds its
+  MQTT acks and the broker keeps the messages; ``problem`` says why for readiness. It resumes by
+  itself once the store or the disk takes data again.
+- A spooled batch that fails to replay for another reason than an unreachable store (a damaged
+  batch, a bug) ``max_attempts`` times is dead-lettered whole (``Spool.dead_letter``), so the
+  batches behind it go on.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.sqlite_files import DiskFull
 from coldchain.adapters.store import codec as record_codec
 from coldchain.adapters.store.port import Refused, Store, StoreError, StoreMisconfigured, StoreUnavailable
 from coldchain.adapters.store.spool import Spool, SpoolFull
@@ -37,10 +44,26 @@ class WriterStopped(Exception):
 class DurableWriter:
     """Write batches durably; owns the spool replay thread."""
 
-    def __init__(self, store: Store, spool: Spool, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        spool: Spool,
+        metrics: Metrics,
+        *,
+        max_attempts: int = 5,
+        heartbeat: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.spool = spool
         self.metrics = metrics
+        self.max_attempts = max_attempts
+        self.heartbeat = heartbeat
+        """Called while a write waits for room (the waiting role is alive, only held up)."""
+        self.problem: str | None = None
+        """Why writes are held (spool or disk full), for readiness; None while they go through."""
+        self.store_down_since: float | None = None
+        """Monotonic time of the first failure of the current store outage; None while it answers."""
+        self._attempts: dict[int, int] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._replayer: threading.Thread | None = None
@@ -78,10 +101,10 @@ class DurableWriter:
             self.store.prepare()
         except StoreError as exc:
             log.warning("store not ready yet (will retry): %s", exc)
-            self.metrics.store_reachable.set(0)
+            self._store_down()
             return False
         self._prepared = True
-        self.metrics.store_reachable.set(1)
+        self._store_up()
         return True
 
     # -- writing ---------------------------------------------------------------------------
@@ -101,19 +124,28 @@ class DurableWriter:
             result = self.store.write(batch)
         except StoreMisconfigured as exc:
             self.metrics.write_errors.labels("config").inc()
-            self.metrics.store_reachable.set(0)
+            self._store_down()
             log.error("store refuses our credentials or database; spooling: %s", exc)
             return False
         except StoreUnavailable as exc:
             self.metrics.write_errors.labels("transient").inc()
-            self.metrics.store_reachable.set(0)
+            self._store_down()
             log.warning("store unavailable; spooling: %s", exc)
             return False
-        self.metrics.store_reachable.set(1)
+        self._store_up()
         self._count_stored(batch, result.refused)
         if result.refused:
             self._dead_letter(result.refused)
         return True
+
+    def _store_down(self) -> None:
+        self.metrics.store_reachable.set(0)
+        if self.store_down_since is None:
+            self.store_down_since = time.monotonic()
+
+    def _store_up(self) -> None:
+        self.metrics.store_reachable.set(1)
+        self.store_down_since = None
 
     def _count_stored(self, batch: list[Record], refused: list[Refused]) -> None:
         refused_ids = {id(r.record) for r in refused}
@@ -147,17 +179,32 @@ class DurableWriter:
             try:
                 self.spool.append(batch)
                 self._wake.set()
+                self._resumed(warned)
                 return
             except SpoolFull as exc:
                 self.metrics.spool_full.inc()
                 if not warned:
                     log.error("SPOOL FULL: holding MQTT acks until the store takes data again: %s", exc)
                     warned = True
+                self.problem = f"spool full ({self.spool.size_bytes} of {self.spool.max_bytes} bytes)"
+            except DiskFull as exc:
+                self.metrics.disk_full.labels(str(exc.path)).inc()
+                if not warned:
+                    log.error("%s; holding MQTT acks (the broker keeps the messages) until space returns", exc)
+                    warned = True
+                self.problem = str(exc)
+            self.heartbeat()
             # the store may be back: try it directly (order within the backlog is by event time anyway)
             if self._try_store(batch):
+                self._resumed(warned)
                 return
-            if self._stopping.wait(self._next_backoff(None)):
+            if self._stopping.wait(min(self._next_backoff(None), 5.0)):
                 raise WriterStopped("stopped while the spool was full")
+
+    def _resumed(self, warned: bool) -> None:
+        if warned:
+            log.warning("writes go through again, after: %s", self.problem)
+        self.problem = None
 
     # -- replay ----------------------------------------------------------------------------
 
@@ -167,16 +214,43 @@ class DurableWriter:
         return min(max(delay, 0.0), 300.0)
 
     def replay_once(self) -> bool:
-        """Move the oldest spooled batch into the store. True if it did; raises StoreUnavailable."""
-        batch = self.spool.oldest()
-        if batch is None:
+        """Move the oldest spooled batch into the store. True if it did; raises StoreUnavailable.
+
+        Any other failure counts against the batch; at ``max_attempts`` it is dead-lettered whole.
+        """
+        batch_id = self.spool.oldest_id()
+        if batch_id is None:
             return False
-        result = self.store.write(batch.records)
-        self.metrics.store_reachable.set(1)
+        try:
+            batch = self.spool.oldest()
+            if batch is None:
+                return False
+            result = self.store.write(batch.records)
+        except (StoreUnavailable, StoreMisconfigured):
+            raise
+        except Exception as exc:
+            attempts = self._attempts.get(batch_id, 0) + 1
+            self._attempts[batch_id] = attempts
+            if attempts < self.max_attempts:
+                raise
+            records = self.spool.dead_letter(batch_id, attempts, f"{type(exc).__name__}: {exc}")
+            self._attempts.pop(batch_id, None)
+            self.metrics.spool_dead_letters.inc(records)
+            log.error(
+                "spooled batch %d failed to replay %d times; dead-lettered whole (%d records) in %s: %s",
+                batch_id,
+                attempts,
+                records,
+                self.spool.path,
+                exc,
+            )
+            return True
+        self._store_up()
         self._count_stored(batch.records, result.refused)
         if result.refused:
             self._dead_letter(result.refused)
         self.spool.remove(batch.id)
+        self._attempts.pop(batch.id, None)
         return True
 
     def _replay_loop(self) -> None:
@@ -192,17 +266,22 @@ class DurableWriter:
                     continue
             except StoreUnavailable as exc:
                 self.metrics.write_errors.labels("transient").inc()
-                self.metrics.store_reachable.set(0)
+                self._store_down()
                 delay = self._next_backoff(exc.retry_after)
                 log.info("store still unavailable; retrying spool in %.1fs: %s", delay, exc)
                 self._stopping.wait(delay)
                 continue
             except StoreMisconfigured as exc:
                 self.metrics.write_errors.labels("config").inc()
-                self.metrics.store_reachable.set(0)
+                self._store_down()
                 delay = self._next_backoff(None)
                 log.error("store refuses our credentials or database; retrying spool in %.1fs: %s", delay, exc)
                 self._stopping.wait(delay)
+                continue
+            except DiskFull as exc:  # removing a replayed batch: it is stored, and replayed again (idempotent)
+                self.metrics.disk_full.labels(str(exc.path)).inc()
+                log.error("%s; the spool is replayed again once space returns", exc)
+                self._stopping.wait(self._next_backoff(None))
                 continue
             except Exception:
                 log.exception("unexpected error replaying the spool")

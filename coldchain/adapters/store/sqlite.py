@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from coldchain.adapters.sqlite_files import open_durable
+from coldchain.adapters.sqlite_files import is_disk_full, open_durable
 from coldchain.adapters.store.points import Point, to_point
 from coldchain.adapters.store.port import Refused, StoreMisconfigured, StoreUnavailable, WriteResult
 from coldchain.core.records import Record
@@ -158,10 +158,13 @@ class SqliteStore:
                     )
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite store {self.path}: write failed: {exc}") from exc
+                # a full or failing disk is transient for us: spooled (or held unacked) until space returns
+                prefix = "DISK FULL: " if is_disk_full(exc) else ""
+                raise StoreUnavailable(f"{prefix}SQLite store {self.path}: write failed: {exc}") from exc
             self._series.update(ids)  # only once committed: a rolled-back series id must not be reused
         return WriteResult(stored=len(rows), refused=refused)
 

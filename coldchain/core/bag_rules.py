@@ -33,7 +33,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from coldchain.core.alert import AlertBook, Place
+from coldchain.core.alert import AlertBook, AlertKind, Place
 from coldchain.core.bag_sequence import BagFacts, BagLedger, sequence_error
 from coldchain.core.inventory import Profile
 from coldchain.core.records import MAX_AGE, BagEvent
@@ -108,17 +108,24 @@ class BagTimer:
             self.advance(self.ended, book)  # an ended bag: what the earlier deadline made due before its end
 
     def _conflict(self, first: datetime, ts: datetime, book: AlertBook) -> None:
-        book.open(
-            "bag_conflict",
+        message = (
+            f"Bag {self.bag} in {self.place.name}: two dilution times, {say_time(first)} and {say_time(ts)};"
+            f" the earlier one rules (deadline {say_time(self.deadline)}). Check the label."
+        )
+        self._raise("bag_conflict", ts, message, book)
+
+    def _raise(self, kind: AlertKind, at: datetime, message: str, book: AlertBook) -> str:
+        """Open this bag's alert of ``kind``, starting at ``at``; its id."""
+        return book.open(
+            kind,
             self.bag,
             self.place,
             sensor=None,
             bag=self.bag,
-            started_at=ts,
-            updated_at=ts,
+            started_at=at,
+            updated_at=at,
             value=None,
-            message=f"Bag {self.bag} in {self.place.name}: two dilution times, {say_time(first)} and {say_time(ts)};"
-            f" the earlier one rules (deadline {say_time(self.deadline)}). Check the label.",
+            message=message,
         )
 
     def running_at(self, at: datetime) -> bool:
@@ -145,17 +152,7 @@ class BagTimer:
             f"Bag {self.bag} in {self.place.name} {verb} at {say_time(self.deadline)}"
             f" (diluted {say_time(self.diluted)}, use within {say_span(self.use_within)})"
         )
-        return book.open(
-            kind,
-            self.bag,
-            self.place,
-            sensor=None,
-            bag=self.bag,
-            started_at=at,
-            updated_at=at,
-            value=None,
-            message=message,
-        )
+        return self._raise(kind, at, message, book)
 
     def start(self, ts: datetime, book: AlertBook) -> bool:
         """An infusion started at ``ts``; False if one was already recorded."""
@@ -165,18 +162,11 @@ class BagTimer:
         self.started = ts
         if ts > self.deadline:
             self.used = True
-            book.open(
-                "bag_used_after_expiry",
-                self.bag,
-                self.place,
-                sensor=None,
-                bag=self.bag,
-                started_at=ts,
-                updated_at=ts,
-                value=None,
-                message=f"Bag {self.bag} from {self.place.name}: infusion started at {say_time(ts)},"
-                f" {say_span(ts - self.deadline)} after its deadline {say_time(self.deadline)}",
+            message = (
+                f"Bag {self.bag} from {self.place.name}: infusion started at {say_time(ts)},"
+                f" {say_span(ts - self.deadline)} after its deadline {say_time(self.deadline)}"
             )
+            self._raise("bag_used_after_expiry", ts, message, book)
         return True
 
     def end(self, ts: datetime, how: str, book: AlertBook) -> bool:

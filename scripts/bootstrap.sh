@@ -18,6 +18,7 @@ if ! $runtime_only; then
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # headless browser tests (ack page)
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)  # export tests render report.pdf
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)  # the deploy test verifies deploy/systemd/*.service
     command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)  # tsc checks dashboards/*.json against Grafana's schema
 fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

@@ -177,10 +177,11 @@ class RulesWorker:
     def _restore(self) -> RulesEngine:
         """The engine from the snapshot (older versions migrated); rebuilt from the store if it is unusable."""
         limits = system_limits(self.settings)
+        inventory = self.settings.inventory()
         snapshot = self.state.load()
         if snapshot is not None:
             try:
-                engine = RulesEngine.restore(self.settings.inventory(), snapshot, limits)
+                engine = RulesEngine.restore(inventory, snapshot, limits)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 self.state.discard(exc)
             else:
@@ -189,7 +190,7 @@ class RulesWorker:
                     extra={"open_alerts": len(engine.open_alerts()), "path": str(self.state.path)},
                 )
                 return engine
-        engine = RulesEngine(self.settings.inventory(), limits)
+        engine = RulesEngine(inventory, limits)
         if self.state.reset is None:
             log.info("no rules snapshot yet; starting fresh", extra={"path": str(self.state.path)})
             return engine

@@ -111,9 +111,9 @@ def main() -> None:
     rows: list[tuple[str, float, str]] = []
     seconds, _ = timed(lambda: floor_loop(readings))
     rows.append(("floor: read celsius, compare with 8.0", seconds, ""))
-    seconds, single = timed(lambda: observe_single(RulesEngine(settings.inventory()), readings))
+    seconds, single = timed(lambda: observe_single(RulesEngine(settings.frozen_inventory()), readings))
     rows.append(("observe, lists of 1", seconds, f"{single} transitions"))
-    engine = RulesEngine(settings.inventory())
+    engine = RulesEngine(settings.frozen_inventory())
     seconds, batched = timed(lambda: observe_batches(engine, readings))
     rows.append(("observe, lists of 100", seconds, f"{batched} transitions"))
 

@@ -75,7 +75,7 @@ def kinds(transitions: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
 
 def test_an_early_end_cannot_silence_the_timer() -> None:
     """An end dated before the dilution changes nothing: bag_expired still opens at the deadline."""
-    engine = RulesEngine(SETTINGS.inventory())
+    engine = RulesEngine(SETTINGS.frozen_inventory())
     engine.observe([ev("diluted", 0 * H)], T0)
     assert engine.observe([ev("discarded", -H)], T0 + H) == []
     assert engine.stats.invalid_bag_events == 1
@@ -84,7 +84,7 @@ def test_an_early_end_cannot_silence_the_timer() -> None:
 
 def test_an_earlier_second_dilution_rules_and_raises_a_conflict() -> None:
     """A second, earlier dilution moves the deadline earlier and opens bag_conflict (a warning)."""
-    engine = RulesEngine(SETTINGS.inventory())
+    engine = RulesEngine(SETTINGS.frozen_inventory())
     engine.observe([ev("diluted", 0 * H)], T0)
     out = engine.observe([ev("diluted", -2 * H)], T0 + H)
     assert kinds(out) == [("bag_conflict", "opened")] and out[0].alert.severity == "warning"
@@ -96,7 +96,7 @@ def test_an_earlier_second_dilution_rules_and_raises_a_conflict() -> None:
 
 def test_a_later_second_dilution_changes_no_deadline() -> None:
     """A second, later dilution opens bag_conflict but the first (earlier) dilution's deadline stands."""
-    engine = RulesEngine(SETTINGS.inventory())
+    engine = RulesEngine(SETTINGS.frozen_inventory())
     engine.observe([ev("diluted", 0 * H)], T0)
     assert kinds(engine.observe([ev("diluted", 3 * H)], T0 + 3 * H)) == [("bag_conflict", "opened")]
     status = engine.bag_status("B1")
@@ -108,7 +108,7 @@ def test_a_later_second_dilution_changes_no_deadline() -> None:
 
 def test_an_earlier_dilution_of_an_ended_bag_reveals_its_expiry() -> None:
     """A bag discarded at +2 h, then labelled as diluted at -7 h: it had expired at +1 h, before it was discarded."""
-    engine = RulesEngine(SETTINGS.inventory())
+    engine = RulesEngine(SETTINGS.frozen_inventory())
     engine.observe([ev("diluted", 0 * H)], T0)
     engine.observe([ev("discarded", 2 * H)], T0 + 2 * H)
     out = engine.observe([ev("diluted", -7 * H)], T0 + 3 * H)
@@ -139,7 +139,7 @@ events = st.lists(
 def test_deadline_never_later_than_earliest_accepted_dilution(messages: list[list[tuple[str, int, str]]]) -> None:
     """Whatever order and content, a running timer's deadline is never later than its earliest accepted
     dilution + shelf life, and never runs for a bag whose dilution was refused."""
-    engine = RulesEngine(SETTINGS.inventory())
+    engine = RulesEngine(SETTINGS.frozen_inventory())
     accepted: dict[str, datetime] = {}
     now = T0 + 11 * H
     for message in messages:

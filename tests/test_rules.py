@@ -112,7 +112,7 @@ def summary(transition: Transition) -> Summary:
 
 
 def play(steps: list[Step], *sensors: str, engine: RulesEngine | None = None) -> list[Transition]:
-    engine = engine or RulesEngine(settings_with(*(sensors or ("t-001",))).inventory())
+    engine = engine or RulesEngine(settings_with(*(sensors or ("t-001",))).frozen_inventory())
     return [transition for step in steps for transition in step.run(engine)]
 
 
@@ -252,7 +252,7 @@ def test_unit_overrides_apply() -> None:
 
 def test_contract_example_payload() -> None:
     """The contract's example alert comes out field for field."""
-    engine = RulesEngine(settings_with("t-001").inventory())
+    engine = RulesEngine(settings_with("t-001").frozen_inventory())
     engine.observe([BagEvent("B-0042", "diluted", T0, "fridge-a", "main-pharmacy", None, None, None)], T0)
     steps = [temp("00:00", 8.5), temp("05:00", 9.6), temp("10:00", 9.1), temp("15:00", 8.8)]
     (transition,) = play(steps, engine=engine)
@@ -545,7 +545,7 @@ BAG_CASES = [
 @pytest.mark.parametrize(("steps", "expected"), BAG_CASES)
 def test_bag_timers(steps: list[Step], expected: list[Summary]) -> None:
     """Bag timers run from dilution to completion or discard, by the clock and by event ts."""
-    transitions = play(steps, engine=RulesEngine(settings_with().inventory()))
+    transitions = play(steps, engine=RulesEngine(settings_with().frozen_inventory()))
     assert [summary(t) for t in transitions] == expected
     severities = {t.alert.kind: t.alert.severity for t in transitions}
     assert severities.get(EXPIRING, "warning") == "warning"
@@ -554,7 +554,7 @@ def test_bag_timers(steps: list[Step], expected: list[Summary]) -> None:
 
 def test_bag_event_counters() -> None:
     """Events of unknown bags, unknown units, repeats and impossible events change nothing and are counted."""
-    engine = RulesEngine(settings_with().inventory())
+    engine = RulesEngine(settings_with().frozen_inventory())
     steps = [
         bag("00:00", "infusion_started", name="B-9"),
         bag("00:00", "diluted", unit="fridge-z"),
@@ -572,7 +572,7 @@ def test_bag_event_counters() -> None:
 
 def test_used_after_expiry_stays_open() -> None:
     """Only an acknowledgement resolves bag_used_after_expiry: the engine keeps it open."""
-    engine = RulesEngine(settings_with().inventory())
+    engine = RulesEngine(settings_with().frozen_inventory())
     play([bag("00:00", "diluted"), bag("8:30:00", "infusion_started"), bag("9:00:00", "discarded")], engine=engine)
     engine.tick(when("30:00:00"))
     assert [alert.kind for alert in engine.open_alerts()] == [USED]
@@ -580,7 +580,7 @@ def test_used_after_expiry_stays_open() -> None:
 
 def test_affected_bags() -> None:
     """Sensor alerts list the unit's running bags at the transition's time, sorted; bag alerts list none."""
-    engine = RulesEngine(settings_with("t-001", "t-002").inventory())
+    engine = RulesEngine(settings_with("t-001", "t-002").frozen_inventory())
     steps = [
         bag("00:00", "diluted", name="B-2"),
         bag("00:00", "diluted", name="B-1"),
@@ -628,7 +628,7 @@ def test_out_of_order_within_a_call() -> None:
 
 def test_late_readings_do_not_change_decided_episodes() -> None:
     """Readings older than the newest judged are counted, not judged: they cannot reopen an episode."""
-    engine = RulesEngine(settings_with("t-001").inventory())
+    engine = RulesEngine(settings_with("t-001").frozen_inventory())
     steps = [temp("00:00", 9.0), temp("15:00", 9.0), temp("16:00", 7.0), temp("21:00", 7.0)]
     assert len(play(steps, engine=engine)) == 2
     late = [temp(f"{m:02d}:30", 12.0, now="22:00") for m in range(0, 21, 2)]
@@ -639,7 +639,7 @@ def test_late_readings_do_not_change_decided_episodes() -> None:
 
 def test_unknown_sensor_is_counted() -> None:
     """Readings of sensors not in the inventory are ignored and counted."""
-    engine = RulesEngine(settings_with("t-001").inventory())
+    engine = RulesEngine(settings_with("t-001").frozen_inventory())
     assert play([temp("00:00", 20.0, sensor="t-002"), shake("00:00", 3.0)], engine=engine) == []
     assert engine.stats.unknown_sensor_readings == 2
 
@@ -700,7 +700,7 @@ SNAPSHOT_CASES = [
 def test_snapshot_restore(before: list[Step], after: list[Step]) -> None:
     """A restored engine continues exactly like the one that was never stopped."""
     settings = settings_with("t-001", "s-001")
-    straight, stopped = RulesEngine(settings.inventory()), RulesEngine(settings.inventory())
+    straight, stopped = RulesEngine(settings.frozen_inventory()), RulesEngine(settings.frozen_inventory())
     play(before, engine=straight)
     play(before, engine=stopped)
     restored = _roundtrip(stopped)
@@ -714,27 +714,27 @@ def test_snapshot_restore(before: list[Step], after: list[Step]) -> None:
 
 def test_restore_drops_sensors_no_longer_in_inventory() -> None:
     """State and open alerts of a removed sensor are dropped; the rest survives."""
-    engine = RulesEngine(settings_with("t-001", "s-001").inventory())
+    engine = RulesEngine(settings_with("t-001", "s-001").frozen_inventory())
     play([temp("00:00", -1.0), shake("00:00", 0.9)], engine=engine)
-    restored = RulesEngine.restore(settings_with("s-001").inventory(), json.loads(json.dumps(engine.snapshot())))
+    restored = RulesEngine.restore(settings_with("s-001").frozen_inventory(), json.loads(json.dumps(engine.snapshot())))
     assert [alert.kind for alert in restored.open_alerts()] == [AGITATION]
 
 
 def test_snapshot_version_is_checked() -> None:
     """A snapshot of another format is refused rather than misread."""
     with pytest.raises(ValueError, match="version"):
-        RulesEngine.restore(settings_with().inventory(), {"version": 99})
+        RulesEngine.restore(settings_with().frozen_inventory(), {"version": 99})
 
 
 def test_now_must_be_aware() -> None:
     """A naive now is a caller bug and is refused."""
     with pytest.raises(ValueError, match="timezone-aware"):
-        RulesEngine(settings_with().inventory()).tick(datetime(2026, 11, 30))
+        RulesEngine(settings_with().frozen_inventory()).tick(datetime(2026, 11, 30))
 
 
 def test_acknowledgement_keeps_the_alert_active_until_it_clears() -> None:
     """An acknowledged excursion stays acknowledged, and its resolve keeps who acknowledged it."""
-    engine = RulesEngine(settings_with("t-001").inventory())
+    engine = RulesEngine(settings_with("t-001").frozen_inventory())
     (opened_t,) = engine.observe([reading("t-001", T0, -1.0)], T0)
     acked = engine.acknowledge(
         opened_t.alert.id,
@@ -759,7 +759,7 @@ def test_acknowledgement_keeps_the_alert_active_until_it_clears() -> None:
 
 def test_acknowledgement_resolves_use_after_expiry() -> None:
     """bag_used_after_expiry resolves only when acknowledged."""
-    engine = RulesEngine(settings_with("t-001").inventory())
+    engine = RulesEngine(settings_with("t-001").frozen_inventory())
     events = [
         BagEvent("B-1", "diluted", T0, "fridge-a", "main-pharmacy", None, None, None),
         BagEvent("B-1", "infusion_started", T0 + timedelta(hours=9), None, None, None, None, None),

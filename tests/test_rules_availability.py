@@ -21,7 +21,7 @@ def engine() -> RulesEngine:
             {"id": "z-s", "unit": "fridge-a", "kind": "shake", "format": "zigbee2mqtt", "topic": "z/shake"},
         ],
     )
-    return RulesEngine(settings.inventory())
+    return RulesEngine(settings.frozen_inventory())
 
 
 def reading(at: datetime) -> TemperatureReading:

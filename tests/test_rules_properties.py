@@ -46,7 +46,7 @@ class Call:
 
 
 def play(calls: list[Call], engine: RulesEngine | None = None) -> list[Transition]:
-    engine = engine or RulesEngine(SETTINGS.inventory())
+    engine = engine or RulesEngine(SETTINGS.frozen_inventory())
     return [transition for call in calls for transition in call.run(engine)]
 
 
@@ -135,11 +135,11 @@ def test_each_episode_opens_once_and_resolves_at_most_once(calls: list[Call]) ->
 def test_snapshot_restore_changes_nothing(calls: list[Call], data: st.DataObject) -> None:
     """Stopping at any call, persisting the snapshot as JSON and restoring yields the same future."""
     cut = data.draw(st.integers(0, len(calls)))
-    straight = RulesEngine(SETTINGS.inventory())
+    straight = RulesEngine(SETTINGS.frozen_inventory())
     expected = play(calls, straight)
-    stopped = RulesEngine(SETTINGS.inventory())
+    stopped = RulesEngine(SETTINGS.frozen_inventory())
     before = play(calls[:cut], stopped)
-    restored = RulesEngine.restore(SETTINGS.inventory(), json.loads(json.dumps(stopped.snapshot())))
+    restored = RulesEngine.restore(SETTINGS.frozen_inventory(), json.loads(json.dumps(stopped.snapshot())))
     assert before + play(calls[cut:], restored) == expected
     assert restored.open_alerts() == straight.open_alerts()
     assert restored.snapshot() == straight.snapshot()

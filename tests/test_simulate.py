@@ -99,7 +99,7 @@ def test_the_scenario_raises_exactly_the_scripted_alerts() -> None:
     settings = demo_settings()
     messages = build_scenario(settings, START)
     parser = MessageParser(settings)
-    engine = RulesEngine(settings.inventory())
+    engine = RulesEngine(settings.frozen_inventory())
     opened: list[Alert] = []
     now, index = START, 0
     while now <= START + SCENARIO_LENGTH:

@@ -42,7 +42,7 @@ def engine() -> RulesEngine:
             "sensors": [{"id": "t-001", "unit": "fridge-a", "kind": "temperature"}],
         }
     )
-    return RulesEngine(settings.inventory(), LIMITS)
+    return RulesEngine(settings.frozen_inventory(), LIMITS)
 
 
 BROKER_DOWN = Link("broker_unreachable", "coldchain", False, "mqtt://127.0.0.1:1883")

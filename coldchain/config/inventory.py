@@ -1,16 +1,17 @@
 """Profiles, units and sensors: the inventory as configured.
 
-Validated here, then frozen for the pure core by ``Settings.inventory()``.
+Validated here, then frozen for the pure core by ``Settings.frozen_inventory()``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, time, timedelta
 from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     Field,
+    field_validator,
     model_validator,
 )
 
@@ -74,6 +75,57 @@ class ProfileOverrides(ConfigModel):
     bag_warning_before: Duration | None = None
 
 
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+"""How ``workdays`` names the days of the week (Monday first, as ``date.weekday()`` counts)."""
+
+
+def monday_to_friday() -> list[Weekday]:
+    return list(WEEKDAYS[:5])
+
+
+class Site(ConfigModel):
+    """A pharmacy or building: its local time, its workdays and when the daily review is due (CONTRACT §1)."""
+
+    id: str = Field(min_length=1, pattern=r"^[^/+#\s]+$", description="The id its units name as their site.")
+    name: str = Field(default="", description="What staff call it; defaults to the id.")
+    timezone: str = Field(default="UTC", description="IANA zone: days, reviews and schedules are local to the site.")
+    workdays: list[Weekday] = Field(
+        default_factory=monday_to_friday,
+        description="The days on which the daily review is due.",
+    )
+    review_due: time | None = Field(
+        default=None,
+        description='Local time ("10:00") by which a workday\'s review must be signed; unset: no deadline, '
+        "so no review_missed.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from exc
+        return value
+
+    @field_validator("review_due", mode="before")
+    @classmethod
+    def _hours_minutes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            hours, sep, minutes = value.partition(":")
+            if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+                raise ValueError(f"{value!r} is not a local time like \"10:00\"")
+            if not (0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59):
+                raise ValueError(f"{value!r} is not a time of day")
+            return time(int(hours), int(minutes))
+        return value
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
 class Unit(ConfigModel):
     """A fridge."""
 
@@ -124,6 +176,12 @@ class Sensor(ConfigModel):
     timezone: str = Field(default="UTC", description="IANA zone for payload times written without an offset.")
     temperature_unit: Literal["celsius", "fahrenheit"] = Field(
         default="celsius", description="The unit of the value, where the payload does not say."
+    )
+    calibration_due: date | None = Field(
+        default=None, description="When its calibration certificate runs out (ISO date); unset: not tracked."
+    )
+    calibration_certificate: str = Field(
+        default="", max_length=200, description="The number of its current calibration certificate."
     )
 
     def claimed_topics(self) -> tuple[str, ...]:

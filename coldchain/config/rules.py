@@ -44,6 +44,10 @@ class RulesConfig(ConfigModel):
     checkpoint_every: Duration = Field(
         default=timedelta(seconds=1), description="Longest time between snapshots (messages are acked after one)."
     )
+    calibration_warn_before: Duration = Field(
+        default=timedelta(days=30),
+        description="How long before a sensor's calibration_due the calibration_due warning opens.",
+    )
 
     @property
     def state_dir(self) -> Path:

@@ -23,15 +23,18 @@ from coldchain.config.base import ENV_PREFIX
 from coldchain.config.homeassistant import HomeAssistantConfig
 from coldchain.config.inventory import (
     BUILTIN_PROFILES,
+    WEEKDAYS,
     Profile,
     Scanner,
     Sensor,
+    Site,
     Unit,
     merged_profiles,
     verify_sensor_formats,
 )
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
+from coldchain.config.reports import ReportConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
 from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
@@ -66,9 +69,11 @@ class Settings(BaseSettings):
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    sites: list[Site] = Field(default_factory=list, description="Sites' time zones, workdays and review deadlines.")
     units: list[Unit] = Field(default_factory=list)
     sensors: list[Sensor] = Field(default_factory=list)
     scanners: list[Scanner] = Field(default_factory=list, description="Bag scanners, each with its own account.")
+    reports: list[ReportConfig] = Field(default_factory=list, description="Exports made on a schedule.")
 
     _profiles_merge = field_validator("profiles", mode="before")(lambda cls, v: merged_profiles(v))
 
@@ -97,7 +102,7 @@ class Settings(BaseSettings):
         changes = unit.overrides.model_dump(exclude_none=True)
         return Profile.model_validate({**base.model_dump(), **changes}) if changes else base
 
-    def inventory(self) -> Inventory:
+    def frozen_inventory(self) -> Inventory:
         """The frozen inventory the pure core judges and reports with (profiles with overrides applied)."""
         units = [
             core.Unit(
@@ -110,8 +115,27 @@ class Settings(BaseSettings):
             )
             for unit in self.units
         ]
-        sensors = [core.Sensor(id=sensor.id, unit=sensor.unit, kind=sensor.kind) for sensor in self.sensors]
-        return Inventory.of(units, sensors)
+        sensors = [
+            core.Sensor(
+                id=sensor.id,
+                unit=sensor.unit,
+                kind=sensor.kind,
+                calibration_due=sensor.calibration_due,
+                calibration_certificate=sensor.calibration_certificate,
+            )
+            for sensor in self.sensors
+        ]
+        sites = [
+            core.Site(
+                id=site.id,
+                name=site.name,
+                timezone=site.timezone,
+                workdays=frozenset(WEEKDAYS.index(day) for day in site.workdays),
+                review_due=site.review_due,
+            )
+            for site in self.sites
+        ]
+        return Inventory.of(units, sensors, sites)
 
 
 def verify_inventory(settings: Settings) -> list[str]:
@@ -143,6 +167,50 @@ def verify_inventory(settings: Settings) -> list[str]:
             problems.append(f"{where}.unit: unknown unit {sensor.unit!r}")
     problems += verify_sensor_formats(settings.sensors, settings.mqtt.topic_prefix)
     problems += verify_scanners(settings)
+    problems += verify_sites(settings)
+    problems += verify_reports(settings)
+    return problems
+
+
+def verify_sites(settings: Settings) -> list[str]:
+    """Duplicate site ids and sites no unit stands in."""
+    problems: list[str] = []
+    named = {unit.site for unit in settings.units}
+    seen: set[str] = set()
+    for index, site in enumerate(settings.sites):
+        where = f"sites[{index}] (id {site.id!r})"
+        if site.id in seen:
+            problems.append(f"{where}: duplicate site id")
+        seen.add(site.id)
+        if site.id not in named:
+            problems.append(f"{where}: no unit is at this site (units name their site by id)")
+    return problems
+
+
+def verify_reports(settings: Settings) -> list[str]:
+    """Duplicate report names; filters and targets that name nothing configured."""
+    problems: list[str] = []
+    units = {unit.id: unit for unit in settings.units}
+    sites = {unit.site for unit in settings.units}
+    targets = {LOG_TARGET} | {target.name for target in settings.notify.targets}
+    seen: set[str] = set()
+    for index, report in enumerate(settings.reports):
+        where = f"reports[{index}] (name {report.name!r})"
+        if report.name in seen:
+            problems.append(f"{where}: duplicate report name")
+        seen.add(report.name)
+        if report.site is not None and report.site not in sites:
+            problems.append(f"{where}.site: no unit is at site {report.site!r}")
+        if report.unit is not None:
+            unit = units.get(report.unit)
+            if unit is None:
+                problems.append(f"{where}.unit: unknown unit {report.unit!r}")
+            elif report.site is not None and unit.site != report.site:
+                problems.append(f"{where}.unit: unit {report.unit!r} is at site {unit.site!r}, not {report.site!r}")
+        for name in report.targets:
+            if name not in targets:
+                known = ", ".join(sorted(targets))
+                problems.append(f"{where}.targets: unknown notify target {name!r} (known: {known})")
     return problems
 
 

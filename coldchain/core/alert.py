@@ -29,6 +29,11 @@ AlertKind = Literal[
     "bag_used_after_expiry",
     "signing_locked",
     "bag_conflict",
+    # the calendar: the daily review, calibration certificates, scheduled reports
+    "review_missed",
+    "calibration_due",
+    "calibration_expired",
+    "report_failed",
     # system alerts: coldchain about itself (see ``system_rules``)
     "broker_unreachable",
     "store_unreachable",
@@ -52,6 +57,10 @@ SEVERITY: dict[AlertKind, Severity] = {
     "bag_used_after_expiry": "critical",
     "signing_locked": "warning",
     "bag_conflict": "warning",
+    "review_missed": "warning",
+    "calibration_due": "warning",
+    "calibration_expired": "critical",
+    "report_failed": "warning",
     "broker_unreachable": "critical",
     "store_unreachable": "critical",
     "disk_low": "warning",

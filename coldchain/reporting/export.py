@@ -152,7 +152,7 @@ class _Exporter:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.inventory = settings.inventory()
+        self.inventory = settings.frozen_inventory()
         self.request = request
         self.selection = selection
         self.now = now

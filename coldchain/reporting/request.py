@@ -97,7 +97,7 @@ def select(settings: Settings, site: str | None, unit: str | None) -> Selection:
             raise ExportError(f"unknown unit {unit!r}{where} (known: {known})", 2)
         units = chosen
     ids = {u.id for u in units}
-    inventory = settings.inventory()
+    inventory = settings.frozen_inventory()
     infos = [
         sensor_info(inventory, sensor.id, u.site, u.id, sensor.kind)
         for sensor in settings.sensors

@@ -177,7 +177,7 @@ class RulesWorker:
     def _restore(self) -> RulesEngine:
         """The engine from the snapshot (older versions migrated); rebuilt from the store if it is unusable."""
         limits = system_limits(self.settings)
-        inventory = self.settings.inventory()
+        inventory = self.settings.frozen_inventory()
         snapshot = self.state.load()
         if snapshot is not None:
             try:

@@ -33,6 +33,7 @@ from coldchain.config import ApiConfig
 from coldchain.config.api import ApiUser
 from coldchain.core.alert import Alert
 from coldchain.core.signature import Signer
+from coldchain.core.signoff import Acknowledgement
 from coldchain.core.signoff import acknowledge as signoff
 from tests.publishing import wait_for
 from tests.samples import freezing_alert
@@ -69,25 +70,15 @@ class FakeRules:
     def view(self) -> FakeView:
         return FakeView(tuple(self.alerts))
 
-    def acknowledge(
-        self,
-        alert_id: str,
-        by: str,
-        note: str | None,
-        disposition: str | None,
-        *,
-        signer: Signer | None = None,
-        supersedes: str | None = None,
-    ) -> Alert | None:
+    def acknowledge(self, ack: Acknowledgement) -> Alert | None:
         if self.fail is not None:
             raise self.fail()
         for index, alert in enumerate(self.alerts):
-            if alert.id == alert_id:
+            if alert.id == ack.alert_id:
                 state = "resolved" if alert.state == "resolved" else "acknowledged"
-                acked = signoff(alert, by, T0, note, disposition, signer=signer, supersedes=supersedes)
-                self.alerts[index] = acked = replace(acked, state=state)
-                self.calls.append((alert_id, by, note, disposition))
-                self.signers.append(signer)
+                self.alerts[index] = acked = replace(signoff(alert, ack, T0), state=state)
+                self.calls.append((ack.alert_id, ack.by, ack.note, ack.disposition))
+                self.signers.append(ack.signer)
                 return acked
         return None
 

@@ -12,6 +12,7 @@ from coldchain.config import Settings
 from coldchain.core.bag_sequence import BagFacts, BagLedger, sequence_error
 from coldchain.core.records import BagEvent, BagEventKind
 from coldchain.core.rules import RulesEngine
+from coldchain.core.signoff import Acknowledgement
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -102,7 +103,7 @@ def test_a_later_second_dilution_changes_no_deadline() -> None:
     status = engine.bag_status("B1")
     assert status is not None and status.deadline == T0 + 8 * H
     (conflict,) = [a for a in engine.open_alerts() if a.kind == "bag_conflict"]
-    transition = engine.acknowledge(conflict.id, "pharmacist", "label checked", None, T0 + 4 * H)
+    transition = engine.acknowledge(Acknowledgement(conflict.id, "pharmacist", "label checked"), T0 + 4 * H)
     assert transition is not None and transition.change == "resolved"
 
 

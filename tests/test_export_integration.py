@@ -38,7 +38,7 @@ from coldchain.core.alert import Alert, alert_id
 from coldchain.core.audit_chain import next_event
 from coldchain.core.records import AuditEvent, BagEvent, NotificationAttempt, ShakeReading, TemperatureReading
 from coldchain.core.signature import Signer
-from coldchain.core.signoff import acknowledge
+from coldchain.core.signoff import Acknowledgement, acknowledge
 from coldchain.reporting.export import run_export
 from coldchain.reporting.manifest import canonical_manifest, signature
 from coldchain.reporting.request import ExportError, ExportRequest
@@ -101,8 +101,9 @@ def scenario_records() -> list[Any]:
         9.0,
         "Infusion fridge A above 8.0 °C for 15 min",
     )
+    quarantine = Acknowledgement(opened.id, "j.doe", "moved stock to fridge B", "quarantined", JANE)
     acked = dataclasses.replace(
-        acknowledge(opened, "j.doe", ACK_AT, "moved stock to fridge B", "quarantined", signer=JANE),
+        acknowledge(opened, quarantine, ACK_AT),
         updated_at=ACK_AT,
     )
     resolved = dataclasses.replace(

@@ -20,6 +20,7 @@ from coldchain.core.alert import Alert, Transition, alert_id
 from coldchain.core.records import BagEvent, BagEventKind, ShakeReading, TemperatureReading
 from coldchain.core.rules import RulesEngine
 from coldchain.core.signature import Signer
+from coldchain.core.signoff import Acknowledgement
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 
@@ -736,13 +737,9 @@ def test_acknowledgement_keeps_the_alert_active_until_it_clears() -> None:
     """An acknowledged excursion stays acknowledged, and its resolve keeps who acknowledged it."""
     engine = RulesEngine(settings_with("t-001").frozen_inventory())
     (opened_t,) = engine.observe([reading("t-001", T0, -1.0)], T0)
+    signer = Signer("j.doe", "Jane Doe, PharmD")
     acked = engine.acknowledge(
-        opened_t.alert.id,
-        "j.doe",
-        "moved stock",
-        "quarantined",
-        T0 + timedelta(minutes=1),
-        signer=Signer("j.doe", "Jane Doe, PharmD"),
+        Acknowledgement(opened_t.alert.id, "j.doe", "moved stock", "quarantined", signer), T0 + timedelta(minutes=1)
     )
     assert acked is not None and acked.change == "updated"
     assert (acked.alert.state, acked.alert.acknowledged_by, acked.alert.disposition) == (
@@ -754,7 +751,7 @@ def test_acknowledgement_keeps_the_alert_active_until_it_clears() -> None:
     later = [reading("t-001", T0 + timedelta(minutes=m), 4.0) for m in (2, 8)]
     (resolved_t,) = engine.observe(later, T0 + timedelta(minutes=8))
     assert resolved_t.alert.state == "resolved" and resolved_t.alert.acknowledged_by == "j.doe"
-    assert engine.acknowledge(opened_t.alert.id, "j.doe", None, None, T0 + timedelta(hours=1)) is None
+    assert engine.acknowledge(Acknowledgement(opened_t.alert.id, "j.doe"), T0 + timedelta(hours=1)) is None
 
 
 def test_acknowledgement_resolves_use_after_expiry() -> None:
@@ -766,7 +763,7 @@ def test_acknowledgement_resolves_use_after_expiry() -> None:
     ]
     transitions = engine.observe(events, T0 + timedelta(hours=9))
     used = next(t.alert for t in transitions if t.alert.kind == "bag_used_after_expiry")
-    done = engine.acknowledge(used.id, "a.smith", "patient informed", None, T0 + timedelta(hours=10))
+    done = engine.acknowledge(Acknowledgement(used.id, "a.smith", "patient informed"), T0 + timedelta(hours=10))
     assert done is not None and done.change == "resolved"
     assert done.alert.resolved_at == T0 + timedelta(hours=10) and done.alert.acknowledged_by == "a.smith"
     assert all(alert.kind != "bag_used_after_expiry" for alert in engine.open_alerts())

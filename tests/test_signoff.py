@@ -9,7 +9,7 @@ import pytest
 
 from coldchain.core.alert import Alert
 from coldchain.core.signature import Signer
-from coldchain.core.signoff import DispositionConflict, UnsignedDisposition, acknowledge
+from coldchain.core.signoff import Acknowledgement, DispositionConflict, UnsignedDisposition, acknowledge
 from tests.samples import freezing_alert
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
@@ -25,9 +25,22 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
+def ack(
+    alert: Alert,
+    by: str,
+    when: datetime,
+    note: str | None,
+    disposition: str | None,
+    *,
+    signer: Signer | None = None,
+    supersedes: str | None = None,
+) -> Alert:
+    return acknowledge(alert, Acknowledgement(alert.id, by, note, disposition, signer, supersedes), when)
+
+
 def test_a_signed_disposition_records_signer_time_and_meaning() -> None:
     """The signature holds name, full name, time and 'disposition: quarantined'; payload carries signed_*."""
-    alert = acknowledge(open_alert(), "j.doe", at(1), "moved to fridge B", "quarantined", signer=JANE)
+    alert = ack(open_alert(), "j.doe", at(1), "moved to fridge B", "quarantined", signer=JANE)
     assert alert.state == "acknowledged" and alert.disposition == "quarantined"
     assert alert.signature is not None
     assert (alert.signature.name, alert.signature.full_name, alert.signature.at) == ("j.doe", "Jane Doe, PharmD", at(1))
@@ -40,8 +53,8 @@ def test_a_signed_disposition_records_signer_time_and_meaning() -> None:
 
 def test_the_first_note_is_never_overwritten_and_history_keeps_every_ack() -> None:
     """A second acknowledgement appends to history; acknowledged_by/at and note stay the first one's."""
-    first = acknowledge(open_alert(), "k.tech", at(1), "seen, checking", None)
-    second = acknowledge(first, "j.doe", at(5), "all vials moved", "quarantined", signer=JANE)
+    first = ack(open_alert(), "k.tech", at(1), "seen, checking", None)
+    second = ack(first, "j.doe", at(5), "all vials moved", "quarantined", signer=JANE)
     assert (second.acknowledged_by, second.acknowledged_at, second.note) == ("k.tech", at(1), "seen, checking")
     assert [(e.by, e.note, e.disposition) for e in second.history] == [
         ("k.tech", "seen, checking", None),
@@ -52,10 +65,10 @@ def test_the_first_note_is_never_overwritten_and_history_keeps_every_ack() -> No
 
 def test_a_changed_disposition_names_the_earlier_signature() -> None:
     """quarantined -> released needs supersedes = the quarantine's signature id; both stay in history."""
-    quarantined = acknowledge(open_alert(), "j.doe", at(1), "hold", "quarantined", signer=JANE)
+    quarantined = ack(open_alert(), "j.doe", at(1), "hold", "quarantined", signer=JANE)
     assert quarantined.signature is not None
     first_id = quarantined.signature.id
-    released = acknowledge(
+    released = ack(
         quarantined, "a.smith", at(60), "stability data ok", "released", signer=ALEX, supersedes=first_id
     )
     assert released.disposition == "released" and released.signature is not None
@@ -68,7 +81,7 @@ def test_a_changed_disposition_names_the_earlier_signature() -> None:
     ]
 
 
-QUARANTINED = acknowledge(open_alert(), "j.doe", at(1), "hold", "quarantined", signer=JANE)
+QUARANTINED = ack(open_alert(), "j.doe", at(1), "hold", "quarantined", signer=JANE)
 
 
 @pytest.mark.parametrize(
@@ -85,18 +98,18 @@ def test_conflicting_changes_are_refused(
 ) -> None:
     """A disposition change that does not name the current signature is a DispositionConflict."""
     with pytest.raises(DispositionConflict, match=says):
-        acknowledge(alert, "a.smith", at(2), "x", disposition, signer=ALEX, supersedes=supersedes)
+        ack(alert, "a.smith", at(2), "x", disposition, signer=ALEX, supersedes=supersedes)
 
 
 def test_an_unsigned_disposition_is_refused() -> None:
     """A disposition without a signer never reaches the record."""
     with pytest.raises(UnsignedDisposition):
-        acknowledge(open_alert(), "j.doe", at(1), "x", "discarded")
+        ack(open_alert(), "j.doe", at(1), "x", "discarded")
 
 
 def test_an_ack_without_disposition_keeps_the_signed_one() -> None:
     """A later plain acknowledgement keeps the disposition and its signature."""
-    later = acknowledge(QUARANTINED, "k.tech", at(30), "still in fridge B", None)
+    later = ack(QUARANTINED, "k.tech", at(30), "still in fridge B", None)
     assert later.disposition == "quarantined" and later.signature == QUARANTINED.signature
 
 

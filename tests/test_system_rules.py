@@ -15,6 +15,7 @@ from coldchain.config import Settings
 from coldchain.core.alert import Alert
 from coldchain.core.policy import Sent, grouped_under
 from coldchain.core.rules import RulesEngine, migrate
+from coldchain.core.signoff import Acknowledgement
 from coldchain.core.system_rules import (
     DiskSpace,
     Fact,
@@ -167,7 +168,7 @@ def test_state_reset_resolves_when_acknowledged_and_may_open_again() -> None:
     """An acknowledgement resolves state_reset (nothing else clears it); a later reset opens a new one."""
     rules = engine()
     [opened] = rules.system([StateReset("spool", "records")], T0)
-    transition = rules.acknowledge(opened.alert.id, "j.doe", "checked", None, at(5))
+    transition = rules.acknowledge(Acknowledgement(opened.alert.id, "j.doe", "checked"), at(5))
     assert transition is not None and transition.change == "resolved"
     [again] = rules.system([StateReset("spool", "records")], at(10))
     assert again.change == "opened" and again.alert.id != opened.alert.id

@@ -43,7 +43,7 @@ from coldchain.core.bag_sequence import BagLedger
 from coldchain.core.inventory import Inventory, Profile
 from coldchain.core.records import BagEvent, BagStatus, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
-from coldchain.core.signature import Signer
+from coldchain.core.signoff import Acknowledgement
 from coldchain.core.system_rules import Fact, Outage, SystemLimits, SystemRules
 
 SNAPSHOT_VERSION = 2
@@ -265,17 +265,7 @@ class RulesEngine:
         """The recent broker outages, the last one open while it lasts (for grouping ``sensor_offline``)."""
         return tuple(self._system.outages)
 
-    def acknowledge(
-        self,
-        alert_id: str,
-        by: str,
-        note: str | None,
-        disposition: str | None,
-        at: datetime,
-        *,
-        signer: Signer | None = None,
-        supersedes: str | None = None,
-    ) -> Transition | None:
+    def acknowledge(self, ack: Acknowledgement, at: datetime) -> Transition | None:
         """Record who acknowledged an open alert, when, with what note and (signed) disposition.
 
         The alert stays active (``acknowledged``) until its condition clears, except
@@ -285,10 +275,11 @@ class RulesEngine:
         """
         at = _instant(at)
         book = self._book
+        alert_id = ack.alert_id
         alert = book.open_alerts.get(alert_id)
         if alert is None:
             return None
-        acked = signoff.acknowledge(alert, by, at, note, disposition, signer=signer, supersedes=supersedes)
+        acked = signoff.acknowledge(alert, ack, at)
         if alert.kind in RESOLVED_BY_ACK or alert_id in self._adopted:
             del book.open_alerts[alert_id]
             self._adopted.discard(alert_id)

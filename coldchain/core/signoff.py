@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from coldchain.core.alert import Alert
@@ -29,17 +29,28 @@ class UnsignedDisposition(ValueError):
     """A disposition without a signer: the edges must verify a signature first."""
 
 
-def acknowledge(
-    alert: Alert,
-    by: str,
-    at: datetime,
-    note: str | None,
-    disposition: str | None,
-    *,
-    signer: Signer | None = None,
-    supersedes: str | None = None,
-) -> Alert:
-    """The alert after ``by`` acknowledged it at ``at`` (state ``acknowledged``; the caller keeps ``resolved``)."""
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """What someone asked of an alert: who, the note, and a disposition with its verified signer.
+
+    The HTTP API, the acknowledge page and the rules worker pass this one value from the request to
+    ``RulesEngine.acknowledge`` and ``acknowledge`` below.
+    """
+
+    alert_id: str
+    by: str
+    note: str | None = None
+    disposition: str | None = None
+    signer: Signer | None = None
+    """Who signed the disposition (the edge verified the password); None for a plain acknowledgement."""
+    supersedes: str | None = None
+    """The id of the signed disposition this one replaces."""
+
+
+def acknowledge(alert: Alert, ack: Acknowledgement, at: datetime) -> Alert:
+    """The alert after ``ack`` at ``at`` (state ``acknowledged``; the caller keeps ``resolved``)."""
+    by, note, disposition = ack.by, ack.note, ack.disposition
+    signer, supersedes = ack.signer, ack.supersedes
     signature = None
     if disposition is None:
         if supersedes is not None:

@@ -57,7 +57,7 @@ from coldchain.core.records import (
     TemperatureReading,
 )
 from coldchain.core.rules import RulesEngine
-from coldchain.core.signature import Signer
+from coldchain.core.signoff import Acknowledgement
 from coldchain.core.signoff import acknowledge as acknowledge_alert
 from coldchain.core.system_rules import Fact, FutureTimestamps, StateReset, SystemLimits
 from coldchain.core.times import parse_time
@@ -253,18 +253,9 @@ class RulesWorker:
         self._commands.put((action, future))
         return future.result(timeout)
 
-    def acknowledge(
-        self,
-        alert_id: str,
-        by: str,
-        note: str | None,
-        disposition: str | None,
-        *,
-        signer: Signer | None = None,
-        supersedes: str | None = None,
-    ) -> Alert | None:
+    def acknowledge(self, ack: Acknowledgement) -> Alert | None:
         """Acknowledge an alert; the updated alert (published, stored, snapshotted), or None if unknown."""
-        return self.call(lambda: self._acknowledge(alert_id, by, note, disposition, signer, supersedes))
+        return self.call(lambda: self._acknowledge(ack))
 
     def security_event(self, action: str, user: str, details: dict[str, Any]) -> None:
         """Audit a failed signature or a lockout; a lockout also opens the ``signing_locked`` alert."""
@@ -282,28 +273,18 @@ class RulesWorker:
         topic = self.publisher.topics.api_bag_events(bag_id)
         self.connection.publish(topic, json.dumps(body).encode()).wait(10.0)
 
-    def _acknowledge(
-        self,
-        alert_id: str,
-        by: str,
-        note: str | None,
-        disposition: str | None,
-        signer: Signer | None,
-        supersedes: str | None,
-    ) -> Alert | None:
+    def _acknowledge(self, ack: Acknowledgement) -> Alert | None:
         now = self.clock()
-        transition = self.engine.acknowledge(
-            alert_id, by, note, disposition, now, signer=signer, supersedes=supersedes
-        )
-        alert = self._recent.get(alert_id) if transition is None else None
+        transition = self.engine.acknowledge(ack, now)
+        alert = self._recent.get(ack.alert_id) if transition is None else None
         if alert is not None:
             # a resolved alert keeps "resolved" and records the acknowledgement
-            acked = acknowledge_alert(alert, by, now, note, disposition, signer=signer, supersedes=supersedes)
+            acked = acknowledge_alert(alert, ack, now)
             transition = Transition(replace(acked, state="resolved"), "updated")
         if transition is None:
             return None
         self._emit([transition])
-        self._guarded(lambda: self.audit.acknowledged(transition.alert, by, now), "the audit of an acknowledgement")
+        self._guarded(lambda: self.audit.acknowledged(transition.alert, ack.by, now), "the audit of an acknowledgement")
         self._checkpoint(wait=True)
         return transition.alert
 

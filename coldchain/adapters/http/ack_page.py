@@ -46,7 +46,7 @@ from coldchain.adapters.http.auth import Gatekeeper, Refusal
 from coldchain.adapters.http.ports import RulesPort
 from coldchain.core.alert import Alert
 from coldchain.core.signature import Signer
-from coldchain.core.signoff import DispositionConflict
+from coldchain.core.signoff import Acknowledgement, DispositionConflict
 from coldchain.core.wording import KIND_WORDS, VALUE_UNITS, say_number, say_span, say_time
 
 log = logging.getLogger("coldchain.ack_page")
@@ -196,7 +196,7 @@ class AckPage:
                 return self._again(refusal.status, _refusal_text(refusal), claim, fields, now)
         try:
             acked = self.rules.acknowledge(
-                claim.alert_id, by, form.note, form.disposition, signer=signer, supersedes=form.supersedes
+                Acknowledgement(claim.alert_id, by, form.note, form.disposition, signer, form.supersedes)
             )
         except DispositionConflict:
             return self._again(

@@ -32,7 +32,7 @@ from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser, RejectedMessage
 from coldchain.contract.topics import id_problem
 from coldchain.core.access import Caller
-from coldchain.core.signoff import DispositionConflict
+from coldchain.core.signoff import Acknowledgement, DispositionConflict
 from coldchain.core.times import format_time
 
 log = logging.getLogger("coldchain.api")
@@ -288,7 +288,7 @@ class HttpApi:
         rules = self._rules()
         try:
             alert = rules.acknowledge(
-                alert_id, user.name, ack.note, ack.disposition, signer=signer, supersedes=ack.supersedes
+                Acknowledgement(alert_id, user.name, ack.note, ack.disposition, signer, ack.supersedes)
             )
         except DispositionConflict as exc:
             raise ApiError(HTTPStatus.CONFLICT, str(exc)) from None

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from coldchain.core.alert import Alert
-from coldchain.core.signature import Signer
+from coldchain.core.signoff import Acknowledgement
 
 
 class AlertsView(Protocol):
@@ -29,16 +29,7 @@ class RulesPort(Protocol):
     @property
     def view(self) -> AlertsView: ...
 
-    def acknowledge(
-        self,
-        alert_id: str,
-        by: str,
-        note: str | None,
-        disposition: str | None,
-        *,
-        signer: Signer | None = None,
-        supersedes: str | None = None,
-    ) -> Alert | None:
+    def acknowledge(self, ack: Acknowledgement) -> Alert | None:
         """The alert after the acknowledgement, or None if unknown; ``DispositionConflict`` (core/signoff.py)
         for a disposition change that does not name the signed one."""
         ...

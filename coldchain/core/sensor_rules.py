@@ -117,6 +117,29 @@ class SensorRules:
         """The engine's ``now`` when a reading of this sensor last arrived (its first ``now`` before)."""
         self.offline: str | None = None
 
+    def _raise(
+        self,
+        book: AlertBook,
+        kind: AlertKind,
+        *,
+        started_at: datetime,
+        updated_at: datetime,
+        value: float | None,
+        message: str,
+    ) -> str:
+        """Open an alert about this sensor, in its place (with the diluted bags stored there)."""
+        return book.open(
+            kind,
+            self.sensor,
+            self.place,
+            sensor=self.sensor,
+            bag=None,
+            started_at=started_at,
+            updated_at=updated_at,
+            value=value,
+            message=message,
+        )
+
     def check_offline(self, now: datetime, book: AlertBook) -> None:
         """Open ``sensor_offline`` once nothing has been received for ``offline_after``."""
         if self.offline is not None:
@@ -126,12 +149,9 @@ class SensorRules:
         if now < due:
             return
         what = "no reading" if self.last == NEVER else "nothing received"
-        self.offline = book.open(
+        self.offline = self._raise(
+            book,
             "sensor_offline",
-            self.sensor,
-            self.place,
-            sensor=self.sensor,
-            bag=None,
             started_at=since,
             updated_at=due,
             value=None,
@@ -143,12 +163,9 @@ class SensorRules:
         """The device itself reported offline (its gateway said so) at ``at``: open ``sensor_offline`` now."""
         if self.offline is not None:
             return
-        self.offline = book.open(
+        self.offline = self._raise(
+            book,
             "sensor_offline",
-            self.sensor,
-            self.place,
-            sensor=self.sensor,
-            bag=None,
             started_at=at,
             updated_at=at,
             value=None,
@@ -284,12 +301,9 @@ class TemperatureRules(SensorRules):
             detail = f"lowest {say_number(episode.peak)} °C"
         if by_clock:
             detail += f"; no reading since {say_time(self.last)}"
-        episode.alert = book.open(
+        episode.alert = self._raise(
+            book,
             kind,
-            self.sensor,
-            self.place,
-            sensor=self.sensor,
-            bag=None,
             started_at=episode.first,
             updated_at=at,
             value=episode.peak,
@@ -317,12 +331,9 @@ class TemperatureRules(SensorRules):
             episode.phase = OPEN
             episode.first = ts
             episode.peak = celsius
-            episode.alert = book.open(
+            episode.alert = self._raise(
+                book,
                 "freezing",
-                self.sensor,
-                self.place,
-                sensor=self.sensor,
-                bag=None,
                 started_at=ts,
                 updated_at=ts,
                 value=celsius,
@@ -391,12 +402,9 @@ class ShakeRules(SensorRules):
             return
         self.last_hit = ts
         self.peak = peak_g
-        self.agitation = book.open(
+        self.agitation = self._raise(
+            book,
             "agitation",
-            self.sensor,
-            self.place,
-            sensor=self.sensor,
-            bag=None,
             started_at=ts,
             updated_at=ts,
             value=peak_g,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -35,113 +35,91 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.messages_received = Counter(
-            "coldchain_messages_received", "MQTT messages received on data topics.", registry=r
+
+        def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+            return Counter(name, documentation, labels, registry=r)
+
+        def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+            return Gauge(name, documentation, labels, registry=r)
+
+        self.messages_received = counter("coldchain_messages_received", "MQTT messages received on data topics.")
+        self.records_stored = counter(
+            "coldchain_records_stored", "Records written to the store, by measurement.", ["measurement"]
         )
-        self.records_stored = Counter(
-            "coldchain_records_stored", "Records written to the store, by measurement.", ["measurement"], registry=r
-        )
-        self.rejections = Counter(
-            "coldchain_rejections", "Messages or records rejected, by reason.", ["reason"], registry=r
-        )
-        self.write_errors = Counter(
+        self.rejections = counter("coldchain_rejections", "Messages or records rejected, by reason.", ["reason"])
+        self.write_errors = counter(
             "coldchain_write_errors",
             "Failed store writes by class: transient (retried), config (auth/db), refused (dead-lettered).",
             ["error_class"],
-            registry=r,
         )
-        self.dropped = Counter(
+        self.dropped = counter(
             "coldchain_dropped_records",
             "Dead letters the store refused to take even into 'rejected' (logged with their content).",
-            registry=r,
         )
-        self.spool_full = Counter(
-            "coldchain_spool_full", "Times a batch found the spool at its cap (acks held back).", registry=r
+        self.spool_full = counter("coldchain_spool_full", "Times a batch found the spool at its cap (acks held back).")
+        self.spool_depth = gauge("coldchain_spool_depth_records", "Records waiting in the spool.")
+        self.spool_oldest_age = gauge(
+            "coldchain_spool_oldest_age_seconds", "Age of the oldest batch waiting in the spool."
         )
-        self.spool_depth = Gauge("coldchain_spool_depth_records", "Records waiting in the spool.", registry=r)
-        self.spool_oldest_age = Gauge(
-            "coldchain_spool_oldest_age_seconds", "Age of the oldest batch waiting in the spool.", registry=r
+        self.spool_bytes = gauge("coldchain_spool_bytes", "Bytes of data waiting in the spool.")
+        self.broker_connected = gauge("coldchain_broker_connected", "1 while connected to the MQTT broker.", ["role"])
+        self.store_reachable = gauge("coldchain_store_reachable", "1 when the last store request succeeded.")
+        self.acks_pending = gauge("coldchain_acks_pending", "Messages received but not yet acknowledged to the broker.")
+        self.alert_transitions = counter(
+            "coldchain_alert_transitions", "Alert transitions published, by kind and change.", ["kind", "change"]
         )
-        self.spool_bytes = Gauge("coldchain_spool_bytes", "Bytes of data waiting in the spool.", registry=r)
-        self.broker_connected = Gauge(
-            "coldchain_broker_connected", "1 while connected to the MQTT broker.", ["role"], registry=r
-        )
-        self.store_reachable = Gauge(
-            "coldchain_store_reachable", "1 when the last store request succeeded.", registry=r
-        )
-        self.acks_pending = Gauge(
-            "coldchain_acks_pending", "Messages received but not yet acknowledged to the broker.", registry=r
-        )
-        self.alert_transitions = Counter(
-            "coldchain_alert_transitions",
-            "Alert transitions published, by kind and change.",
-            ["kind", "change"],
-            registry=r,
-        )
-        self.alerts_open = Gauge("coldchain_alerts_open", "Alerts currently open.", registry=r)
-        self.late_readings = Gauge(
+        self.alerts_open = gauge("coldchain_alerts_open", "Alerts currently open.")
+        self.late_readings = gauge(
             "coldchain_rules_late_readings",
             "Readings older than the newest already judged for their sensor (stored, not re-judged).",
-            registry=r,
         )
-        self.fact_checks_skipped = Gauge(
+        self.fact_checks_skipped = gauge(
             "coldchain_fact_checks_skipped",
             "Batches or bags checked for rewrites on memory alone because the store could not be asked.",
-            registry=r,
         )
-        self.rules_checkpoints = Counter(
-            "coldchain_rules_checkpoints", "Durable snapshots of the rules engine.", registry=r
-        )
-        self.rules_errors = Counter("coldchain_rules_errors", "Batches the rules engine failed on.", registry=r)
-        self.role_errors = Counter(
+        self.rules_checkpoints = counter("coldchain_rules_checkpoints", "Durable snapshots of the rules engine.")
+        self.rules_errors = counter("coldchain_rules_errors", "Batches the rules engine failed on.")
+        self.role_errors = counter(
             "coldchain_role_errors",
             "Exceptions a role's loop survived (logged with the traceback; the loop backs off and goes on).",
             ["role"],
-            registry=r,
         )
-        self.disk_full = Counter(
+        self.disk_full = counter(
             "coldchain_disk_full",
             "Writes of state files that failed for a full or failing disk (nothing depending on them was acked).",
             ["path"],
-            registry=r,
         )
-        self.spool_dead_letters = Counter(
+        self.spool_dead_letters = counter(
             "coldchain_spool_dead_lettered_records",
             "Records of spooled batches that failed to replay spool.max_attempts times (kept in dead_letter).",
-            registry=r,
         )
-        self.notifications_grouped = Counter(
+        self.notifications_grouped = counter(
             "coldchain_notifications_grouped",
             "Alerts not notified on their own because an outage alert explains them (broker_unreachable).",
-            registry=r,
         )
-        self.notifications = Counter(
+        self.notifications = counter(
             "coldchain_notifications",
             "Notification delivery attempts, by channel and outcome (sent, failed, gave_up).",
             ["channel", "outcome"],
-            registry=r,
         )
-        self.notifications_pending = Gauge(
-            "coldchain_notifications_pending", "Notices in the outbox still waiting to be delivered.", registry=r
+        self.notifications_pending = gauge(
+            "coldchain_notifications_pending", "Notices in the outbox still waiting to be delivered."
         )
-        self.api_refusals = Counter(
+        self.api_refusals = counter(
             "coldchain_api_refusals",
             "API calls refused, by reason (token, rate_limited, forbidden, signature_missing, signature_failed, "
             "signature_locked, cannot_sign).",
             ["reason"],
-            registry=r,
         )
-        self.http_refused = Counter(
+        self.http_refused = counter(
             "coldchain_http_refused",
             "HTTP requests refused or clients dropped before their body was read, by reason.",
             ["reason"],
-            registry=r,
         )
-        self.heartbeats = Counter(
+        self.heartbeats = counter(
             "coldchain_watchdog_heartbeats",
             "Heartbeat URL turns, by outcome: sent, failed, withheld (not healthy).",
             ["outcome"],
-            registry=r,
         )
         self._last_reading: dict[str, float] = {}
         self._lock = threading.Lock()

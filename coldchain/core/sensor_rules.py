@@ -80,6 +80,13 @@ class Episode:
         self.clear_from = NEVER
         self.alert: str | None = None
 
+    def end(self, book: AlertBook, at: datetime, message: str) -> None:
+        """Resolve the episode's alert at ``at`` (if it opened one) and go idle."""
+        if self.alert is not None:
+            book.resolve(self.alert, at, value=self.peak, message=message)
+        self.phase = IDLE
+        self.alert = None
+
     def snapshot(self) -> dict[str, Any]:
         if self.phase == IDLE:
             return {"phase": "idle"}
@@ -117,17 +124,17 @@ class SensorRules:
         """The engine's ``now`` when a reading of this sensor last arrived (its first ``now`` before)."""
         self.offline: str | None = None
 
+    @property
+    def named(self) -> str:
+        """``Sensor t-001 in Infusion fridge A``: how messages about the sensor itself begin."""
+        return f"Sensor {self.sensor} in {self.place.name}"
+
     def _raise(
-        self,
-        book: AlertBook,
-        kind: AlertKind,
-        *,
-        started_at: datetime,
-        updated_at: datetime,
-        value: float | None,
-        message: str,
+        self, book: AlertBook, kind: AlertKind, span: tuple[datetime, datetime], value: float | None, message: str
     ) -> str:
-        """Open an alert about this sensor, in its place (with the diluted bags stored there)."""
+        """Open an alert about this sensor in its place (with the diluted bags stored there); ``span`` is
+        (started_at, updated_at)."""
+        started_at, updated_at = span
         return book.open(
             kind,
             self.sensor,
@@ -149,33 +156,20 @@ class SensorRules:
         if now < due:
             return
         what = "no reading" if self.last == NEVER else "nothing received"
-        self.offline = self._raise(
-            book,
-            "sensor_offline",
-            started_at=since,
-            updated_at=due,
-            value=None,
-            message=f"Sensor {self.sensor} in {self.place.name}: {what} for {say_span(self.offline_after)}"
-            f" (since {say_time(since)})",
-        )
+        said = f"{what} for {say_span(self.offline_after)} (since {say_time(since)})"
+        self.offline = self._raise(book, "sensor_offline", (since, due), None, f"{self.named}: {said}")
 
     def reported_offline(self, at: datetime, book: AlertBook) -> None:
         """The device itself reported offline (its gateway said so) at ``at``: open ``sensor_offline`` now."""
         if self.offline is not None:
             return
-        self.offline = self._raise(
-            book,
-            "sensor_offline",
-            started_at=at,
-            updated_at=at,
-            value=None,
-            message=f"Sensor {self.sensor} in {self.place.name}: reported offline by its gateway at {say_time(at)}",
-        )
+        said = f"reported offline by its gateway at {say_time(at)}"
+        self.offline = self._raise(book, "sensor_offline", (at, at), None, f"{self.named}: {said}")
 
     def back_online(self, now: datetime, book: AlertBook) -> None:
         """A reading arrived: resolve ``sensor_offline`` at ``now``."""
         if self.offline is not None:
-            message = f"Sensor {self.sensor} in {self.place.name} is reporting again"
+            message = f"{self.named} is reporting again"
             book.resolve(self.offline, now, value=None, message=message)
             self.offline = None
 
@@ -301,14 +295,7 @@ class TemperatureRules(SensorRules):
             detail = f"lowest {say_number(episode.peak)} °C"
         if by_clock:
             detail += f"; no reading since {say_time(self.last)}"
-        episode.alert = self._raise(
-            book,
-            kind,
-            started_at=episode.first,
-            updated_at=at,
-            value=episode.peak,
-            message=f"{message} ({detail})",
-        )
+        episode.alert = self._raise(book, kind, (episode.first, at), episode.peak, f"{message} ({detail})")
 
     def _resolve(self, episode: Episode, kind: AlertKind, at: datetime, book: AlertBook) -> None:
         side, limit, peak = ("above", self.hi, "peak") if kind == "temperature_high" else ("below", self.lo, "lowest")
@@ -317,10 +304,7 @@ class TemperatureRules(SensorRules):
             f" after {say_span(episode.clear_from - episode.first)} {side} {say_number(limit)} °C"
             f" ({peak} {say_number(episode.peak)} °C)"
         )
-        if episode.alert is not None:
-            book.resolve(episode.alert, at, value=episode.peak, message=message)
-        episode.phase = IDLE
-        episode.alert = None
+        episode.end(book, at, message)
 
     def _freezing(self, ts: datetime, celsius: float, frozen: bool, book: AlertBook) -> None:
         episode = self.freezing
@@ -331,15 +315,9 @@ class TemperatureRules(SensorRules):
             episode.phase = OPEN
             episode.first = ts
             episode.peak = celsius
-            episode.alert = self._raise(
-                book,
-                "freezing",
-                started_at=ts,
-                updated_at=ts,
-                value=celsius,
-                message=f"{self.place.name} at or below {say_number(self.freeze)} °C:"
-                f" {say_number(celsius)} °C, the product may have frozen",
-            )
+            said = f"{say_number(celsius)} °C, the product may have frozen"
+            message = f"{self.place.name} at or below {say_number(self.freeze)} °C: {said}"
+            episode.alert = self._raise(book, "freezing", (ts, ts), celsius, message)
             return
         if frozen:
             episode.phase = OPEN
@@ -353,10 +331,7 @@ class TemperatureRules(SensorRules):
                 f"{self.place.name} above {say_number(self.freeze)} °C again for {say_span(ts - episode.clear_from)}"
                 f" (lowest {say_number(episode.peak)} °C)"
             )
-            if episode.alert is not None:
-                book.resolve(episode.alert, ts, value=episode.peak, message=message)
-            episode.phase = IDLE
-            episode.alert = None
+            episode.end(book, ts, message)
 
     def snapshot(self) -> dict[str, Any]:
         data = SensorRules.snapshot(self)
@@ -402,14 +377,8 @@ class ShakeRules(SensorRules):
             return
         self.last_hit = ts
         self.peak = peak_g
-        self.agitation = self._raise(
-            book,
-            "agitation",
-            started_at=ts,
-            updated_at=ts,
-            value=peak_g,
-            message=f"{self.place.name} shaken: {say_number(peak_g)} g (limit {say_number(self.threshold)} g)",
-        )
+        message = f"{self.place.name} shaken: {say_number(peak_g)} g (limit {say_number(self.threshold)} g)"
+        self.agitation = self._raise(book, "agitation", (ts, ts), peak_g, message)
 
     def due(self, now: datetime, book: AlertBook) -> None:
         """Resolve agitation once ``agitation_clear`` has passed since the last hit."""

@@ -7,6 +7,7 @@ sibling ``*_file`` key (``COLDCHAIN_MQTT__PASSWORD_FILE=/run/secrets/mqtt``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -176,13 +177,9 @@ def verify_sites(settings: Settings) -> list[str]:
     """Duplicate site ids and sites no unit stands in."""
     problems: list[str] = []
     named = {unit.site for unit in settings.units}
-    seen: set[str] = set()
-    for index, site in enumerate(settings.sites):
-        where = f"sites[{index}] (id {site.id!r})"
-        if site.id in seen:
-            problems.append(f"{where}: duplicate site id")
-        seen.add(site.id)
-        if site.id not in named:
+    sites = settings.sites
+    for index, where in named_entries("sites", [site.id for site in sites], problems):
+        if sites[index].id not in named:
             problems.append(f"{where}: no unit is at this site (units name their site by id)")
     return problems
 
@@ -193,12 +190,9 @@ def verify_reports(settings: Settings) -> list[str]:
     units = {unit.id: unit for unit in settings.units}
     sites = {unit.site for unit in settings.units}
     targets = {LOG_TARGET} | {target.name for target in settings.notify.targets}
-    seen: set[str] = set()
-    for index, report in enumerate(settings.reports):
-        where = f"reports[{index}] (name {report.name!r})"
-        if report.name in seen:
-            problems.append(f"{where}: duplicate report name")
-        seen.add(report.name)
+    reports = settings.reports
+    for index, where in named_entries("reports", [report.name for report in reports], problems):
+        report = reports[index]
         if report.site is not None and report.site not in sites:
             problems.append(f"{where}.site: no unit is at site {report.site!r}")
         if report.unit is not None:
@@ -214,17 +208,27 @@ def verify_reports(settings: Settings) -> list[str]:
     return problems
 
 
+def named_entries(table: str, keys: Sequence[str], problems: list[str]) -> Iterator[tuple[int, str]]:
+    """Each entry's index and the words that name it (``scanners[2] (id 'scan-01')``); a key seen
+    before is a problem (``…: duplicate scanner id``)."""
+    key_name = "name" if table == "reports" else "id"
+    seen: set[str] = set()
+    for index, key in enumerate(keys):
+        where = f"{table}[{index}] ({key_name} {key!r})"
+        if key in seen:
+            problems.append(f"{where}: duplicate {table.removesuffix('s')} {key_name}")
+        seen.add(key)
+        yield index, where
+
+
 def verify_scanners(settings: Settings) -> list[str]:
     """Duplicate scanner ids, scanner ids that are also sensor ids, and scanners at a site no unit is at."""
     problems: list[str] = []
     sites = {unit.site for unit in settings.units}
     sensors = {sensor.id for sensor in settings.sensors}
-    seen: set[str] = set()
-    for index, scanner in enumerate(settings.scanners):
-        where = f"scanners[{index}] (id {scanner.id!r})"
-        if scanner.id in seen:
-            problems.append(f"{where}: duplicate scanner id")
-        seen.add(scanner.id)
+    scanners = settings.scanners
+    for index, where in named_entries("scanners", [scanner.id for scanner in scanners], problems):
+        scanner = scanners[index]
         if scanner.id in sensors:
             problems.append(f"{where}: also a sensor id (the broker's ACL ties both to the same username)")
         if scanner.site not in sites:

@@ -295,13 +295,8 @@ class Delivery:
             raise PublishError(f"broker did not acknowledge {self.topic} within {timeout}s")
 
 
-def publish_once(config: MqttConfig, topic: str, payload: bytes, *, timeout: float = 10.0) -> None:
-    """Connect with a throwaway clean session, publish one QoS-1 message, wait for PUBACK, disconnect.
-
-    For command-line tools (``coldchain bag …``). Raises MqttError when the broker cannot be reached
-    or does not acknowledge within ``timeout``.
-    """
-    client = new_client(config, f"coldchain-cli-{uuid.uuid4().hex[:10]}")
+def _connect_throwaway(client: paho.Client, config: MqttConfig) -> paho.Client:
+    """Connect ``client`` with a clean session and start its network loop; MqttError if unreachable."""
     try:
         if config.embedded:  # MQTT 3.1.1: clean_session defaults to True
             client.connect(config.host, config.port, keepalive=config.keepalive)
@@ -310,6 +305,16 @@ def publish_once(config: MqttConfig, topic: str, payload: bytes, *, timeout: flo
     except OSError as exc:
         raise MqttError(f"cannot reach the broker at {config.url}: {exc}") from exc
     client.loop_start()
+    return client
+
+
+def publish_once(config: MqttConfig, topic: str, payload: bytes, *, timeout: float = 10.0) -> None:
+    """Connect with a throwaway clean session, publish one QoS-1 message, wait for PUBACK, disconnect.
+
+    For command-line tools (``coldchain bag …``). Raises MqttError when the broker cannot be reached
+    or does not acknowledge within ``timeout``.
+    """
+    client = _connect_throwaway(new_client(config, f"coldchain-cli-{uuid.uuid4().hex[:10]}"), config)
     try:
         Delivery(topic, client.publish(topic, payload, qos=1)).wait(timeout)
     finally:
@@ -341,14 +346,7 @@ def read_retained(config: MqttConfig, topic: str, *, timeout: float = 5.0) -> by
 
     client.on_message = on_message
     client.on_subscribe = on_subscribe
-    try:
-        if config.embedded:
-            client.connect(config.host, config.port, keepalive=config.keepalive)
-        else:
-            client.connect(config.host, config.port, keepalive=config.keepalive, clean_start=True)
-    except OSError as exc:
-        raise MqttError(f"cannot reach the broker at {config.url}: {exc}") from exc
-    client.loop_start()
+    _connect_throwaway(client, config)
     try:
         client.subscribe(topic, qos=1)
         mid = client.subscribe(marker, qos=1)[1]

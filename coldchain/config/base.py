@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -27,6 +28,14 @@ class ConfigModel(BaseModel):
     """Base of every configuration table: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def require_url(value: str, schemes: tuple[str, ...], looks_like: str) -> str:
+    """``value`` if it is a URL with one of ``schemes`` and a host; else ValueError(``looks_like``)."""
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(looks_like)
+    return value
 
 
 def read_secret_file(path: Path | None, current: SecretStr) -> SecretStr:

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from coldchain.config.base import ConfigModel, Duration, read_secret_file
+from coldchain.config.base import ConfigModel, Duration, read_secret_file, require_url
 
 
 class MqttConfig(ConfigModel):
@@ -61,10 +61,8 @@ class MqttConfig(ConfigModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts", "embedded") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:1883, mqtts://host:8883 or embedded://127.0.0.1:1883")
-        return value
+        looks_like = "must look like mqtt://host:1883, mqtts://host:8883 or embedded://127.0.0.1:1883"
+        return require_url(value, ("mqtt", "mqtts", "embedded"), looks_like)
 
     @field_validator("topic_prefix")
     @classmethod

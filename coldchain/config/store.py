@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -14,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from coldchain.config.base import ConfigModel, Duration, read_secret_file
+from coldchain.config.base import ConfigModel, Duration, read_secret_file, require_url
 
 
 class InfluxConfig(ConfigModel):
@@ -46,10 +45,7 @@ class InfluxConfig(ConfigModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must look like http://host:8086")
-        return value.rstrip("/")
+        return require_url(value, ("http", "https"), "must look like http://host:8086").rstrip("/")
 
     @model_validator(mode="after")
     def _load_secrets(self) -> Self:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Self
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 
-from coldchain.config.base import ConfigModel, Duration, read_secret_file
+from coldchain.config.base import ConfigModel, Duration, read_secret_file, require_url
 
 
 class WatchdogConfig(ConfigModel):
@@ -39,6 +38,6 @@ class WatchdogConfig(ConfigModel):
     def _load_secret(self) -> Self:
         object.__setattr__(self, "heartbeat_url", read_secret_file(self.heartbeat_url_file, self.heartbeat_url))
         url = self.heartbeat_url.get_secret_value()
-        if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
-            raise ValueError("watchdog.heartbeat_url must be an http:// or https:// URL")
+        if url:
+            require_url(url, ("http", "https"), "watchdog.heartbeat_url must be an http:// or https:// URL")
         return self

@@ -6,8 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -19,6 +21,19 @@ from coldchain.core.durations import format_duration, parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 """A configuration duration: ``"90s"``, ``"15m"``, ``"8h"``, ``"1h30m"`` (or seconds)."""
+
+
+def known_zone(value: str) -> str:
+    """``value`` when it names an IANA time zone (``Europe/Berlin``); else ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from exc
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(known_zone)]
+"""An IANA time zone name, checked when the configuration loads."""
 
 ENV_PREFIX = "COLDCHAIN_"
 """Every setting can be overridden by a variable ``COLDCHAIN_<TABLE>__<KEY>``."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import date, time, timedelta
 from typing import Any, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     Field,
@@ -15,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from coldchain.config.base import ConfigModel, Duration
+from coldchain.config.base import ConfigModel, Duration, TimeZone, known_zone
 
 
 class Profile(ConfigModel):
@@ -89,7 +88,9 @@ class Site(ConfigModel):
 
     id: str = Field(min_length=1, pattern=r"^[^/+#\s]+$", description="The id its units name as their site.")
     name: str = Field(default="", description="What staff call it; defaults to the id.")
-    timezone: str = Field(default="UTC", description="IANA zone: days, reviews and schedules are local to the site.")
+    timezone: TimeZone = Field(
+        default="UTC", description="IANA zone: days, reviews and schedules are local to the site."
+    )
     workdays: list[Weekday] = Field(
         default_factory=monday_to_friday,
         description="The days on which the daily review is due.",
@@ -100,22 +101,13 @@ class Site(ConfigModel):
         "so no review_missed.",
     )
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from exc
-        return value
-
     @field_validator("review_due", mode="before")
     @classmethod
     def _hours_minutes(cls, value: Any) -> Any:
         if isinstance(value, str):
             hours, sep, minutes = value.partition(":")
             if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
-                raise ValueError(f"{value!r} is not a local time like \"10:00\"")
+                raise ValueError(f'{value!r} is not a local time like "10:00"')
             if not (0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59):
                 raise ValueError(f"{value!r} is not a time of day")
             return time(int(hours), int(minutes))
@@ -223,11 +215,9 @@ def verify_sensor_formats(sensors: list[Sensor], topic_prefix: str) -> list[str]
         if sensor.ts and sensor.format != "json":
             problems.append(f"{where}.ts: only a json-format sensor names its timestamp's path")
         try:
-            ZoneInfo(sensor.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(
-                f"{where}.timezone: unknown time zone {sensor.timezone!r} (an IANA name like Europe/Berlin)"
-            )
+            known_zone(sensor.timezone)
+        except ValueError as exc:
+            problems.append(f"{where}.timezone: {exc}")
         for topic in sensor.claimed_topics():
             if topic in owners:
                 problems.append(f"{where}.topic: {topic!r} is already the topic of sensor {owners[topic]!r}")

@@ -9,11 +9,10 @@ from typing import Self
 from pydantic import (
     Field,
     SecretStr,
-    field_validator,
     model_validator,
 )
 
-from coldchain.config.base import ConfigModel, Duration, read_secret_file
+from coldchain.config.base import ConfigModel, Duration, TimeZone, read_secret_file
 from coldchain.core.alert import AlertKind, Severity
 from coldchain.core.policy import WEEKDAYS, Weekday
 
@@ -78,19 +77,8 @@ class OncallTier(ConfigModel):
 
     name: str = Field(min_length=1, description="e.g. 'pharmacist on duty'.")
     targets: list[str] = Field(min_length=1, description="Names of notify targets.")
-    timezone: str = Field(default="UTC", description="IANA time zone of the shifts, e.g. Europe/Berlin.")
+    timezone: TimeZone = Field(default="UTC", description="IANA time zone of the shifts, e.g. Europe/Berlin.")
     shifts: list[Shift] = Field(default_factory=lambda: [Shift()], description="When this tier is on call.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
 
 class OncallConfig(ConfigModel):

@@ -202,6 +202,43 @@ class Place:
     name: str
 
 
+NOWHERE = Place("", "", "")
+"""The place of alerts about no unit (a user's signing, coldchain itself)."""
+
+
+def new_alert(
+    kind: AlertKind,
+    subject: str,
+    place: Place,
+    span: tuple[datetime, datetime],
+    value: float | None,
+    message: str,
+    *,
+    sensor: str | None = None,
+    bag: str | None = None,
+    affected_bags: tuple[str, ...] = (),
+) -> Alert:
+    """An alert opening now: its episode's id from kind, subject and ``span``'s start (started_at, updated_at)."""
+    started_at, updated_at = span
+    return Alert(
+        id=alert_id(kind, subject, started_at),
+        kind=kind,
+        subject=subject,
+        state="open",
+        severity=SEVERITY[kind],
+        site=place.site,
+        unit=place.unit,
+        sensor=sensor,
+        bag=bag,
+        started_at=started_at,
+        updated_at=updated_at,
+        resolved_at=None,
+        value=value,
+        message=message,
+        affected_bags=affected_bags,
+    )
+
+
 class AlertBook:
     """The open alerts by id, and the transitions emitted since ``begin``.
 
@@ -239,23 +276,8 @@ class AlertBook:
         if aid in self.open_alerts:
             return aid
         affected = self.bags_in(place.unit, updated_at) if sensor is not None else ()
-        alert = Alert(
-            id=aid,
-            kind=kind,
-            subject=subject,
-            state="open",
-            severity=SEVERITY[kind],
-            site=place.site,
-            unit=place.unit,
-            sensor=sensor,
-            bag=bag,
-            started_at=started_at,
-            updated_at=updated_at,
-            resolved_at=None,
-            value=value,
-            message=message,
-            affected_bags=affected,
-        )
+        span = (started_at, updated_at)
+        alert = new_alert(kind, subject, place, span, value, message, sensor=sensor, bag=bag, affected_bags=affected)
         self.open_alerts[aid] = alert
         self.out.append(Transition(alert, "opened"))
         return aid

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from coldchain.core.alert import SEVERITY, Alert, Transition, alert_id
+from coldchain.core.alert import NOWHERE, Alert, Transition, new_alert
 from coldchain.core.lockout import SIGNING_FAILURES
 from coldchain.core.times import format_time, parse_time
 
@@ -35,23 +35,11 @@ class SigningLocks:
             alert, _ = self._open[user]
             self._open[user] = (alert, max(until, self._open[user][1]))  # locked again while alerted
             return []
-        alert = Alert(
-            id=alert_id("signing_locked", user, now),
-            kind="signing_locked",
-            subject=user,
-            state="open",
-            severity=SEVERITY["signing_locked"],
-            site="",
-            unit="",
-            sensor=None,
-            bag=None,
-            started_at=now,
-            updated_at=now,
-            resolved_at=None,
-            value=None,
-            message=f"Signing locked for {user} until {format_time(until)} after {SIGNING_FAILURES} failed "
-            "signatures in a row: if it was not them, someone is guessing their signing password",
+        message = (
+            f"Signing locked for {user} until {format_time(until)} after {SIGNING_FAILURES} failed "
+            "signatures in a row: if it was not them, someone is guessing their signing password"
         )
+        alert = new_alert("signing_locked", user, NOWHERE, (now, now), None, message)
         self._open[user] = (alert, until)
         return [Transition(alert, "opened")]
 

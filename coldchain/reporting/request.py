@@ -121,10 +121,11 @@ def unit_profile(inventory: Inventory, unit_id: str) -> Profile | None:
 
 
 def sensor_info(inventory: Inventory, sensor: str, site: str, unit: str, kind: str) -> SensorInfo:
-    """A sensor with the limits of its unit's profile (none when the unit is not configured)."""
+    """A sensor with the limits of its unit's profile (none when the unit is not configured) and its site's zone."""
+    zone = inventory.site(site).timezone
     profile = unit_profile(inventory, unit)
     if profile is None:
-        return SensorInfo(sensor, site, unit, kind)
+        return SensorInfo(sensor, site, unit, kind, timezone=zone)
     if kind == "shake":
-        return SensorInfo(sensor, site, unit, kind, None, profile.agitation_g)
-    return SensorInfo(sensor, site, unit, kind, profile.min_celsius, profile.max_celsius)
+        return SensorInfo(sensor, site, unit, kind, None, profile.agitation_g, zone)
+    return SensorInfo(sensor, site, unit, kind, profile.min_celsius, profile.max_celsius, zone)

@@ -246,7 +246,3 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
 
 def optional_time(ts: datetime | None) -> str | None:
     return None if ts is None else format_time(ts)
-
-
-def day_text(day: int) -> str:
-    return from_millis(day * DAY_MS).strftime("%Y-%m-%d")

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from coldchain.adapters.store.sqlite import SqliteStore
+from coldchain.cli.main import main
 from coldchain.config import Settings
 from coldchain.core.records import TemperatureReading
 from coldchain.reporting.export import run_export
@@ -59,6 +60,15 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def exported(tmp_path: Path) -> Path:
     config = settings(tmp_path)
+    seed(tmp_path)
+    store = SqliteStore(tmp_path / "store.db")
+    out = tmp_path / "out"
+    run_export(store, config, ExportRequest(BERLIN_28, BERLIN_31, out), datetime(2026, 5, 1, tzinfo=UTC))
+    store.close()
+    return out
+
+
+def seed(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "store.db")
     store.prepare()
     first = datetime(2026, 3, 26, tzinfo=UTC)
@@ -69,10 +79,7 @@ def exported(tmp_path: Path) -> Path:
     ]
     for i in range(0, len(records), 5000):
         assert not store.write(records[i : i + 5000]).refused
-    out = tmp_path / "out"
-    run_export(store, config, ExportRequest(BERLIN_28, BERLIN_31, out), datetime(2026, 5, 1, tzinfo=UTC))
     store.close()
-    return out
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -143,3 +150,56 @@ def test_report_says_dst_days_and_out_of_calibration(exported: Path) -> None:
     assert "2026-03-29 23-hour day (DST)" in words
     assert words.count("OUT OF CALIBRATION") >= 2  # the guide, and t-001's row for 2026-03-30
     assert "CERT-2025-0099 covers up to the end of 2026-03-29" in words
+
+
+CONFIG = """
+[store]
+url = "sqlite:///{db}"
+[rules]
+state_path = "{state}"
+[[sites]]
+id = "main-pharmacy"
+timezone = "Europe/Berlin"
+[[sites]]
+id = "ny-clinic"
+timezone = "America/New_York"
+[[units]]
+id = "fridge-a"
+site = "main-pharmacy"
+[[units]]
+id = "fridge-b"
+site = "ny-clinic"
+[[sensors]]
+id = "t-001"
+unit = "fridge-a"
+kind = "temperature"
+[[sensors]]
+id = "t-002"
+unit = "fridge-b"
+kind = "temperature"
+"""
+
+
+@pytest.mark.parametrize(
+    ("selection", "rows"),
+    [
+        (["--site", "main-pharmacy"], [("t-001", "2026-03-28", "1440"), ("t-001", "2026-03-29", "1380")]),
+        (["--unit", "fridge-b"], [("t-002", "2026-03-28", "1440"), ("t-002", "2026-03-29", "1440")]),
+        # two zones: the dates are UTC midnights, so each site's first and last local days are partial
+        ([], None),
+    ],
+)
+def test_cli_dates_are_the_selections_local_days(tmp_path: Path, selection: list[str], rows: object) -> None:
+    """--from/--to dates mean the selection's local midnights (its sites' zone), so each day is whole."""
+    seed(tmp_path)
+    config = tmp_path / "coldchain.toml"
+    config.write_text(CONFIG.format(db=tmp_path / "store.db", state=tmp_path / "rules.sqlite"))
+    out = tmp_path / "cli"
+    args = ["export", "--config", str(config), "--from", "2026-03-28", "--to", "2026-03-29", "--out", str(out)]
+    assert main([*args, "--format", "csv", *selection]) == 0
+    daily = read_csv(out / "daily.csv")
+    if rows is not None:
+        assert [(r["sensor"], r["date"], r["minutes_in_range"].split(".")[0]) for r in daily] == rows
+    else:
+        berlin = [(r["date"], r["minutes_in_range"]) for r in daily if r["sensor"] == "t-001"]
+        assert berlin == [("2026-03-28", "1380.0"), ("2026-03-29", "1380.0"), ("2026-03-30", "120.0")]

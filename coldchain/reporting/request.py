@@ -10,6 +10,8 @@ from pathlib import Path
 from coldchain.config import Settings, Unit
 from coldchain.core.daily import SensorInfo
 from coldchain.core.inventory import Inventory, Profile
+from coldchain.core.local_days import calendar
+from coldchain.core.times import from_millis
 
 FORMATS = ("csv", "json", "pdf")
 
@@ -28,8 +30,9 @@ class ExportError(Exception):
         self.code = code
 
 
-def parse_when(text: str, *, end: bool = False) -> datetime:
-    """``YYYY-MM-DD`` (UTC midnight; with ``end``, the midnight after, so the day is included) or RFC 3339.
+def parse_when(text: str, *, end: bool = False, timezone: str = "UTC") -> datetime:
+    """``YYYY-MM-DD`` (midnight starting that day in ``timezone``; with ``end``, the midnight after, so the day is
+    included) or RFC 3339.
 
     Raises ValueError with a sentence saying what is wrong.
     """
@@ -39,8 +42,7 @@ def parse_when(text: str, *, end: bool = False) -> datetime:
             day = date.fromisoformat(text)
         except ValueError as exc:
             raise ValueError(f"{text!r} is not a valid date ({exc})") from None
-        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return midnight + timedelta(days=1) if end else midnight
+        return from_millis(calendar(timezone).start_of(day + timedelta(days=1) if end else day))
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -112,6 +114,17 @@ def select(settings: Settings, site: str | None, unit: str | None) -> Selection:
     else:
         text = f"every unit: {', '.join(u.id for u in units) or 'none configured'}"
     return Selection(units, infos, tags, text)
+
+
+def selection_timezone(settings: Settings, site: str | None, unit: str | None) -> str:
+    """The time zone a selection's dates are read in: its sites' zone when they share one, else UTC."""
+    inventory = settings.frozen_inventory()
+    zones = {
+        inventory.site(u.site).timezone
+        for u in settings.units
+        if (site is None or u.site == site) and (unit is None or u.id == unit)
+    }
+    return zones.pop() if len(zones) == 1 else "UTC"
 
 
 def unit_profile(inventory: Inventory, unit_id: str) -> Profile | None:

@@ -9,6 +9,7 @@ covers up to the end of 2026-03-29 (Berlin), t-002 has none.
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,7 +64,8 @@ def exported(tmp_path: Path) -> Path:
     seed(tmp_path)
     store = SqliteStore(tmp_path / "store.db")
     out = tmp_path / "out"
-    run_export(store, config, ExportRequest(BERLIN_28, BERLIN_31, out), datetime(2026, 5, 1, tzinfo=UTC))
+    request = ExportRequest(BERLIN_28, BERLIN_31, out, formats=("csv", "json", "pdf"))
+    run_export(store, config, request, datetime(2026, 5, 1, tzinfo=UTC))
     store.close()
     return out
 
@@ -93,15 +95,18 @@ def test_daily_rows_are_site_local_days(exported: Path) -> None:
     columns = ("sensor", "date", "timezone", "utc_offset", "hours", "readings", "minutes_in_range", "minutes_unknown")
     rows = [tuple(r[c] for c in columns) for r in read_csv(exported / "daily.csv")]
     assert rows == [
-        ("t-001", "2026-03-28", "Europe/Berlin", "+01:00", "24.0", "1440", "1440.0", "0.0"),
-        ("t-001", "2026-03-29", "Europe/Berlin", "+01:00→+02:00", "23.0", "1380", "1380.0", "0.0"),
-        ("t-001", "2026-03-30", "Europe/Berlin", "+02:00", "24.0", "1440", "1440.0", "0.0"),
+        ("t-001", "2026-03-28", "Europe/Berlin", "+01:00", "24", "1440", "1440.0", "0.0"),
+        ("t-001", "2026-03-29", "Europe/Berlin", "+01:00→+02:00", "23", "1380", "1380.0", "0.0"),
+        ("t-001", "2026-03-30", "Europe/Berlin", "+02:00", "24", "1440", "1440.0", "0.0"),
         # New York's days overlapping the window, only their part inside it (the window is Berlin's)
-        ("t-002", "2026-03-27", "America/New_York", "-04:00", "24.0", "300", "300.0", "0.0"),  # from 19:00 EDT
-        ("t-002", "2026-03-28", "America/New_York", "-04:00", "24.0", "1440", "1440.0", "0.0"),
-        ("t-002", "2026-03-29", "America/New_York", "-04:00", "24.0", "1440", "1440.0", "0.0"),
-        ("t-002", "2026-03-30", "America/New_York", "-04:00", "24.0", "1080", "1080.0", "0.0"),  # to 18:00 EDT
+        ("t-002", "2026-03-27", "America/New_York", "-04:00", "24", "300", "300.0", "0.0"),  # from 19:00 EDT
+        ("t-002", "2026-03-28", "America/New_York", "-04:00", "24", "1440", "1440.0", "0.0"),
+        ("t-002", "2026-03-29", "America/New_York", "-04:00", "24", "1440", "1440.0", "0.0"),
+        ("t-002", "2026-03-30", "America/New_York", "-04:00", "24", "1080", "1080.0", "0.0"),  # to 18:00 EDT
     ]
+    change_day = json.loads((exported / "daily.json").read_text())[1]
+    assert (change_day["utc_offset"], change_day["hours"], change_day["in_calibration"]) == ("+01:00→+02:00", 23, "yes")
+    assert (exported / "daily.csv").read_text().count("'+01:00→+02:00") == 1  # spreadsheet-safe in the CSV
 
 
 def test_calibration_per_day_and_per_sensor(exported: Path) -> None:

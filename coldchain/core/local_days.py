@@ -60,9 +60,10 @@ class LocalDay:
         return self.end_ms - self.start_ms
 
     @property
-    def hours(self) -> float:
-        """23, 24 or 25 (23.5 or 24.5 where a zone changes by half an hour)."""
-        return self.ms / HOUR_MS
+    def hours(self) -> int | float:
+        """23, 24 or 25 (23.5 or 24.5 where a zone changes by half an hour): an int when whole."""
+        whole, rest = divmod(self.ms, HOUR_MS)
+        return whole if not rest else self.ms / HOUR_MS
 
     @property
     def hours_text(self) -> str:

@@ -34,6 +34,7 @@ import yaml
 from coldchain.adapters.store.lineprotocol import encode, escape_string, series_key
 from coldchain.adapters.store.points import POINT_MAKERS, to_point
 from coldchain.core.alert import SEVERITY, Alert, alert_id
+from coldchain.core.local_days import calendar
 from coldchain.core.records import (
     AuditEvent,
     BagEvent,
@@ -913,10 +914,35 @@ def test_daily_table_colours_only_the_temperatures() -> None:
 
 
 def test_dashboards_show_utc() -> None:
-    """Every dashboard shows UTC, the zone of InfluxDB's GROUP BY time(1d) days in Daily min/max."""
+    """The committed dashboards show UTC, the zone of InfluxDB's GROUP BY time(1d) days in Daily min/max."""
     assert {uid: board["timezone"] for uid, board in BOARDS.items()} == dict.fromkeys(BOARDS, "utc")
     (target,) = panel_named(UNIT_UID, "Daily min/max")["targets"]
     assert "GROUP BY time(1d)" in target["query"] and "tz(" not in target["query"]
+
+
+@pytest.mark.integration
+def test_a_site_zone_makes_daily_min_max_local_days(world: World) -> None:
+    """Built for Europe/Berlin, the unit dashboard shows Berlin and its daily buckets start at Berlin midnights
+    on a real influxd (tz() clause), holding that local day's extremes; the other dashboards stay UTC."""
+    boards = json.loads(json.dumps(build_dashboards("Europe/Berlin")))
+    assert {uid: board["timezone"] for uid, board in boards.items()} == {
+        "coldchain-overview": "utc",
+        "coldchain-unit": "Europe/Berlin",
+        "coldchain-alerts": "utc",
+    }
+    board = boards[UNIT_UID]
+    (panel,) = [p for p in panels_of(board) if p["title"] == "Daily min/max"]
+    (target,) = panel["targets"]
+    assert target["query"].endswith("tz('Europe/Berlin')") and "local day in Europe/Berlin" in panel["description"]
+    ref = QueryRef(UNIT_UID, "panel", "Daily min/max", "A", target["query"], panel)
+    runner = Runner(world, ref)
+    runner.board = board
+    rows = runner(site="main-pharmacy", unit="fridge-a")
+    berlin = calendar("Europe/Berlin")
+    assert rows and all(berlin.day(berlin.day_index(row["time"])).start_ms == row["time"] for row in rows)
+    assert not all(row["time"] % D == 0 for row in rows)  # not UTC midnights
+    utc_rows = Runner(world, QUERIES[f"{UNIT_UID}/panel/Daily min/max/A"])(site="main-pharmacy", unit="fridge-a")
+    assert min(row["min"] for row in rows) == min(row["min"] for row in utc_rows)  # the same readings, regrouped
 
 
 def test_variables_refresh_on_time_range_change() -> None:

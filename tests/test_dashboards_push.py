@@ -269,6 +269,17 @@ def test_datasource_uid_is_rewritten(grafana: FakeGrafana) -> None:
     assert '"uid": "influx-prod"' in text and DATASOURCE_UID not in text
 
 
+def test_timezone_sets_the_unit_dashboards_days(grafana: FakeGrafana, capsys: pytest.CaptureFixture[str]) -> None:
+    """--timezone gives the unit dashboard the site's zone and local days; an unknown zone is refused (exit 2)."""
+    assert main(["push", "--grafana-url", grafana.url, "--token", TOKEN, "--timezone", "America/New_York"]) == 0
+    zones = {uid: saved["dashboard"]["timezone"] for uid, saved in grafana.dashboards.items()}
+    assert zones == {"coldchain-overview": "utc", "coldchain-unit": "America/New_York", "coldchain-alerts": "utc"}
+    assert "tz('America/New_York')" in json.dumps(grafana.dashboards["coldchain-unit"]["dashboard"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["push", "--grafana-url", grafana.url, "--token", TOKEN, "--timezone", "Mars/Olympus"])
+    assert exit_info.value.code == 2 and "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
+
+
 def test_a_wrong_token_is_reported(grafana: FakeGrafana, capsys: pytest.CaptureFixture[str]) -> None:
     """Grafana's 401 ends the push with exit 1 and says so; nothing is saved."""
     assert main(["push", "--grafana-url", grafana.url, "--token", "glsa_wrong", "--folder", "Cold chain"]) == 1

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 
 from coldchain.adapters.store.factory import describe_store
+from coldchain.adapters.store.retention import retention_lines
 from coldchain.cli.loading import load_or_exit
 from coldchain.config import config_warnings
 
@@ -17,6 +18,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{args.config or '<defaults>'}: OK")
     print(f"  mqtt   {settings.mqtt.url} (client id {settings.mqtt.client_id}, prefix {settings.mqtt.topic_prefix})")
     print(f"  store  {describe_store(settings)}")
+    retention, too_short = retention_lines(settings)
+    print(f"  retention  {retention}")
     print(f"  profiles: {', '.join(sorted(settings.profiles))}")
     kinds_by_unit: dict[str, Counter[str]] = {unit.id: Counter() for unit in settings.units}
     for sensor in settings.sensors:
@@ -30,6 +33,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"  device {sensor.id} ({sensor.kind}, {sensor.unit}): {sensor.format} on {sensor.topic!r}")
     if settings.homeassistant.discovery:
         print(f"  Home Assistant discovery under {settings.homeassistant.prefix}/")
-    for warning in config_warnings(settings):
+    for warning in [*config_warnings(settings), *([too_short] if too_short else [])]:
         print(f"WARNING {warning}", file=sys.stderr)
     return 0

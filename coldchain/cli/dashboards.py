@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from coldchain.dashboards.build import build_dashboards, with_datasource
+from coldchain.dashboards.build import build_dashboards, with_datasource, zone_name
 from coldchain.dashboards.parts import DATASOURCE_UID
 from coldchain.dashboards.push import DEFAULT_TIMEOUT, GrafanaPushError, connect, ensure_folder, push_dashboards
 
@@ -26,7 +26,7 @@ def cmd_dashboards_push(args: argparse.Namespace) -> int:
     if not token and not args.user:
         print("give --token (or GRAFANA_TOKEN), or --user and --password", file=sys.stderr)
         return 2
-    boards = [with_datasource(board, args.datasource_uid) for board in build_dashboards().values()]
+    boards = [with_datasource(board, args.datasource_uid) for board in build_dashboards(args.timezone).values()]
     try:
         api = connect(args.grafana_url, token=token, user=args.user, password=password, timeout=args.timeout)
         folder_uid = ensure_folder(api, args.folder or "")
@@ -61,6 +61,13 @@ def add_dashboards_command(subparsers: Any) -> argparse.ArgumentParser:
         help=f"uid of the InfluxDB (InfluxQL) datasource in that Grafana (default: {DATASOURCE_UID})",
     )
     push.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per HTTP request")
+    push.add_argument(
+        "--timezone",
+        type=zone_name,
+        default="UTC",
+        help="your site's IANA zone (its [[sites]] timezone): the unit dashboard's zone and its Daily min/max days "
+        "(default UTC; the overview and alerts dashboards stay UTC)",
+    )
     push.set_defaults(func=cmd_dashboards_push)
     return dashboards
 

@@ -17,7 +17,14 @@ from coldchain.core.times import to_millis
 from coldchain.reporting.export import run_export
 from coldchain.reporting.manifest import MANIFEST
 from coldchain.reporting.progress import Progress
-from coldchain.reporting.request import DEFAULT_FORMATS, ExportError, ExportRequest, parse_formats, parse_when
+from coldchain.reporting.request import (
+    DEFAULT_FORMATS,
+    ExportError,
+    ExportRequest,
+    parse_formats,
+    parse_when,
+    selection_timezone,
+)
 from coldchain.reporting.signing import load_signer, public_key_file
 from coldchain.reporting.verify import verify_export
 
@@ -48,6 +55,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"--format: {exc}", 2)
     settings = load_or_exit(args.config)
+    zone = selection_timezone(settings, args.site, args.unit)  # dates are the selection's local days
+    start, end = parse_when(args.from_, timezone=zone), parse_when(args.to, end=True, timezone=zone)
     request = ExportRequest(start, end, args.out, args.site, args.unit, formats, args.from_, args.to)
     now = datetime.now(UTC)
     progress = Progress(sys.stderr, to_millis(start), to_millis(min(end, now)))

@@ -65,6 +65,12 @@ class StoreConfig(ConfigModel):
         default="influx",
         description='"influx" to use [influx]; "sqlite:///path/coldchain.db" for one SQLite file (small sites).',
     )
+    keep_for: Duration = Field(
+        default=timedelta(days=1095),
+        ge=timedelta(0),
+        description="How long records must be kept (the CDC toolkit asks three years); check-config warns when "
+        "InfluxDB's retention policy keeps them for less. 0s: not checked.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -3,7 +3,9 @@
 Readings arrive one at a time, oldest first (per sensor; sensors may interleave), and only
 per-sensor-day aggregates are kept, so a year of 1-minute readings needs constant memory.
 
-How time is attributed (all arithmetic in integer milliseconds, days are UTC days):
+How time is attributed (all arithmetic in integer milliseconds; days are the local calendar days of
+the sensor's site, ``SensorInfo.timezone``, from ``local_days.py``: 23 or 25 hours long on the days
+the clocks change):
 
 - Each reading stands for the time from itself to the sensor's next reading: that stretch counts
   as in range or out of range by the reading's value (sample and hold).
@@ -16,8 +18,8 @@ How time is attributed (all arithmetic in integer milliseconds, days are UTC day
   covered by the last reading if it is at most ``gap_ms`` long, else unknown.
 - A sensor with no reading at all is unknown for the whole window.
 
-So for every sensor and day, minutes in range + out of range + unknown = the minutes of that day
-inside the window. Out of range means, for temperature, below ``low`` or above ``high`` (the limits
+So for every sensor and day, minutes in range + out of range + unknown = the minutes of that local
+day inside the window. Out of range means, for temperature, below ``low`` or above ``high`` (the limits
 themselves are in range, as the rules judge them); for shake, ``peak_g`` at or above ``high``.
 """
 
@@ -26,7 +28,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-DAY_MS = 86_400_000
+from coldchain.core.local_days import DAY_MS, DayCalendar, LocalDay, calendar
+
+__all__ = ["DAY_MS", "MINUTE_MS", "DailyAggregator", "DailyRow", "Gap", "SensorInfo"]
+
 MINUTE_MS = 60_000
 
 
@@ -43,6 +48,8 @@ class SensorInfo:
     """Temperature: lowest in-range value. Unused for shake."""
     high: float | None = None
     """Temperature: highest in-range value. Shake: the agitation threshold (at or above is out)."""
+    timezone: str = "UTC"
+    """The site's IANA zone: the sensor's days are its local days."""
 
     def is_out(self, value: float) -> bool | None:
         """Whether ``value`` is out of range; None when the sensor has no limits."""
@@ -67,7 +74,7 @@ class DailyRow:
     """One sensor's day: reading statistics and how its minutes divide."""
 
     day: int
-    """Days since 1970-01-01 (UTC)."""
+    """The local date's days since 1970-01-01 (``local.index``)."""
     info: SensorInfo
     readings: int
     readings_out: int
@@ -81,6 +88,8 @@ class DailyRow:
     ms_unknown: int
     gaps: int
     """Gaps that touch this day."""
+    local: LocalDay
+    """The local day: date, UTC interval, offsets and length (``timezone`` is ``info.timezone``)."""
 
     @property
     def status(self) -> str:
@@ -113,16 +122,29 @@ class _Day:
 
 
 class _Track:
-    __slots__ = ("day", "days", "done", "info", "last", "last_out", "stats")
+    __slots__ = ("cal", "day", "days", "done", "hi", "info", "last", "last_out", "lo", "stats")
 
     def __init__(self, info: SensorInfo) -> None:
         self.info = info
+        self.cal: DayCalendar = calendar(info.timezone)
         self.days: dict[int, _Day] = {}
         self.last: int | None = None
         self.last_out: bool | None = None
         self.done = False
-        self.day = -1
+        self.day = -(1 << 62)
+        """The local day of ``stats``; [lo, hi) is its UTC interval (the hot path's cache)."""
+        self.lo = 0
+        self.hi = 0
         self.stats = _Day()
+
+    def at_time(self, t: int) -> _Day:
+        """The stats of the local day holding ``t``, made current."""
+        if self.lo <= t < self.hi:
+            return self.stats
+        index = self.cal.day_index(t)
+        day = self.cal.day(index)
+        self.lo, self.hi = day.start_ms, day.end_ms
+        return self.at(index)
 
     def at(self, day: int) -> _Day:
         if day != self.day:
@@ -130,6 +152,8 @@ class _Track:
             if stats is None:
                 stats = self.days[day] = _Day()
             self.day, self.stats = day, stats
+            bounds = self.cal.day(day)
+            self.lo, self.hi = bounds.start_ms, bounds.end_ms
         return self.stats
 
 
@@ -181,14 +205,13 @@ class DailyAggregator:
             track.done = True
             return
         out = track.info.is_out(value)
-        day = t // DAY_MS
         if last is None:
             self._attribute(track, None, t, True)
         elif t > last:
             if t - last > self.gap:
                 self._attribute(track, last, t, True)
-            elif last >= self.start and last // DAY_MS == day:  # the common case: same day, no gap
-                stats = track.stats if track.day == day else track.at(day)
+            elif last >= self.start and track.lo <= last and t < track.hi:  # the common case: same day, no gap
+                stats = track.stats
                 state = track.last_out
                 if state is None:
                     stats.ms_unjudged += t - last
@@ -198,7 +221,7 @@ class DailyAggregator:
                     stats.ms_in += t - last
             else:
                 self._attribute(track, last, t, False)
-        stats = track.stats if track.day == day else track.at(day)
+        stats = track.stats if track.lo <= t < track.hi else track.at_time(t)
         stats.count += 1
         stats.total += value
         if value < stats.lo:
@@ -220,11 +243,10 @@ class DailyAggregator:
         if unknown and self.on_gap is not None:
             self.on_gap(Gap(track.info, a, b))
         state = track.last_out
-        day = a // DAY_MS
         while a < b:
-            day_end = (day + 1) * DAY_MS
+            stats = track.at_time(a)
+            day_end = track.hi
             stop = b if b < day_end else day_end
-            stats = track.at(day)
             span = stop - a
             if unknown:
                 stats.ms_unknown += span
@@ -236,7 +258,6 @@ class DailyAggregator:
             else:
                 stats.ms_in += span
             a = stop
-            day += 1
 
     def finish(self) -> list[DailyRow]:
         """Close every sensor's last stretch; one row per sensor and day, by unit, sensor, day."""
@@ -250,14 +271,13 @@ class DailyAggregator:
                 self._attribute(track, last, self.end, self.end - last > self.gap)
             track.done = True
         rows: list[DailyRow] = []
-        first_day, last_day = self.start // DAY_MS, (self.end - 1) // DAY_MS
         for track in sorted(self._tracks.values(), key=lambda t: (t.info.site, t.info.unit, t.info.sensor)):
-            for day in range(first_day, last_day + 1):
-                stats = track.days.get(day) or _Day()
+            for local in track.cal.days(self.start, self.end):
+                stats = track.days.get(local.index) or _Day()
                 has = stats.count > 0
                 rows.append(
                     DailyRow(
-                        day=day,
+                        day=local.index,
                         info=track.info,
                         readings=stats.count,
                         readings_out=stats.out,
@@ -269,6 +289,7 @@ class DailyAggregator:
                         ms_unjudged=stats.ms_unjudged,
                         ms_unknown=stats.ms_unknown,
                         gaps=stats.gaps,
+                        local=local,
                     )
                 )
         return rows

@@ -2,10 +2,10 @@
 
 ``RulesEngine.observe(records, now)`` judges new records by their ``ts`` (event time);
 ``RulesEngine.tick(now)`` applies what only the clock decides (offline sensors, the excursion
-fail-safe, agitation calming down, bag timers). Both return the ``Transition``s they caused
-(``observe`` in the order of the records that caused them, ``tick`` by ``updated_at``);
-neither reads the clock, does IO, or keeps anything but plain state, which ``snapshot``
-exports as JSON-ready data and ``restore`` brings back exactly.
+fail-safe, agitation calming down, bag timers, calibration certificates running out). Both return
+the ``Transition``s they caused (``observe`` in the order of the records that caused them, ``tick``
+by ``updated_at``); neither reads the clock, does IO, or keeps anything but plain state, which
+``snapshot`` exports as JSON-ready data and ``restore`` brings back exactly.
 
 Semantics shared by all rules (the per-rule details are in ``sensor_rules`` and ``bag_rules``):
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Literal
 
@@ -40,6 +40,7 @@ from coldchain.core import signoff
 from coldchain.core.alert import RESOLVED_BY_ACK, Alert, AlertBook, Place, Transition
 from coldchain.core.bag_rules import BagRules
 from coldchain.core.bag_sequence import BagLedger
+from coldchain.core.calibration_rules import CALIBRATION_KINDS, DEFAULT_WARN_BEFORE, CalibrationRules
 from coldchain.core.inventory import Inventory, Profile
 from coldchain.core.records import BagEvent, BagStatus, SensorAvailability, ShakeReading, TemperatureReading
 from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
@@ -87,7 +88,13 @@ def _instant(now: datetime) -> datetime:
 class RulesEngine:
     """All rules of one inventory, with their state. Not thread-safe: one caller at a time."""
 
-    def __init__(self, inventory: Inventory, limits: SystemLimits | None = None) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        limits: SystemLimits | None = None,
+        *,
+        calibration_warn_before: timedelta = DEFAULT_WARN_BEFORE,
+    ) -> None:
         self.inventory = inventory
         self.stats = RuleStats()
         self._system = SystemRules(limits if limits is not None else SystemLimits())
@@ -98,6 +105,9 @@ class RulesEngine:
             units[unit.id] = (Place(site=unit.site, unit=unit.id, name=unit.display_name), unit.profile)
         self._bags = BagRules(units)
         self._book = AlertBook(self._bags.running_in)
+        self._calibration = CalibrationRules(
+            inventory, {unit: place for unit, (place, _) in units.items()}, calibration_warn_before
+        )
         self._temperature: dict[str, TemperatureRules] = {}
         self._shake: dict[str, ShakeRules] = {}
         offline_after = {unit.id: unit.offline_after for unit in inventory.units.values()}
@@ -226,6 +236,7 @@ class RulesEngine:
             srules.due(now, book)
             srules.check_offline(now, book)
         self._bags.due(now, book)
+        self._calibration.due(now, book)
         self._system.tick(now, book)
         if len(out) > 1:
             out.sort(key=_by_updated)  # stable: sensors and bags interleave in time order
@@ -257,7 +268,7 @@ class RulesEngine:
             taken += 1
             if rules is not None and alert.kind == "sensor_offline":
                 rules.offline = alert.id
-            elif rules is not None:
+            elif rules is not None and alert.kind not in CALIBRATION_KINDS:  # the calibration rule re-derives those
                 self._adopted.add(alert.id)
         return taken
 
@@ -324,14 +335,21 @@ class RulesEngine:
         }
 
     @classmethod
-    def restore(cls, inventory: Inventory, snapshot: dict[str, Any], limits: SystemLimits | None = None) -> RulesEngine:
+    def restore(
+        cls,
+        inventory: Inventory,
+        snapshot: dict[str, Any],
+        limits: SystemLimits | None = None,
+        *,
+        calibration_warn_before: timedelta = DEFAULT_WARN_BEFORE,
+    ) -> RulesEngine:
         """An engine for ``inventory`` continuing from ``snapshot`` (older versions migrated).
 
         Sensors added since start their silence at the first ``now``; the state and open alerts
         of sensors no longer in the inventory (or now of another kind) are dropped.
         """
         snapshot = migrate(snapshot)
-        engine = cls(inventory, limits)
+        engine = cls(inventory, limits, calibration_warn_before=calibration_warn_before)
         sensors: dict[str, SensorRules] = {**engine._temperature, **engine._shake}
         loaded: set[str] = set()
         for sensor, data in snapshot["sensors"].items():

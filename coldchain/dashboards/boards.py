@@ -303,8 +303,17 @@ def overview() -> Json:
     )
 
 
-def unit_dashboard() -> Json:
-    """One unit: temperatures against the band, shakes against the threshold, alert episodes, daily extremes."""
+def day_groups(timezone: str) -> str:
+    """``GROUP BY time(1d)`` of the site's local days: InfluxQL's ``tz()`` clause (1.6 has it) unless UTC."""
+    return "" if timezone == "UTC" else f" tz('{timezone}')"
+
+
+def unit_dashboard(timezone: str = "UTC") -> Json:
+    """One unit: temperatures against the band, shakes against the threshold, alert episodes, daily extremes.
+
+    ``timezone`` (a site's IANA zone) is the dashboard's zone and the zone of Daily min/max's days.
+    """
+    zone_words = "UTC day (the dashboard shows UTC)" if timezone == "UTC" else f"local day in {timezone}"
     where = f"{tag_filter('site')} AND {tag_filter('unit')}"
     sensors = f"{where} AND {tag_filter('sensor')}"
     temperature = panel(
@@ -389,13 +398,13 @@ def unit_dashboard() -> Json:
         4,
         "table",
         "Daily min/max",
-        "Lowest and highest reading of each selected temperature sensor per UTC day (the dashboard shows UTC); "
+        f"Lowest and highest reading of each selected temperature sensor per {zone_words}; "
         f"Min and Max coloured by band. {CONSTANTS_NOTE}",
         grid(0, 23, 24, 8),
         [
             InfluxQL(
                 f'SELECT min("celsius") AS "min", max("celsius") AS "max" FROM "temperature" WHERE {sensors} '
-                'AND $timeFilter GROUP BY time(1d), "sensor" fill(none)',
+                f'AND $timeFilter GROUP BY time(1d), "sensor" fill(none){day_groups(timezone)}',
                 result_format="table",
             )
         ],
@@ -444,6 +453,7 @@ def unit_dashboard() -> Json:
             }
         ],
         time_from="now-7d",
+        timezone=timezone,
     )
 
 

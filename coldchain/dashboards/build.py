@@ -15,16 +15,19 @@ The thresholds drawn (2 and 8 °C, the freezing line at 0 °C, agitation at 0.5 
 label's: unit profiles live in coldchain's TOML configuration, not in InfluxDB, so the panels use these
 constants and their descriptions say so.
 
-Write the JSON files with ``python -m coldchain.dashboards [DIR]`` (default ``dashboards``);
+Write the JSON files with ``python -m coldchain.dashboards [DIR] [--timezone ZONE]`` (default ``dashboards``,
+UTC; a site's zone makes the unit dashboard show that zone and its Daily min/max local days);
 ``tests/test_dashboards.py`` fails when the committed files differ from what this module builds.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from coldchain.dashboards.boards import alerts_dashboard, overview, unit_dashboard
 from coldchain.dashboards.parts import DATASOURCE, DATASOURCE_UID, Json
@@ -32,9 +35,9 @@ from coldchain.dashboards.parts import DATASOURCE, DATASOURCE_UID, Json
 # -- all of them ----------------------------------------------------------------------------
 
 
-def build_dashboards() -> dict[str, Json]:
-    """Every dashboard by uid."""
-    boards = [overview(), unit_dashboard(), alerts_dashboard()]
+def build_dashboards(timezone: str = "UTC") -> dict[str, Json]:
+    """Every dashboard by uid; ``timezone`` is the unit dashboard's (its Daily min/max days), the others stay UTC."""
+    boards = [overview(), unit_dashboard(timezone), alerts_dashboard()]
     return {board["uid"]: board for board in boards}
 
 
@@ -47,11 +50,11 @@ def file_name(uid: str) -> str:
     return f"{uid}.json"
 
 
-def write_dashboards(directory: Path) -> list[Path]:
+def write_dashboards(directory: Path, timezone: str = "UTC") -> list[Path]:
     """Write every dashboard as ``<uid>.json`` into ``directory``; the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for uid, board in build_dashboards().items():
+    for uid, board in build_dashboards(timezone).items():
         path = directory / file_name(uid)
         path.write_text(render(board), encoding="utf-8")
         written.append(path)
@@ -75,8 +78,20 @@ def with_datasource(board: Json, uid: str) -> Json:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    directory = Path(args[0]) if args else Path("dashboards")
-    for path in write_dashboards(directory):
+    """``python -m coldchain.dashboards [DIR] [--timezone ZONE]`` (the committed files are UTC)."""
+    parser = argparse.ArgumentParser(prog="python -m coldchain.dashboards")
+    parser.add_argument("directory", nargs="?", type=Path, default=Path("dashboards"))
+    parser.add_argument("--timezone", type=zone_name, default="UTC", help="the unit dashboard's zone (default UTC)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    for path in write_dashboards(args.directory, args.timezone):
         print(path)
     return 0
+
+
+def zone_name(text: str) -> str:
+    """An IANA zone name (argparse type): ArgumentTypeError for one zoneinfo does not know."""
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"unknown time zone {text!r} (an IANA name like Europe/Berlin)") from exc
+    return text

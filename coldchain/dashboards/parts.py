@@ -181,6 +181,7 @@ def dashboard(
     annotations: list[Json] | None = None,
     time_from: str = "now-24h",
     refresh: str = "1m",
+    timezone: str = "UTC",
 ) -> Json:
     return {
         "id": None,
@@ -190,9 +191,9 @@ def dashboard(
         "tags": [TAG],
         "editable": False,
         "graphTooltip": 1,
-        # UTC, not the browser's zone: InfluxDB's GROUP BY time(1d) days (Daily min/max) are UTC days, and so are
-        # the RFC 3339 times in alert and bag fields; every time shown is then in the zone the data is in.
-        "timezone": "utc",
+        # UTC, not the browser's zone: the RFC 3339 times in alert and bag fields are UTC. Only the unit dashboard
+        # takes a site's zone (``--timezone``), for its Daily min/max days: Grafana has one zone per dashboard.
+        "timezone": "utc" if timezone == "UTC" else timezone,
         "refresh": refresh,
         "time": {"from": time_from, "to": "now"},
         "timepicker": {"refresh_intervals": ["30s", "1m", "5m", "15m"]},

@@ -6,7 +6,9 @@ port (``Store.read_range``), so any store adapter serves it, and writes into a f
 
 - ``readings.csv`` every reading, streamed (constant memory: one pass feeds the file, the daily
   aggregation and the chart's envelope at once);
-- ``daily.csv`` per sensor per UTC day, and ``gaps.csv`` every stretch without data (``daily.py``);
+- ``daily.csv`` per sensor per local day of its site (``local_days.py``: date, zone, UTC offset, 23/24/25
+  hours, whether the sensor was in calibration), and ``gaps.csv`` every stretch without data (``daily.py``);
+- ``calibration.csv`` each sensor's certificate, due date and the period's days in and out of calibration;
 - ``excursions.csv`` every alert episode overlapping the period, measured from the readings
   (``excursions.py``, MKT from ``mkt.py``), with acknowledgements and notifications;
 - ``bags.csv`` each diluted bag's life (``bag_history.py``);
@@ -44,6 +46,7 @@ from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
 from coldchain.core.audit_chain import GENESIS, ChainBreak, verify_chain
 from coldchain.core.bag_history import BagLife, fold_bag_events
+from coldchain.core.calibration_rules import expires_at, in_calibration
 from coldchain.core.daily import DailyAggregator, DailyRow, Gap
 from coldchain.core.durations import format_duration
 from coldchain.core.excursions import (
@@ -68,13 +71,13 @@ from coldchain.reporting.signing import ManifestSigner, load_signer
 from coldchain.reporting.tables import (
     AUDIT_COLUMNS,
     BAG_COLUMNS,
+    CALIBRATION_COLUMNS,
     DAILY_COLUMNS,
     EXCURSION_COLUMNS,
     GAP_COLUMNS,
     SIGNATURE_COLUMNS,
     ReadingsTable,
     Table,
-    day_text,
     minutes_of,
     optional_time,
     rounded,
@@ -187,6 +190,7 @@ class _Exporter:
         envelope = Envelope(self.start_ms, self.end_ms)
         daily_rows = self._readings(envelope)
         self._daily(daily_rows)
+        self._calibration(daily_rows)
         episodes, measures = self._excursions()
         bags = self._bags()
         chain, problem = self._audit()
@@ -300,12 +304,17 @@ class _Exporter:
 
     def _daily(self, rows: list[DailyRow]) -> None:
         table = self._table("daily", DAILY_COLUMNS)
+        sensors = self.inventory.sensors
         for row in rows:
             info = row.info
             judged = not row.ms_unjudged
+            calibrated = in_calibration(sensors.get(info.sensor), row.local)
             table.add(
                 (
-                    day_text(row.day),
+                    row.local.date_text,
+                    info.timezone,
+                    row.local.utc_offset,
+                    row.local.hours,
                     info.site,
                     info.unit,
                     info.sensor,
@@ -320,6 +329,42 @@ class _Exporter:
                     minutes_of(row.ms_unknown),
                     row.gaps,
                     row.status,
+                    None if calibrated is None else ("yes" if calibrated else "no"),
+                )
+            )
+
+    def _calibration(self, rows: list[DailyRow]) -> None:
+        """calibration.csv: one row per sensor of the selection, judged over the local days of ``rows``."""
+        table = self._table("calibration", CALIBRATION_COLUMNS)
+        days: dict[str, list[bool | None]] = {}
+        for row in rows:
+            days.setdefault(row.info.sensor, []).append(
+                in_calibration(self.inventory.sensors.get(row.info.sensor), row.local)
+            )
+        for info in self.selection.infos:
+            sensor = self.inventory.sensors.get(info.sensor)
+            due = sensor.calibration_due if sensor is not None else None
+            judged = days.get(info.sensor, [])
+            inside, outside = judged.count(True), judged.count(False)
+            if due is None:
+                status = "not tracked (no calibration_due configured)"
+            elif outside:
+                status = f"OUT OF CALIBRATION on {outside} day(s)"
+            else:
+                status = "in calibration every day"
+            table.add(
+                (
+                    info.site,
+                    info.unit,
+                    info.sensor,
+                    info.kind,
+                    (sensor.calibration_certificate or None) if sensor is not None else None,
+                    due.isoformat() if due is not None else None,
+                    info.timezone,
+                    format_time(from_millis(expires_at(due, info.timezone))) if due is not None else None,
+                    inside if due is not None else None,
+                    outside if due is not None else None,
+                    status,
                 )
             )
 

@@ -200,7 +200,7 @@ EXCURSION_COLUMNS = [
     Column("Notified", 0.18),
 ]
 DAILY_COLUMNS = [
-    Column("Date (UTC)", 0.09),
+    Column("Date (local)", 0.09),
     Column("Sensor", 0.10, sensor=True),
     Column("Readings", 0.07),
     Column("Min", 0.08, quantity=True),
@@ -313,8 +313,11 @@ def _text(markup: str, style: ParagraphStyle) -> Paragraph:
 
 def _reading_guide(data: ReportData) -> list[str]:
     return [
-        "Every time is in UTC. <b>In range</b> means within the product's limits, the limits included "
-        "(for natalizumab 2.0 to 8.0 °C). Each reading stands for the time until the sensor's next reading.",
+        "Every time is in UTC; a daily summary's days are the local days of the unit's site (its time zone is "
+        "named under the unit's heading; a day the clocks change has 23 or 25 hours and says so). <b>In range</b> "
+        "means within the product's limits, the limits included (for natalizumab 2.0 to 8.0 °C). Each reading "
+        "stands for the time until the sensor's next reading. A sensor-day marked <b>OUT OF CALIBRATION</b> "
+        "is after the last day its calibration certificate covers.",
         f"<b>Unknown</b> time is time without data: whenever two consecutive readings of a sensor are more than "
         f"{escape(data.gap_after)} apart, the whole time between them is unknown. Unknown time is never counted "
         "as in range; it is listed per day and shown under each chart as <i>no data</i>.",
@@ -431,7 +434,7 @@ def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], widths: lis
     commands += _no_stray_rows(len(rows))
     for index, row in enumerate(rows, start=1):
         status = row[-1] if row else ""
-        if status == "out of range" or status.startswith("infusion started after") or status.startswith("expired"):
+        if status.startswith(("out of range", "infusion started after", "expired")) or "OUT OF CALIBRATION" in status:
             commands.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#fde2e2")))
         elif status in ("no data", "incomplete data"):
             commands.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#eeeeee")))

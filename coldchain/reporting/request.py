@@ -10,6 +10,8 @@ from pathlib import Path
 from coldchain.config import Settings, Unit
 from coldchain.core.daily import SensorInfo
 from coldchain.core.inventory import Inventory, Profile
+from coldchain.core.local_days import calendar
+from coldchain.core.times import from_millis
 
 FORMATS = ("csv", "json", "pdf")
 
@@ -28,8 +30,9 @@ class ExportError(Exception):
         self.code = code
 
 
-def parse_when(text: str, *, end: bool = False) -> datetime:
-    """``YYYY-MM-DD`` (UTC midnight; with ``end``, the midnight after, so the day is included) or RFC 3339.
+def parse_when(text: str, *, end: bool = False, timezone: str = "UTC") -> datetime:
+    """``YYYY-MM-DD`` (midnight starting that day in ``timezone``; with ``end``, the midnight after, so the day is
+    included) or RFC 3339.
 
     Raises ValueError with a sentence saying what is wrong.
     """
@@ -39,8 +42,7 @@ def parse_when(text: str, *, end: bool = False) -> datetime:
             day = date.fromisoformat(text)
         except ValueError as exc:
             raise ValueError(f"{text!r} is not a valid date ({exc})") from None
-        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return midnight + timedelta(days=1) if end else midnight
+        return from_millis(calendar(timezone).start_of(day + timedelta(days=1) if end else day))
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -114,6 +116,17 @@ def select(settings: Settings, site: str | None, unit: str | None) -> Selection:
     return Selection(units, infos, tags, text)
 
 
+def selection_timezone(settings: Settings, site: str | None, unit: str | None) -> str:
+    """The time zone a selection's dates are read in: its sites' zone when they share one, else UTC."""
+    inventory = settings.frozen_inventory()
+    zones = {
+        inventory.site(u.site).timezone
+        for u in settings.units
+        if (site is None or u.site == site) and (unit is None or u.id == unit)
+    }
+    return zones.pop() if len(zones) == 1 else "UTC"
+
+
 def unit_profile(inventory: Inventory, unit_id: str) -> Profile | None:
     """The profile (overrides applied) of a configured unit; None for a unit no longer configured."""
     unit = inventory.unit(unit_id)
@@ -121,10 +134,11 @@ def unit_profile(inventory: Inventory, unit_id: str) -> Profile | None:
 
 
 def sensor_info(inventory: Inventory, sensor: str, site: str, unit: str, kind: str) -> SensorInfo:
-    """A sensor with the limits of its unit's profile (none when the unit is not configured)."""
+    """A sensor with the limits of its unit's profile (none when the unit is not configured) and its site's zone."""
+    zone = inventory.site(site).timezone
     profile = unit_profile(inventory, unit)
     if profile is None:
-        return SensorInfo(sensor, site, unit, kind)
+        return SensorInfo(sensor, site, unit, kind, timezone=zone)
     if kind == "shake":
-        return SensorInfo(sensor, site, unit, kind, None, profile.agitation_g)
-    return SensorInfo(sensor, site, unit, kind, profile.min_celsius, profile.max_celsius)
+        return SensorInfo(sensor, site, unit, kind, None, profile.agitation_g, zone)
+    return SensorInfo(sensor, site, unit, kind, profile.min_celsius, profile.max_celsius, zone)

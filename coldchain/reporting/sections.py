@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from coldchain.config import Settings, Unit
@@ -18,7 +18,9 @@ from coldchain.core.excursions import (
 )
 from coldchain.core.records import AuditEvent
 from coldchain.core.times import format_time, to_millis
-from coldchain.reporting.tables import day_text, minutes_of, rounded
+from coldchain.reporting.tables import minutes_of, rounded
+
+OUT_OF_CALIBRATION = "OUT OF CALIBRATION"
 
 
 def audit_text(chain: list[AuditEvent], problem: ChainBreak | None) -> str:
@@ -76,6 +78,7 @@ def build_sections(
         unit_episodes = [e for e in episodes if e.unit == unit.id]
         unit_bags = [b for b in bags if b.unit == unit.id]
         sensors = [s for s in settings.sensors if s.unit == unit.id]
+        zone = next((s.timezone for s in settings.sites if s.id == unit.site), "UTC")
         data.overview.append(
             [
                 unit.display_name,
@@ -105,6 +108,8 @@ def build_sections(
                 ("highest", f"{_num(highest)} °C"),
                 ("out of range", f"{_num(minutes_of(out_ms))} min"),
                 ("unknown (no data)", f"{_num(minutes_of(unknown_ms))} min"),
+                ("days", f"local to {unit.site}, {zone}"),
+                *[(f"{s.id} calibration", _certificate(s.calibration_certificate, s.calibration_due)) for s in sensors],
             ],
         )
         for e in unit_episodes:
@@ -152,11 +157,13 @@ def build_sections(
                     outcome,
                 ]
             )
+        due = {s.id: s.calibration_due for s in sensors}
         for r in rows:
             judged = not r.ms_unjudged
+            expired = (cal_due := due.get(r.info.sensor)) is not None and r.local.date > cal_due
             section.daily.append(
                 [
-                    day_text(r.day),
+                    r.local.date_text + (f"\n{r.local.note}" if r.local.note else ""),
                     r.info.sensor,
                     str(r.readings),
                     _num(r.min),
@@ -166,10 +173,17 @@ def build_sections(
                     _num(minutes_of(r.ms_out)) if judged else "",
                     _num(minutes_of(r.ms_unknown)),
                     str(r.gaps),
-                    r.status,
+                    r.status + (f"\n{OUT_OF_CALIBRATION}" if expired else ""),
                 ]
             )
         data.units.append(section)
+
+
+def _certificate(number: str, due: date | None) -> str:
+    """A sensor's certificate as the report's summary line says it."""
+    if due is None:
+        return f"certificate {number}, no due date configured" if number else "not tracked"
+    return f"certificate {number or '(no number)'} covers up to the end of {due.isoformat()}"
 
 
 def _num(value: float | None) -> str:

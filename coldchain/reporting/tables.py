@@ -44,6 +44,9 @@ def csv_value(cell: str) -> str:
 
 DAILY_COLUMNS = (
     "date",
+    "timezone",
+    "utc_offset",
+    "hours",
     "site",
     "unit",
     "sensor",
@@ -58,7 +61,25 @@ DAILY_COLUMNS = (
     "minutes_unknown",
     "gaps",
     "status",
+    "in_calibration",
 )
+"""daily.csv: one row per sensor and local day of its site (``date`` in ``timezone``, ``hours`` 23/24/25)."""
+
+
+CALIBRATION_COLUMNS = (
+    "site",
+    "unit",
+    "sensor",
+    "kind",
+    "certificate",
+    "calibration_due",
+    "timezone",
+    "out_of_calibration_from",
+    "days_in_calibration",
+    "days_out_of_calibration",
+    "status",
+)
+"""calibration.csv: each sensor's certificate and how many of the period's local days it covered."""
 
 
 GAP_COLUMNS = ("site", "unit", "sensor", "kind", "start", "end", "minutes", "status")
@@ -225,7 +246,3 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
 
 def optional_time(ts: datetime | None) -> str | None:
     return None if ts is None else format_time(ts)
-
-
-def day_text(day: int) -> str:
-    return from_millis(day * DAY_MS).strftime("%Y-%m-%d")

@@ -178,10 +178,11 @@ class RulesWorker:
         """The engine from the snapshot (older versions migrated); rebuilt from the store if it is unusable."""
         limits = system_limits(self.settings)
         inventory = self.settings.frozen_inventory()
+        warn_before = self.settings.rules.calibration_warn_before
         snapshot = self.state.load()
         if snapshot is not None:
             try:
-                engine = RulesEngine.restore(inventory, snapshot, limits)
+                engine = RulesEngine.restore(inventory, snapshot, limits, calibration_warn_before=warn_before)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 self.state.discard(exc)
             else:
@@ -190,7 +191,7 @@ class RulesWorker:
                     extra={"open_alerts": len(engine.open_alerts()), "path": str(self.state.path)},
                 )
                 return engine
-        engine = RulesEngine(inventory, limits)
+        engine = RulesEngine(inventory, limits, calibration_warn_before=warn_before)
         if self.state.reset is None:
             log.info("no rules snapshot yet; starting fresh", extra={"path": str(self.state.path)})
             return engine

@@ -12,6 +12,7 @@ from coldchain.config import Settings
 from coldchain.core.alert import Alert, Transition, alert_id
 from coldchain.core.calibration_rules import CALIBRATION_KINDS, expires_at, warns_at
 from coldchain.core.rules import RulesEngine
+from coldchain.core.signoff import Acknowledgement
 
 MS = timedelta(milliseconds=1)
 DUE = "2027-04-10"
@@ -192,6 +193,7 @@ def test_adopted_alerts_are_not_resolved_by_an_acknowledgement() -> None:
     (alert,) = [a for a in engine.open_alerts() if a.kind == "calibration_expired"]
     fresh = engine_for(settings())
     assert fresh.adopt([Alert.from_payload(alert.to_payload())]) == 1
-    transition = fresh.acknowledge(alert.id, "j.doe", "ordered a new probe", None, EXPIRES + timedelta(hours=1))
+    ordered = Acknowledgement(alert.id, "j.doe", "ordered a new probe")
+    transition = fresh.acknowledge(ordered, EXPIRES + timedelta(hours=1))
     assert transition is not None and transition.change == "updated"
     assert calibration(fresh.tick(EXPIRES + timedelta(hours=2))) == []

@@ -60,6 +60,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import cpu_seconds  # noqa: E402
 from coldchain.config import load_settings  # noqa: E402
 from tests.servers import Influxd, Mosquitto  # noqa: E402
 from tests.service_process import ColdchainProcess, free_port  # noqa: E402
@@ -252,12 +253,6 @@ class Figures:
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> float:

@@ -28,7 +28,6 @@ plus start-up (which grows with the inventory).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import subprocess
@@ -48,6 +47,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import cpu_seconds, peak_rss_mb, start_coldchain  # noqa: E402
 from tests.servers import Influxd, Mosquitto, free_ports  # noqa: E402
 
 SENSORS_PER_UNIT = 5
@@ -98,24 +98,13 @@ class ProcSample:
 
 
 def sample(pid: int) -> ProcSample:
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    cpu = cpu_seconds(pid)
     write_bytes = 0
     with open(f"/proc/{pid}/io") as handle:
         for line in handle:
             if line.startswith("write_bytes:"):
                 write_bytes = int(line.split()[1])
     return ProcSample(cpu, write_bytes, time.monotonic())
-
-
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Stream:
@@ -171,15 +160,7 @@ class Service:
     def start(self) -> float:
         """Start; the seconds until ``/readyz`` answers 200."""
         began = time.monotonic()
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "coldchain.cli", "run", "--config", str(self.config)],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        self.process = start_coldchain("run", self.config, self.log)
         deadline = began + 300
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

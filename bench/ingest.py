@@ -63,6 +63,7 @@ from paho.mqtt.properties import Properties
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import processes  # noqa: E402
 from tests.servers import Influxd, Mosquitto, free_ports  # noqa: E402
 
 UNITS = 10
@@ -72,7 +73,6 @@ MAX_OUTSTANDING = 20_000  # QoS-1 publishes not yet PUBACKed (paho's message ids
 POLL_INTERVAL = 0.2
 TARGET_RATIO = 0.50
 TARGET_RSS_MB = 200.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 OTHER_LOAD_WARN = 0.2  # cores used by processes outside the benchmark before the figures are flagged
 
 Message = tuple[str, bytes]  # (topic suffix after the prefix, payload)
@@ -262,20 +262,19 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, interva
 
 
 def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of a process so far (0 if unknown)."""
+    """User + system CPU of a process so far (0 if unknown or gone)."""
     if pid is None:
         return 0.0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return processes.cpu_seconds(pid)
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def machine_busy() -> float:
     """CPU seconds the whole machine has been busy (all cores; from /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS  # all but idle and iowait
+    return (sum(fields) - fields[3] - fields[4]) / processes.CLOCK_TICKS  # all but idle and iowait
 
 
 class OtherLoad:
@@ -290,13 +289,6 @@ class OtherLoad:
         elapsed = time.monotonic() - wall
         other = (machine_busy() - busy) - (sum(cpu_seconds(p) for p in self.pids) - ours)
         return max(0.0, other / elapsed) if elapsed > 0 else 0.0
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
 class Coldchain:
@@ -317,16 +309,8 @@ class Coldchain:
         return self.process.pid
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.started_wall, self.started_mono = time.time(), time.monotonic()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "coldchain.cli", "ingest", "--config", str(self.config)],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        self.started_wall, self.started_mono = time.time(), time.monotonic()
+        self.process = processes.start_coldchain("ingest", self.config, self.log_path)
 
     def answers(self, path: str) -> bool:
         assert self.process is not None
@@ -501,7 +485,7 @@ def drain_coldchain(
         raise RuntimeError(f"stored {stored} points, expected {n}")
     wait_until(lambda: cc.metrics().get("coldchain_acks_pending", 1) == 0, 10, "coldchain acks", 0.05)
     metrics = cc.metrics()
-    rss = peak_rss_mb(cc.pid)
+    rss = processes.peak_rss_mb(cc.pid)
     connected = cc.connected_at()
     cc.stop()
     return Drain(

@@ -1,16 +1,22 @@
-"""Fixtures: one real influxd and one real mosquitto per test session, fresh ones on demand."""
+"""Fixtures: one real influxd and one real mosquitto per test session, fresh ones on demand, and the
+worlds and receivers several integration modules share."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from coldchain.config import InfluxConfig
 from tests.servers import Influxd, Mosquitto
+
+if TYPE_CHECKING:
+    from tests.world import Scenario
 
 
 @pytest.fixture
@@ -72,6 +78,23 @@ def influx_config(influxd: Influxd) -> Iterator[InfluxConfig]:
     yield InfluxConfig(url=influxd.url, database=database)
     if influxd.running:
         influxd.query(f'DROP DATABASE "{database}"')
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd) -> Iterator[Scenario]:
+    """One test's world on the session's servers: its own topic prefix, database and ingest process."""
+    from tests.world import Scenario  # here, not above: tests.world hashes a password when imported
+
+    world = Scenario(tmp_path, mosquitto, influxd)
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def hook(httpserver: HTTPServer) -> HTTPServer:
+    """A webhook receiver answering 200 to every POST on /hook (test_notify.py has its own, with /broken)."""
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    return httpserver
 
 
 @pytest.fixture(autouse=True)

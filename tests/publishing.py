@@ -58,16 +58,36 @@ class Publisher:
         self.client.loop_stop()
 
 
+Received = tuple[str, bytes, bool]
+"""A message as a test client keeps it: topic, payload, retain flag."""
+
+
+class Inbox:
+    """The messages a test client received, in order; ``on_message`` is its paho callback."""
+
+    def __init__(self) -> None:
+        self._messages: list[Received] = []
+        self._lock = threading.Lock()
+
+    def on_message(self, client: Any, userdata: Any, message: paho.MQTTMessage) -> None:
+        with self._lock:
+            self._messages.append((message.topic, message.payload, bool(message.retain)))
+
+    def snapshot(self) -> list[Received]:
+        """What arrived so far (paho's network thread may be adding to it meanwhile)."""
+        with self._lock:
+            return list(self._messages)
+
+
 class Collector:
     """Subscribes and keeps every message it receives (for alert topics)."""
 
     def __init__(self, host: str, port: int, topic: str) -> None:
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self._lock = threading.Lock()
+        self.inbox = Inbox()
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=f"test-sub-{uuid.uuid4().hex[:8]}", protocol=paho.MQTTv5
         )
-        self.client.on_message = self._on_message
+        self.client.on_message = self.inbox.on_message
         self._subscribed = threading.Event()
         self.client.on_subscribe = lambda *args: self._subscribed.set()
         self.client.connect(host, port)
@@ -75,13 +95,8 @@ class Collector:
         self.client.loop_start()
         assert self._subscribed.wait(10), "subscription not confirmed"
 
-    def _on_message(self, client: Any, userdata: Any, message: paho.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((message.topic, message.payload, bool(message.retain)))
-
-    def snapshot(self) -> list[tuple[str, bytes, bool]]:
-        with self._lock:
-            return list(self.messages)
+    def snapshot(self) -> list[Received]:
+        return self.inbox.snapshot()
 
     def close(self) -> None:
         self.client.disconnect()

@@ -20,6 +20,20 @@ DEMO_OPENED = [
 """The alerts (kind, subject) the demo's scenario opens on its two fridges, sorted: one per incident."""
 
 
+ONE_FRIDGE = """
+[[units]]
+id = "fridge-a"
+site = "main-pharmacy"
+name = "Infusion fridge A"
+
+[[sensors]]
+id = "t-001"
+unit = "fridge-a"
+kind = "temperature"
+"""
+"""The smallest inventory, as TOML: fridge-a at main-pharmacy with its one temperature probe t-001."""
+
+
 def freezing_alert(aid: str, state: str = "open", **changes: object) -> Alert:
     """fridge-a's freezing alert at ``T0`` (-0.5 °C, bags B-0042 and B-0043 inside), with ``changes``."""
     values: dict[str, object] = {

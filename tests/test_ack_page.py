@@ -39,7 +39,7 @@ from tests.publishing import wait_for
 from tests.samples import freezing_alert
 from tests.service_process import ColdchainProcess
 from tests.test_rules_integration import AlertWorld
-from tests.world import iso
+from tests.world import SIGNING_PASSWORD, SIGNING_PHARMACIST, iso
 
 T0 = datetime(2026, 11, 30, 2, 10, tzinfo=UTC)
 KEY = b"k" * 32
@@ -142,7 +142,7 @@ def cookie_of(reply: Reply) -> str:
     return set_cookie.split(";", 1)[0].removeprefix(f"{COOKIE}=")
 
 
-PASSWORD = "signing-secret-1"
+PASSWORD = SIGNING_PASSWORD  # the pharmacist of LINK_USERS below signs with it too
 HASH = hash_password(PASSWORD)
 USERS = [
     ApiUser(name="j.doe", full_name="Jane Doe, PharmD", token="token-j-doe-1", password_hash=HASH),
@@ -572,13 +572,7 @@ def test_a_damaged_key_file_is_refused_not_replaced(tmp_path: Path) -> None:
 # -- integration: a real coldchain run, a real Chromium ---------------------------------------
 
 SECRET = "integration-link-secret-0123456789"
-LINK_USERS = f"""
-[[api.users]]
-name = "j.doe"
-full_name = "Jane Doe, PharmD"
-token = "token-of-j-doe-123"
-password_hash = "{HASH}"
-
+LINK_USERS = f"""{SIGNING_PHARMACIST}
 [[api.users]]
 name = "k.tech"
 full_name = "Kim Tech"

@@ -10,21 +10,12 @@ import pytest
 from coldchain.cli.main import main
 from coldchain.config import ConfigError, load_settings
 from coldchain.core.durations import format_duration, parse_duration
+from tests.samples import ONE_FRIDGE
 
-VALID = """
+VALID = f"""
 [influx]
 database = "pharmacy"
-
-[[units]]
-id = "fridge-a"
-site = "main-pharmacy"
-name = "Infusion fridge A"
-
-[[sensors]]
-id = "t-001"
-unit = "fridge-a"
-kind = "temperature"
-"""
+{ONE_FRIDGE}"""
 
 
 def write(tmp_path: Path, text: str) -> Path:

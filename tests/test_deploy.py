@@ -33,7 +33,7 @@ from coldchain.adapters.mqtt import MqttConnection
 from coldchain.config import MqttConfig, load_settings
 from coldchain.contract.payloads import MAX_PACKET_BYTES
 from coldchain.contract.status import Status
-from tests.publishing import wait_for
+from tests.publishing import Inbox, Received, wait_for
 from tests.servers import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,11 +132,11 @@ class Client:
         self.connack: ReasonCode | None = None
         self.subacks: dict[int, list[ReasonCode]] = {}
         self.pubacks: dict[int, ReasonCode] = {}
-        self.messages: list[tuple[str, bytes, bool]] = []
+        self.inbox = Inbox()
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
-        self.client.on_message = self._on_message
+        self.client.on_message = self.inbox.on_message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         wait_for(lambda: self.connack is not None, TIMEOUT, f"CONNACK for {username}")
@@ -154,10 +154,6 @@ class Client:
         with self._lock:
             self.pubacks[mid] = reason
 
-    def _on_message(self, client: Any, userdata: Any, message: paho.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((message.topic, message.payload, bool(message.retain)))
-
     @property
     def accepted(self) -> bool:
         return self.connack is not None and not self.connack.is_failure
@@ -174,9 +170,8 @@ class Client:
         reason = wait_for(lambda: self.pubacks.get(info.mid), TIMEOUT, f"PUBACK for {topic}")
         return int(reason.value)
 
-    def received(self) -> list[tuple[str, bytes, bool]]:
-        with self._lock:
-            return list(self.messages)
+    def received(self) -> list[Received]:
+        return self.inbox.snapshot()
 
     def close(self) -> None:
         self.client.disconnect()

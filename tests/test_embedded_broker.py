@@ -19,7 +19,7 @@ from coldchain.adapters.broker import BrokerError, EmbeddedBroker
 from coldchain.adapters.store.sqlite import SqliteStore
 from coldchain.config import Settings
 from coldchain.roles.service import Service
-from tests.publishing import wait_for
+from tests.publishing import Inbox, Received, wait_for
 from tests.servers import free_ports
 from tests.world import iso
 
@@ -37,8 +37,7 @@ class Client:
     """A plain paho MQTT 3.1.1 client that keeps what it receives."""
 
     def __init__(self, port: int, client_id: str | None = None, clean_session: bool = True) -> None:
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self._lock = threading.Lock()
+        self.inbox = Inbox()
         self.subscribed = threading.Event()
         self.connected = threading.Event()
         self.client = paho.Client(
@@ -47,20 +46,15 @@ class Client:
             protocol=paho.MQTTv311,
             clean_session=clean_session,
         )
-        self.client.on_message = self._on_message
+        self.client.on_message = self.inbox.on_message
         self.client.on_subscribe = lambda *args: self.subscribed.set()
         self.client.on_connect = lambda *args: self.connected.set()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         assert self.connected.wait(10), "no CONNACK"
 
-    def _on_message(self, client: Any, userdata: Any, message: paho.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((message.topic, message.payload, bool(message.retain)))
-
-    def received(self) -> list[tuple[str, bytes, bool]]:
-        with self._lock:
-            return list(self.messages)
+    def received(self) -> list[Received]:
+        return self.inbox.snapshot()
 
     def subscribe(self, topic: str) -> None:
         self.subscribed.clear()

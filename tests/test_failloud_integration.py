@@ -49,12 +49,6 @@ def hook_env(hook_url: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def hook(httpserver: HTTPServer) -> HTTPServer:
-    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
-    return httpserver
-
-
 def hook_titles(server: HTTPServer) -> list[str]:
     return [str(json.loads(request.get_data())["title"]) for request, _ in server.log]
 

@@ -16,6 +16,7 @@ from coldchain.adapters.http.server import HttpServer
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.store.factory import open_store
 from coldchain.config import ConfigError, load_settings
+from tests.samples import ONE_FRIDGE
 
 TOKEN = "s3cret-token-for-tests"
 TIMEOUT = 1.0  # api.client_timeout of these tests
@@ -34,15 +35,7 @@ max_connections = {max_connections}
 [[api.users]]
 name = "j.doe"
 token = "{TOKEN}"
-[[units]]
-id = "fridge-a"
-site = "main-pharmacy"
-name = "Infusion fridge A"
-[[sensors]]
-id = "t-001"
-unit = "fridge-a"
-kind = "temperature"
-"""
+{ONE_FRIDGE}"""
     )
     return load_settings(path)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -270,13 +269,6 @@ def test_health_endpoints(scenario: Scenario) -> None:
     text = scenario.service.get("/metrics").text
     assert 'coldchain_broker_connected{role="ingest"} 1.0' in text
     assert "coldchain_spool_depth_records 0.0" in text
-
-
-@pytest.fixture
-def scenario(tmp_path: Path, mosquitto: Any, influxd: Any) -> Iterator[Scenario]:
-    world = Scenario(tmp_path, mosquitto, influxd)
-    yield world
-    world.close()
 
 
 def test_a_drained_backlog_is_not_redelivered(scenario: Scenario) -> None:

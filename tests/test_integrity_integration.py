@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def rejected(world: Scenario, reason: str) -> list[dict[str, Any]]:
     return world.rows(f"SELECT * FROM \"rejected\" WHERE \"reason\" = '{reason}'")
-
-
-@pytest.fixture
-def scenario(tmp_path: Path, mosquitto: Any, influxd: Any) -> Iterator[Scenario]:
-    world = Scenario(tmp_path, mosquitto, influxd)
-    yield world
-    world.close()
 
 
 def test_a_stored_reading_cannot_be_rewritten(scenario: Scenario) -> None:

@@ -36,6 +36,11 @@ def bag(**changes: object) -> BagEvent:
     return BagEvent(**values)  # type: ignore[arg-type]
 
 
+def bare_bag(**changes: object) -> BagEvent:
+    """A bag event with its name and event only (no site, unit, product, lot or by), with ``changes``."""
+    return bag(**{"site": None, "unit": None, "product": None, "lot": None, "by": None, **changes})
+
+
 @pytest.mark.parametrize(
     ("record", "line"),
     [
@@ -78,44 +83,36 @@ def bag(**changes: object) -> BagEvent:
             id="bag-full",
         ),
         # A bag event without unit/site/product/lot/by: tags and fields left out, not written empty.
-        pytest.param(
-            bag(unit=None, site="", product=None, lot=None, by=None),
-            f'bag_event,bag=B-1 event="diluted" {MS}',
-            id="bag-minimal",
-        ),
+        pytest.param(bare_bag(site=""), f'bag_event,bag=B-1 event="diluted" {MS}', id="bag-minimal"),
         # Tag values escape comma, equals and space; a backslash stays literal (1.x keeps "\\" as two).
         pytest.param(
-            bag(bag="a,b=c d", site="C:\\x", unit=None, product=None, lot=None, by=None),
+            bare_bag(bag="a,b=c d", site="C:\\x"),
             f'bag_event,bag=a\\,b\\=c\\ d,site=C:\\x event="diluted" {MS}',
             id="tag-escapes",
         ),
         # A backslash before an escaped character still parses: the delimiter's own backslash follows it.
         pytest.param(
-            bag(bag="a\\,b", site=None, unit=None, product=None, lot=None, by=None),
+            bare_bag(bag="a\\,b"),
             f'bag_event,bag=a\\\\,b event="diluted" {MS}',
             id="tag-backslash-before-comma",
         ),
         # A trailing backslash cannot be written in a 1.x tag value (it would escape the delimiter): dropped.
         pytest.param(
-            bag(bag="B-1", site="main\\\\", unit=None, product=None, lot=None, by=None),
+            bare_bag(site="main\\\\"),
             f'bag_event,bag=B-1,site=main event="diluted" {MS}',
             id="tag-trailing-backslash",
         ),
         # A newline in a tag would end the point: written as the two characters "\n".
-        pytest.param(
-            bag(bag="B\n1", site=None, unit=None, product=None, lot=None, by=None),
-            f'bag_event,bag=B\\n1 event="diluted" {MS}',
-            id="tag-newline",
-        ),
+        pytest.param(bare_bag(bag="B\n1"), f'bag_event,bag=B\\n1 event="diluted" {MS}', id="tag-newline"),
         # String fields escape double quote and backslash; commas, spaces and equals need nothing.
         pytest.param(
-            bag(bag="B-1", site=None, unit=None, product='say "hi", a=b', lot="C:\\lot\\", by=None),
+            bare_bag(product='say "hi", a=b', lot="C:\\lot\\"),
             f'bag_event,bag=B-1 event="diluted",product="say \\"hi\\", a=b",lot="C:\\\\lot\\\\" {MS}',
             id="string-escapes",
         ),
         # A newline or CR in a string field is stored as backslash-n / backslash-r: one point, one line.
         pytest.param(
-            bag(bag="B-1", site=None, unit=None, product=None, lot=None, by="a\r\nb"),
+            bare_bag(by="a\r\nb"),
             f'bag_event,bag=B-1 event="diluted",by="a\\\\r\\\\nb" {MS}',
             id="string-newline",
         ),

@@ -339,6 +339,16 @@ class Edge:
     outbox: Outbox
     notifiers: list[Notifier] = field(default_factory=list)
 
+    @classmethod
+    def open(cls, tmp_path: Path, config: InfluxConfig) -> Edge:
+        """A started durable writer (spool and outbox in ``tmp_path``) on the influxd database of ``config``."""
+        store = InfluxStore(config)
+        spool = Spool(tmp_path / "spool.sqlite", 1 << 24)
+        metrics = Metrics()
+        writer = DurableWriter(store, spool, metrics)
+        writer.start()
+        return cls(tmp_path, store, spool, metrics, writer, Outbox(tmp_path / "notify.sqlite"))
+
     def notifier(self, *targets: NotifyTarget, outbox: Outbox | None = None, **config: Any) -> Notifier:
         options: dict[str, Any] = {"retry_max": "1s", "give_up_after": "1h", **config}
         notify = NotifyConfig(targets=list(targets), **options)
@@ -390,12 +400,7 @@ class Edge:
 @pytest.fixture
 def edge(tmp_path: Path, influx_config: InfluxConfig) -> Iterator[Edge]:
     """Outbox, metrics and a durable writer on this test's own influxd database; a Notifier factory."""
-    store = InfluxStore(influx_config)
-    spool = Spool(tmp_path / "spool.sqlite", 1 << 24)
-    metrics = Metrics()
-    writer = DurableWriter(store, spool, metrics)
-    writer.start()
-    world = Edge(tmp_path, store, spool, metrics, writer, Outbox(tmp_path / "notify.sqlite"))
+    world = Edge.open(tmp_path, influx_config)
     yield world
     world.close()
 
@@ -522,13 +527,7 @@ def test_with_influxd_down_notices_still_go_out_and_attempts_wait_in_the_spool(
 ) -> None:
     """A store outage never holds a notice back: attempts are spooled and reach influxd once it is back."""
     server = fresh_influxd()
-    config = InfluxConfig(url=server.url, database="notify_outage")
-    store = InfluxStore(config)
-    spool = Spool(tmp_path / "spool.sqlite", 1 << 24)
-    metrics = Metrics()
-    writer = DurableWriter(store, spool, metrics)
-    writer.start()
-    edge = Edge(tmp_path, store, spool, metrics, writer, Outbox(tmp_path / "notify.sqlite"))
+    edge = Edge.open(tmp_path, InfluxConfig(url=server.url, database="notify_outage"))
     try:
         server.stop()
         notifier = edge.notifier(webhook_target(hook))
@@ -537,7 +536,7 @@ def test_with_influxd_down_notices_still_go_out_and_attempts_wait_in_the_spool(
         edge.send(notifier, *notices_for(alert, "webhook"))
 
         wait_for(lambda: hooked(hook, alert.id), 5, "the webhook while influxd is down")
-        wait_for(lambda: spool.depth == 1, 5, "the attempt in the spool")
+        wait_for(lambda: edge.spool.depth == 1, 5, "the attempt in the spool")
         server.start()
         (row,) = edge.wait_stored(alert.id, bool, "the spooled attempt in influxd", timeout=15)
         assert (row["channel"], row["outcome"], row["target"]) == ("webhook", "sent", "webhook")

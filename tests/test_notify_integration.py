@@ -96,12 +96,6 @@ def notify_env(smtp: SmtpServer, hook_url: str, escalate: str = "3s", repeat: st
     }
 
 
-@pytest.fixture
-def hook(httpserver: HTTPServer) -> HTTPServer:
-    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
-    return httpserver
-
-
 def repeats_to_anyone(smtp: SmtpServer) -> list[Any]:
     return [m for m in smtp.mailbox.messages if "repeat" in m["Subject"]]
 
@@ -112,6 +106,17 @@ def text_of(message: Any) -> str:
 
 def make_world(tmp_path: Path, mosquitto: Any, influxd: Any, env: dict[str, str]) -> AlertWorld:
     return AlertWorld(tmp_path, mosquitto, influxd, extra=USERS, env=env)
+
+
+@pytest.fixture
+def world(tmp_path: Path, mosquitto: Any, influxd: Any, smtp: SmtpServer, hook: HTTPServer) -> Iterator[AlertWorld]:
+    """``coldchain run`` routing to the mailbox and the webhook, started; escalation an hour away."""
+    world = make_world(tmp_path, mosquitto, influxd, notify_env(smtp, hook.url_for("/hook"), escalate="1h"))
+    try:
+        world.service.start()
+        yield world
+    finally:
+        world.close()
 
 
 def hook_bodies(server: HTTPServer) -> list[dict[str, Any]]:
@@ -128,26 +133,19 @@ def freeze(world: AlertWorld) -> dict[str, Any]:
     return world.wait_alert("freezing", "t-001", "open")
 
 
-def test_freezing_reading_mails_and_webhooks_within_5s(
-    tmp_path: Path, mosquitto: Any, influxd: Any, smtp: SmtpServer, hook: HTTPServer
-) -> None:
+def test_freezing_reading_mails_and_webhooks_within_5s(world: AlertWorld, smtp: SmtpServer, hook: HTTPServer) -> None:
     """A freezing reading reaches the pharmacy's mailbox, the ward's webhook and tier 1 within 5 s."""
-    world = make_world(tmp_path, mosquitto, influxd, notify_env(smtp, hook.url_for("/hook"), escalate="1h"))
-    try:
-        world.service.start()
-        opened = freeze(world)
-        mails = wait_for(lambda: smtp.mailbox.to("pharmacy@example.org"), 5, "the e-mail")
-        assert "Freezing" in mails[0]["Subject"] and "Infusion fridge A" in mails[0]["Subject"]
-        body = text_of(mails[0])
-        assert opened["id"] in body and "https://coldchain.example.org/ack/" in body
-        hooks = wait_for(lambda: hook_bodies(hook), 5, "the webhook")
-        assert "Infusion fridge A" in hooks[0]["title"]
-        wait_for(lambda: smtp.mailbox.to("tier1@example.org"), 5, "tier 1's page")
-        stored = wait_for(lambda: attempts(world, "sent"), 15, "recorded attempts")
-        assert {row["channel"] for row in stored} >= {"email", "webhook"}
-        assert {row["alert_id"] for row in stored} == {opened["id"]}
-    finally:
-        world.close()
+    opened = freeze(world)
+    mails = wait_for(lambda: smtp.mailbox.to("pharmacy@example.org"), 5, "the e-mail")
+    assert "Freezing" in mails[0]["Subject"] and "Infusion fridge A" in mails[0]["Subject"]
+    body = text_of(mails[0])
+    assert opened["id"] in body and "https://coldchain.example.org/ack/" in body
+    hooks = wait_for(lambda: hook_bodies(hook), 5, "the webhook")
+    assert "Infusion fridge A" in hooks[0]["title"]
+    wait_for(lambda: smtp.mailbox.to("tier1@example.org"), 5, "tier 1's page")
+    stored = wait_for(lambda: attempts(world, "sent"), 15, "recorded attempts")
+    assert {row["channel"] for row in stored} >= {"email", "webhook"}
+    assert {row["alert_id"] for row in stored} == {opened["id"]}
 
 
 def test_escalation_repeats_ack_stops_them_and_restart_neither_repages_nor_forgets(
@@ -194,22 +192,15 @@ def test_escalation_repeats_ack_stops_them_and_restart_neither_repages_nor_forge
         world.close()
 
 
-def test_smtp_down_webhook_on_time_email_retried(
-    tmp_path: Path, mosquitto: Any, influxd: Any, smtp: SmtpServer, hook: HTTPServer
-) -> None:
+def test_smtp_down_webhook_on_time_email_retried(world: AlertWorld, smtp: SmtpServer, hook: HTTPServer) -> None:
     """With the SMTP server down the webhook still arrives within 5 s; the e-mail follows once it is back."""
-    world = make_world(tmp_path, mosquitto, influxd, notify_env(smtp, hook.url_for("/hook"), escalate="1h"))
-    try:
-        world.service.start()
-        smtp.stop()
-        freeze(world)
-        wait_for(lambda: hook_bodies(hook), 5, "the webhook while SMTP is down")
-        wait_for(
-            lambda: attempts(world, "failed"),
-            15,
-            "a failed e-mail attempt recorded",
-        )
-        smtp.start()
-        wait_for(lambda: smtp.mailbox.to("pharmacy@example.org"), 15, "the e-mail once SMTP is back")
-    finally:
-        world.close()
+    smtp.stop()
+    freeze(world)
+    wait_for(lambda: hook_bodies(hook), 5, "the webhook while SMTP is down")
+    wait_for(
+        lambda: attempts(world, "failed"),
+        15,
+        "a failed e-mail attempt recorded",
+    )
+    smtp.start()
+    wait_for(lambda: smtp.mailbox.to("pharmacy@example.org"), 15, "the e-mail once SMTP is back")

@@ -20,6 +20,7 @@ from coldchain.adapters.store.port import Store, WriteResult
 from coldchain.adapters.store.sqlite import SqliteStore
 from coldchain.core.alert import Alert
 from coldchain.core.records import (
+    RECORD_TYPES,
     AuditEvent,
     BagEvent,
     BagStatus,
@@ -27,6 +28,7 @@ from coldchain.core.records import (
     Record,
     Rejection,
     RejectReason,
+    SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
@@ -120,7 +122,13 @@ EVERY_RECORD_TYPE: list[Record] = [
     ),
     BagStatus("B-1", "fridge-a", "main", T0 - timedelta(hours=8), T0, "running"),
     AuditEvent(7, T0, "j.doe", "alert.acknowledge", "a1b2", '{"note":"binned"}', "0" * 64, "f" * 64),
+    SensorAvailability("z-001", "fridge-a", "main", T0, online=False),
 ]
+
+
+def test_every_record_type_has_a_sample() -> None:
+    """EVERY_RECORD_TYPE holds each type the store holds (a new record type cannot skip this contract)."""
+    assert {type(record) for record in EVERY_RECORD_TYPE} == set(RECORD_TYPES.values())
 
 
 @pytest.mark.parametrize("record", EVERY_RECORD_TYPE, ids=lambda r: type(r).__name__)

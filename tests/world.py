@@ -14,17 +14,15 @@ from tests.publishing import Publisher
 from tests.service_process import ColdchainProcess, write_config
 
 SIGNING_PASSWORD = "signing-secret-1"
-TWO_USERS = f"""
+SIGNING_PHARMACIST = f"""
 [[api.users]]
 name = "j.doe"
 full_name = "Jane Doe, PharmD"
 token = "token-of-j-doe-123"
 password_hash = "{hash_password(SIGNING_PASSWORD)}"
-
-[[api.users]]
-name = "a.smith"
-token = "token-of-a-smith-456"
 """
+"""j.doe, a pharmacist who signs with ``SIGNING_PASSWORD``, as an ``[[api.users]]`` table."""
+TWO_USERS = SIGNING_PHARMACIST + '\n[[api.users]]\nname = "a.smith"\ntoken = "token-of-a-smith-456"\n'
 """Two API users (their tokens as named; j.doe, a pharmacist, signs with ``SIGNING_PASSWORD``), for a
 world's ``extra`` configuration."""
 

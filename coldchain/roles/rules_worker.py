@@ -52,10 +52,13 @@ from coldchain.core.records import (
     BagEvent,
     Rejection,
     RejectReason,
+    Review,
     SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
+from coldchain.core.review import ReviewRequest, review_record
+from coldchain.core.review_rules import ReviewDeadlines
 from coldchain.core.rules import RulesEngine
 from coldchain.core.signoff import Acknowledgement
 from coldchain.core.signoff import acknowledge as acknowledge_alert
@@ -164,6 +167,7 @@ class RulesWorker:
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._recent = RecentlyResolved(self._restore_recent())
         self._locks = SigningLocks((self.state.load() or {}).get("signing_locks"))
+        self._reviews = self._restore_reviews()
         self._listeners: list[AlertListener] = []
         self._view = RulesView((), ())
         self._refresh_view()
@@ -230,6 +234,16 @@ class RulesWorker:
             log.error("recently resolved alerts in the snapshot unreadable (%s); the list starts empty", exc)
             return []
 
+    def _restore_reviews(self) -> ReviewDeadlines:
+        """Open review_missed alerts from the snapshot; the last review of each unit from the store as well."""
+        reviews = ReviewDeadlines(self.settings.frozen_inventory(), (self.state.load() or {}).get("reviews"))
+        try:
+            for unit, row in self.store.latest("review", "unit").items():
+                reviews.learn(unit, row["time"])
+        except StoreError as exc:  # the snapshot's last reviews stand; the store is read again next start
+            log.error("could not read the last reviews from the store: %s", exc)
+        return reviews
+
     def add_listener(self, listener: AlertListener) -> None:
         """Call ``listener`` after every step (in the worker's thread); register before ``start``."""
         self._listeners.append(listener)
@@ -240,7 +254,7 @@ class RulesWorker:
 
     def _refresh_view(self) -> None:
         running = self.engine.running_bags()
-        active = [*self.engine.open_alerts(), *self._locks.open_alerts()]
+        active = [*self.engine.open_alerts(), *self._locks.open_alerts(), *self._reviews.open_alerts()]
         self._view = view_of(active, self._recent, running)
         if self.homeassistant is not None:
             self.homeassistant.bags(running)
@@ -256,6 +270,24 @@ class RulesWorker:
     def acknowledge(self, ack: Acknowledgement) -> Alert | None:
         """Acknowledge an alert; the updated alert (published, stored, snapshotted), or None if unknown."""
         return self.call(lambda: self._acknowledge(ack))
+
+    def review(self, request: ReviewRequest) -> Review:
+        """Record a signed daily review (stored, audited) and resolve the unit's review_missed alert."""
+        return self.call(lambda: self._review(request))
+
+    def last_review(self, unit: str) -> datetime | None:
+        """When ``unit`` was last reviewed (None: never)."""
+        return self._reviews.last_review.get(unit)
+
+    def _review(self, request: ReviewRequest) -> Review:
+        now = self.clock()
+        record = review_record(request, now, 1)
+        self.writer.write([record])
+        self._emit(self._reviews.signed(record.unit, now))
+        self._guarded(lambda: self.audit.reviewed(record), "the audit of a review")
+        self._dirty = True
+        self._checkpoint(wait=True)
+        return record
 
     def security_event(self, action: str, user: str, details: dict[str, Any]) -> None:
         """Audit a failed signature or a lockout; a lockout also opens the ``signing_locked`` alert."""
@@ -385,7 +417,8 @@ class RulesWorker:
 
     def _clock_step(self) -> None:
         """The clock rules; listeners hear of every tick (escalations and repeats fall due by the clock)."""
-        transitions = self.engine.tick(self.clock()) + self._locks.due(self.clock())
+        now = self.clock()
+        transitions = self.engine.tick(now) + self._locks.due(now) + self._reviews.due(now)
         if transitions:
             self._emit(transitions)
             return
@@ -449,6 +482,7 @@ class RulesWorker:
         snapshot = self.engine.snapshot()
         snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent]
         snapshot["signing_locks"] = self._locks.snapshot()
+        snapshot["reviews"] = self._reviews.snapshot()
         try:
             self.state.save(snapshot)
         except DiskFull as exc:

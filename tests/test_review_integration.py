@@ -58,7 +58,7 @@ def call(world: AlertWorld, user: str, method: str, path: str, **kwargs: Any) ->
 
 
 def test_review_flow_over_the_api(world: AlertWorld) -> None:
-    """Figures from the readings; 403/401/404 refusals; a signed review is stored, audited and resolves review_missed."""
+    """Figures from readings; 403/401/404; a signed review is stored, audited and resolves review_missed."""
     missed = world.wait_alert("review_missed", "fridge-a", "open")
     assert missed["severity"] == "warning" and missed["unit"] == "fridge-a"
     now = datetime.now(UTC).replace(microsecond=0)
@@ -103,7 +103,7 @@ def test_review_flow_over_the_api(world: AlertWorld) -> None:
     rows = world.rows('SELECT * FROM "review"')
     assert [(r["unit"], r["by"], r["meaning"]) for r in rows] == [("fridge-a", "k.tech", "daily review")]
     assert json.loads(rows[0]["figures"])["sensors"]
-    audit = wait_for(lambda: world.rows("SELECT * FROM \"audit\" WHERE \"action\" = 'reviewed'") or None, 15, "audit")
+    audit = wait_for(lambda: world.rows('SELECT * FROM "audit" WHERE "action" = \'reviewed\'') or None, 15, "audit")
     assert audit is not None and audit[0]["subject"] == "fridge-a" and audit[0]["actor"] == "k.tech"
     after = call(world, "k.tech", "GET", "/api/units/fridge-a/review").json()
     assert after["last_review_at"] == review["signature"]["signed_at"] and after["from"] == after["last_review_at"]

@@ -166,6 +166,8 @@ class _Exporter:
         self.formats = request.formats
         self.table_formats = [f for f in request.formats if f in ("csv", "json")]
         self._signer: ManifestSigner | None = None
+        self.notes: list[str] = []
+        """What the reader must know first (a period without readings), in the manifest and on report.pdf."""
 
     @property
     def signer(self) -> ManifestSigner:
@@ -275,7 +277,9 @@ class _Exporter:
                     progress.update(ms, count)
             add_daily(sensor, site, unit, kind, ms, value)
         if count == 0:
-            raise ExportError(self._no_readings(), 1)
+            if not self.request.empty_ok:
+                raise ExportError(self._no_readings(), 1)
+            self.notes.append("No readings in this period: every sensor's time is unknown, never in range.")
         return daily.finish()
 
     def _no_readings(self) -> str:
@@ -540,6 +544,7 @@ class _Exporter:
             envelope=envelope,
             units=[],
             overview=[],
+            notes=self.notes,
         )
         build_sections(data, self.settings, self.selection.units, daily_rows, episodes, measures, bags, self.now)
         write_report(self.work / "report.pdf", data)
@@ -576,6 +581,7 @@ class _Exporter:
                 "first_break": str(problem) if problem is not None else None,
             },
             "files": files,
+            "notes": self.notes,
             "signer": self.signer.describe(),
         }
         manifest["signature"] = self.signer.sign(canonical_manifest(manifest))

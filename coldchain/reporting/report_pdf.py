@@ -165,6 +165,8 @@ class ReportData:
     """Rows of the first page's per-unit summary table (first row is the header)."""
     signer: str = ""
     """The fingerprint of the Ed25519 key that signs manifest.json."""
+    notes: list[str] = field(default_factory=list)
+    """Said in bold under the heading (a period without readings)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,7 @@ def write_report(path: Path, data: ReportData) -> None:
             else "<b>Signed:</b> no",
             st.body,
         ),
+        *[_text(f"<b>{escape(note)}</b>", st.body) for note in data.notes],
         Spacer(1, 4 * mm),
         *_tables(overview, data.overview[1:], width, st),
         Spacer(1, 4 * mm),

@@ -167,10 +167,13 @@ class AuditRecorder:
         self.log.append(review.by, "reviewed", review.unit, details, review.at, dedupe_key=key)
         self.flush()
 
-    def security(self, action: str, user: str, details: dict[str, Any], at: datetime) -> None:
-        """A failed signature (``signature_failed``) or a locked signing (``signing_locked``), §11.300(d)."""
+    def security(
+        self, action: str, user: str, details: dict[str, Any], at: datetime, subject: str | None = None
+    ) -> None:
+        """A failed signature (``signature_failed``) or a locked signing (``signing_locked``), §11.300(d); also
+        what coldchain did on its own (a scheduled report's ``report_run``, ``report_failed``: ``subject`` its name)."""
         self._continue_chain()
-        self.log.append(user, action, user, details, at)
+        self.log.append(user, action, subject or user, details, at)
         self.flush()
 
     def flush(self) -> None:

@@ -57,6 +57,7 @@ from coldchain.core.records import (
     ShakeReading,
     TemperatureReading,
 )
+from coldchain.core.report_rules import ReportFailures
 from coldchain.core.review import ReviewRequest, review_record
 from coldchain.core.review_rules import ReviewDeadlines
 from coldchain.core.rules import RulesEngine
@@ -168,6 +169,7 @@ class RulesWorker:
         self._recent = RecentlyResolved(self._restore_recent())
         self._locks = SigningLocks((self.state.load() or {}).get("signing_locks"))
         self._reviews = self._restore_reviews()
+        self._report_failures = ReportFailures((self.state.load() or {}).get("report_failures"))
         self._listeners: list[AlertListener] = []
         self._view = RulesView((), ())
         self._refresh_view()
@@ -255,6 +257,7 @@ class RulesWorker:
     def _refresh_view(self) -> None:
         running = self.engine.running_bags()
         active = [*self.engine.open_alerts(), *self._locks.open_alerts(), *self._reviews.open_alerts()]
+        active += self._report_failures.open_alerts()
         self._view = view_of(active, self._recent, running)
         if self.homeassistant is not None:
             self.homeassistant.bags(running)
@@ -288,6 +291,24 @@ class RulesWorker:
         self._dirty = True
         self._checkpoint(wait=True)
         return record
+
+    def report_outcome(self, report: str, site: str, period: str, error: str | None, details: dict[str, Any]) -> None:
+        """Audit a scheduled report's run (``report_run`` or ``report_failed``); a failure opens ``report_failed``,
+        a success resolves it."""
+        self.call(lambda: self._report_outcome(report, site, period, error, details))
+
+    def _report_outcome(self, report: str, site: str, period: str, error: str | None, details: dict[str, Any]) -> None:
+        now = self.clock()
+        if error is None:
+            transitions = self._report_failures.succeeded(report, period, now)
+        else:
+            transitions = self._report_failures.failed(report, site, period, error, now)
+        self._emit(transitions)
+        action = "report_run" if error is None else "report_failed"
+        body = {"period": period, "site": site, **details, **({"error": error} if error else {})}
+        self._guarded(lambda: self.audit.security(action, "coldchain", body, now, subject=report), "a report's audit")
+        self._dirty = True
+        self._checkpoint(wait=True)
 
     def security_event(self, action: str, user: str, details: dict[str, Any]) -> None:
         """Audit a failed signature or a lockout; a lockout also opens the ``signing_locked`` alert."""
@@ -483,6 +504,7 @@ class RulesWorker:
         snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent]
         snapshot["signing_locks"] = self._locks.snapshot()
         snapshot["reviews"] = self._reviews.snapshot()
+        snapshot["report_failures"] = self._report_failures.snapshot()
         try:
             self.state.save(snapshot)
         except DiskFull as exc:

@@ -4,9 +4,15 @@ the site's deadline and resolved by the signature, and kept across a restart; ag
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import subprocess
+import tempfile
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,11 +34,11 @@ def token(user: str) -> str:
     return f"token-of-{user}-0123"
 
 
-def extra() -> str:
+def extra(timezone: str = "Europe/Berlin") -> str:
     lines = [
         "[[sites]]",
         'id = "main-pharmacy"',
-        'timezone = "Europe/Berlin"',
+        f'timezone = "{timezone}"',
         # every day a workday, due at local midnight: today's deadline has always passed
         'workdays = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]',
         'review_due = "00:00"',
@@ -47,6 +53,15 @@ def extra() -> str:
 @pytest.fixture
 def world(tmp_path: Any, mosquitto: Any, influxd: Any) -> Iterator[AlertWorld]:
     w = AlertWorld(tmp_path, mosquitto, influxd, extra=extra())
+    w.service.start()
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def utc_world(tmp_path: Any, mosquitto: Any, influxd: Any) -> Iterator[AlertWorld]:
+    """The same site in UTC, so the export's days (UTC here) are the reviews' local dates."""
+    w = AlertWorld(tmp_path, mosquitto, influxd, extra=extra("UTC"))
     w.service.start()
     yield w
     w.close()
@@ -116,3 +131,38 @@ def test_review_flow_over_the_api(world: AlertWorld) -> None:
     assert again["last_review_at"] == review["signature"]["signed_at"]
     open_ids = [a["id"] for a in call(world, "k.tech", "GET", "/api/alerts?state=open").json()]
     assert missed_b["id"] in open_ids and missed["id"] not in open_ids
+
+
+def test_exports_hold_the_reviews(utc_world: AlertWorld) -> None:
+    """reviews.csv lists the signed review; report.pdf shows it for its day and NOT REVIEWED for the other unit."""
+    world = utc_world
+    signed = {"note": "checked, all fine", "signature": {"password": PASSWORD}}
+    answer = call(world, "k.tech", "POST", "/api/units/fridge-a/reviews", json=signed)
+    assert answer.status_code == 201, answer.text
+    review = answer.json()
+    now = datetime.now(UTC)
+    # a reading so the period has data; the export covers today (UTC) up to now
+    world.publisher_for().send(world.topic("t-001"), {"ts": iso(now - timedelta(seconds=5)), "celsius": 5.0})
+    wait_for(lambda: world.count() >= 1 or None, 15, "a reading stored")
+    wait_for(lambda: world.rows('SELECT * FROM "review"') or None, 15, "the review stored")
+    day = now.date().isoformat()
+    zipped = call(world, "q.audit", "GET", f"/api/exports?from={day}&to={day}")
+    assert zipped.status_code == 200, zipped.text
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        names = {Path(name).name: name for name in archive.namelist()}
+        rows = list(csv.DictReader(io.StringIO(archive.read(names["reviews.csv"]).decode())))
+        pdf = archive.read(names["report.pdf"])
+    assert [(r["unit"], r["signed_by"], r["note"], r["meaning"]) for r in rows] == [
+        ("fridge-a", "k.tech", "checked, all fine", "daily review")
+    ]
+    assert rows[0]["signature_id"] == review["signature"]["id"]
+    text = pdf_text(pdf)
+    assert "Daily review" in text and "K.TECH Full (k.tech)" in text and "checked, all fine" in text
+    assert "NOT REVIEWED" in text  # fridge-b, never reviewed, on a workday
+
+
+def pdf_text(data: bytes) -> str:
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
+        handle.write(data)
+        handle.flush()
+        return subprocess.run(["pdftotext", handle.name, "-"], capture_output=True, text=True, check=True).stdout

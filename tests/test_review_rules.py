@@ -163,3 +163,36 @@ def test_the_window_starts_at_the_last_review_or_24_hours_back() -> None:
     now = utc(2026, 12, 1, 9, 0)
     assert window_start(utc(2026, 11, 30, 8, 0), now) == utc(2026, 11, 30, 8, 0)
     assert window_start(None, now) == now - timedelta(hours=24)
+
+
+@pytest.mark.parametrize(
+    ("day", "reviews", "expected"),
+    [
+        # a workday with a review: who (printed name and user), when, the note
+        ("2026-12-01", [("2026-12-01", "08:15")], ["2026-12-01", "reviewed", "Kim Tech (k.tech)"]),
+        # a workday without one
+        ("2026-12-02", [], ["2026-12-02", "NOT REVIEWED", ""]),
+        # a Saturday without one: nothing was due
+        ("2026-12-05", [], ["2026-12-05", "no review due", ""]),
+        # a review is matched by its local date, not by the UTC day of its time (23:30 UTC on the 1st, Berlin the 2nd)
+        ("2026-12-02", [("2026-12-02", "23:30")], ["2026-12-02", "reviewed", "Kim Tech (k.tech)"]),
+    ],
+)
+def test_report_days_show_each_review_or_not_reviewed(
+    day: str, reviews: list[tuple[str, str]], expected: list[str]
+) -> None:
+    """report.pdf's daily review rows: the day's review, NOT REVIEWED on a workday, "no review due" otherwise."""
+    from coldchain.reporting.reviews import review_lines
+
+    rows = [
+        {
+            "local_date": local,
+            "time": datetime.fromisoformat(f"2026-12-01T{at}:00+00:00"),
+            "by": "k.tech",
+            "full_name": "Kim Tech",
+            "note": "ok",
+        }
+        for local, at in reviews
+    ]
+    (line,) = review_lines([day], rows, MONDAY_TO_FRIDAY)
+    assert line[:3] == expected

@@ -11,6 +11,8 @@ port (``Store.read_range``), so any store adapter serves it, and writes into a f
   (``excursions.py``, MKT from ``mkt.py``), with acknowledgements and notifications;
 - ``bags.csv`` each diluted bag's life (``bag_history.py``);
 - ``audit.csv`` the audit trail's hash chain from its first event to the end of the period;
+- ``reviews.csv`` every signed daily review of the period (``reviews.py``); report.pdf shows each day's
+  review or NOT REVIEWED;
 - ``signatures.csv`` every electronic signature of the period (signer, printed name, time, meaning,
   the alert and the disposition, the signature it replaced), read from that chain;
 - ``report.pdf`` for people (``report_pdf.py``); ``--format json`` adds a ``.json`` twin of every
@@ -63,6 +65,7 @@ from coldchain.reporting.audit_trail import read_chain
 from coldchain.reporting.manifest import MANIFEST, MANIFEST_FORMAT, canonical_manifest, sha256_file
 from coldchain.reporting.progress import PROGRESS_EVERY, Progress
 from coldchain.reporting.request import ExportError, ExportRequest, Selection, select, sensor_info, unit_profile
+from coldchain.reporting.reviews import REVIEW_COLUMNS, attach_reviews, read_reviews, review_row
 from coldchain.reporting.sections import audit_text, build_sections
 from coldchain.reporting.signing import ManifestSigner, load_signer
 from coldchain.reporting.tables import (
@@ -193,12 +196,16 @@ class _Exporter:
         bags = self._bags()
         chain, problem = self._audit()
         self._signatures(chain)
+        reviews = read_reviews(self.store, self.start, self.end, self.selection.tags)
+        table = self._table("reviews", REVIEW_COLUMNS)
+        for review in reviews:
+            table.add(review_row(review))
         for table in self.tables.values():
             table.close()
         if "pdf" in self.formats:
             if self.progress is not None:
                 self.progress.note("export: drawing report.pdf")
-            self._report(envelope, daily_rows, episodes, measures, bags, chain, problem)
+            self._report(envelope, daily_rows, episodes, measures, bags, chain, problem, reviews)
         signed = self._manifest(chain, problem)
         files = sorted(p.name for p in self.work.iterdir())
         return ExportResult(
@@ -526,6 +533,7 @@ class _Exporter:
         bags: list[BagLife],
         chain: list[AuditEvent],
         problem: ChainBreak | None,
+        reviews: list[dict[str, Any]],
     ) -> None:
         from coldchain.reporting.report_pdf import ReportData, write_report
 
@@ -547,6 +555,7 @@ class _Exporter:
             notes=self.notes,
         )
         build_sections(data, self.settings, self.selection.units, daily_rows, episodes, measures, bags, self.now)
+        attach_reviews(data, self.inventory, reviews, self.start, self.end)
         write_report(self.work / "report.pdf", data)
 
     def _manifest(self, chain: list[AuditEvent], problem: ChainBreak | None) -> bool:

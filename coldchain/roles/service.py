@@ -26,6 +26,7 @@ from coldchain import __version__
 from coldchain.adapters.http.ack_links import LinkSigner, load_link_key
 from coldchain.adapters.http.ack_page import AckPage
 from coldchain.adapters.http.api import HttpApi
+from coldchain.adapters.http.review_page import ReviewPage
 from coldchain.adapters.http.server import HttpServer
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.notice_text import Renderer
@@ -167,6 +168,8 @@ class Service:
                     gate=self.api.gate,
                 )
                 self.api.extra_routes.append(page.route)
+                review_page = ReviewPage(settings, self.api.reviews, public_url=settings.api.public_url)
+                self.api.extra_routes.append(review_page.route)
         self.http = HttpServer(settings.api, self.api, self.metrics) if self.api is not None else None
         self.watchdog = Watchdog(settings.watchdog, health or self.readiness, self.metrics, os.environ)
         if self.api is not None:

@@ -131,6 +131,13 @@ def test_review_flow_over_the_api(world: AlertWorld) -> None:
     assert again["last_review_at"] == review["signature"]["signed_at"]
     open_ids = [a["id"] for a in call(world, "k.tech", "GET", "/api/alerts?state=open").json()]
     assert missed_b["id"] in open_ids and missed["id"] not in open_ids
+    # acknowledging it says someone is on it; only a signed review resolves it
+    acked = call(world, "k.tech", "POST", f"/api/alerts/{missed_b['id']}/ack", json={"note": "on it"})
+    assert acked.status_code == 200, acked.text
+    assert world.wait_alert("review_missed", "fridge-b", "acknowledged")["acknowledged_by"] == "k.tech"
+    answer = call(world, "k.tech", "POST", "/api/units/fridge-b/reviews", json=signed)
+    assert answer.status_code == 201, answer.text
+    assert world.wait_alert("review_missed", "fridge-b", "resolved")["acknowledged_by"] == "k.tech"
 
 
 def test_exports_hold_the_reviews(utc_world: AlertWorld) -> None:

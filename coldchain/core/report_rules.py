@@ -64,5 +64,10 @@ class ReportFailures:
         )
         return [Transition(resolved, "resolved")]
 
+    def acknowledged(self, alert: Alert) -> None:
+        """Keep an acknowledged open alert's new state (it still resolves only at the next successful run)."""
+        if alert.subject in self._open and self._open[alert.subject].id == alert.id:
+            self._open[alert.subject] = alert
+
     def snapshot(self) -> list[dict[str, Any]]:
         return [alert.to_payload() for alert in self._open.values()]

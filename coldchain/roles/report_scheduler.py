@@ -95,10 +95,17 @@ class ReportScheduler:
         except ReportFailed as exc:
             self._failed[(report.name, period.name)] = now
             log.error("scheduled report %s for %s failed: %s", report.name, period.name, exc)
-            self.outcomes.report_outcome(report.name, site, period.name, str(exc), {"dir": str(report.directory)})
+            self._tell(report.name, site, period.name, str(exc), {"dir": str(report.directory)})
             return False
         self._failed.pop((report.name, period.name), None)
         log.info("scheduled report %s for %s written to %s", report.name, period.name, run.out)
         details = {"dir": str(run.out), "sent": run.sent, "without_files": run.without_files, "scheduled": True}
-        self.outcomes.report_outcome(report.name, site, period.name, None, details)
+        self._tell(report.name, site, period.name, None, details)
         return True
+
+    def _tell(self, report: str, site: str, period: str, error: str | None, details: dict[str, Any]) -> None:
+        """Audit the run (and raise or resolve report_failed); a failure to do so is logged loud, not lost silently."""
+        try:
+            self.outcomes.report_outcome(report, site, period, error, details)
+        except Exception:  # the run's files stand; its audit event and alert are missing, and the log says so
+            log.exception("could not audit the run of report %s for %s (error: %s)", report, period, error)

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from coldchain import __version__
@@ -64,7 +64,7 @@ from coldchain.core.rules import RulesEngine
 from coldchain.core.signoff import Acknowledgement
 from coldchain.core.signoff import acknowledge as acknowledge_alert
 from coldchain.core.system_rules import Fact, FutureTimestamps, StateReset, SystemLimits
-from coldchain.core.times import parse_time
+from coldchain.core.times import from_millis, parse_time, to_millis
 from coldchain.roles import rebuild
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
@@ -283,7 +283,10 @@ class RulesWorker:
         return self._reviews.last_review.get(unit)
 
     def _review(self, request: ReviewRequest) -> Review:
-        now = self.clock()
+        now = from_millis(to_millis(self.clock()))
+        last = self._reviews.last_review.get(request.figures.unit)
+        if last is not None and now <= last:
+            now = last + timedelta(milliseconds=1)  # two reviews never share a point (unit, time)
         record = review_record(request, now, 1)
         self.writer.write([record])
         self._emit(self._reviews.signed(record.unit, now))
@@ -329,6 +332,12 @@ class RulesWorker:
     def _acknowledge(self, ack: Acknowledgement) -> Alert | None:
         now = self.clock()
         transition = self.engine.acknowledge(ack, now)
+        for book in (self._reviews, self._report_failures) if transition is None else ():
+            own = next((a for a in book.open_alerts() if a.id == ack.alert_id), None)
+            if own is not None:  # review_missed and report_failed are kept beside the engine
+                acked_own = acknowledge_alert(own, ack, now)
+                book.acknowledged(acked_own)
+                transition = Transition(acked_own, "updated")
         alert = self._recent.get(ack.alert_id) if transition is None else None
         if alert is not None:
             # a resolved alert keeps "resolved" and records the acknowledgement

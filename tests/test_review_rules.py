@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coldchain.core.inventory import MONDAY_TO_FRIDAY, Inventory, Profile, Site, Unit
 from coldchain.core.review import sensor_figures, window_start
@@ -196,3 +198,25 @@ def test_report_days_show_each_review_or_not_reviewed(
     ]
     (line,) = review_lines([day], rows, MONDAY_TO_FRIDAY)
     assert line[:3] == expected
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3_599_999), st.floats(-5.0, 15.0, allow_nan=False)),
+        max_size=60,
+        unique_by=lambda r: r[0],
+    )
+)
+def test_review_figures_add_up(readings: list[tuple[int, float]]) -> None:
+    """Whatever the readings: out-of-range plus unknown minutes fit in the window; min <= current <= max."""
+    ordered = sorted(readings)
+    figures = sensor_figures("t-1", ordered, 0, 3_600_000, 2.0, 8.0, 20 * 60_000)
+    assert figures.readings == len(ordered)
+    assert figures.minutes_out_of_range >= 0 and figures.minutes_unknown >= 0
+    assert figures.minutes_out_of_range + figures.minutes_unknown <= 60.0 + 0.02
+    if ordered:
+        assert figures.min_celsius is not None and figures.max_celsius is not None
+        assert figures.current_celsius == ordered[-1][1]
+        assert figures.min_celsius <= figures.current_celsius <= figures.max_celsius
+    else:
+        assert figures.minutes_unknown == 60.0

@@ -28,6 +28,16 @@ TABLE: list[tuple[Role, Action, bool]] = [
     ("pharmacist", "sign_disposition", True),
     ("auditor", "sign_disposition", False),
     ("admin", "sign_disposition", True),
+    ("viewer", "read_review", False),  # the review's figures are for the people who sign or inspect them
+    ("staff", "read_review", True),
+    ("pharmacist", "read_review", True),
+    ("auditor", "read_review", True),  # read-only
+    ("admin", "read_review", True),
+    ("viewer", "sign_review", False),
+    ("staff", "sign_review", True),  # the CDC's daily min/max check is a technician's task
+    ("pharmacist", "sign_review", True),
+    ("auditor", "sign_review", False),  # auditors read, never act
+    ("admin", "sign_review", True),
     ("viewer", "export", False),
     ("staff", "export", False),
     ("pharmacist", "export", False),  # exports are for inspections

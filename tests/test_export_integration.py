@@ -333,7 +333,7 @@ def test_export_writes_the_exact_rows(tmp_path: Path, seeded: InfluxStore, influ
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["row_counts"] == {
         "audit": 3, "bags": 2, "calibration": 2, "daily": 4, "excursions": 1, "gaps": 1, "readings": 5700,
-        "signatures": 1,
+        "reviews": 0, "signatures": 1,
     }  # fmt: skip
     assert set(manifest["files"]) == {p.name for p in out.iterdir()} - {"manifest.json"}
     assert manifest["parameters"]["unit"] == "fridge-a" and manifest["signature"]["algorithm"] == "Ed25519"

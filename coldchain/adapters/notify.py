@@ -43,6 +43,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import apprise
 
@@ -407,3 +408,33 @@ class Notifier:
             reasons = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")]
             text = "; ".join(dict.fromkeys(reasons)) or f"apprise reported {result.status.name.lower()}"
             raise DeliveryError(text)
+
+
+def send_files(target: NotifyTarget, title: str, body: str, paths: Sequence[Path]) -> bool:
+    """Send a message with ``paths`` attached to ``target`` (scheduled reports); False when its channel takes no
+    files (the message is sent without them). DeliveryError with apprise's reasons when it fails."""
+    url = target.url.get_secret_value()
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        raise DeliveryError(f"apprise cannot use the URL of notify target {target.name!r} ({channel_of(url)})")
+    attached = bool(getattr(plugin, "attachment_support", False))
+    sender = apprise.Apprise()
+    sender.add(plugin)
+    attach = apprise.AppriseAttachment()
+    for path in paths if attached else ():
+        attach.add(str(path))
+    try:
+        result = sender.notify(
+            body=body,
+            title=title,
+            body_format=apprise.NotifyFormat.TEXT,
+            attach=attach if attached else None,
+            timeout=SEND_TIMEOUT,
+        )
+    except Exception as exc:  # apprise reports failures in its result; anything raised is a bug or bad input
+        raise DeliveryError(f"apprise raised {type(exc).__name__}: {exc}") from exc
+    with result:
+        if not result:
+            reasons = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")]
+            raise DeliveryError("; ".join(dict.fromkeys(reasons)) or f"apprise reported {result.status.name.lower()}")
+    return attached

@@ -14,6 +14,7 @@ from coldchain.cli.dashboards import add_dashboards_command
 from coldchain.cli.demo import add_demo_command
 from coldchain.cli.export import add_export_command
 from coldchain.cli.rejected import add_rejected_command
+from coldchain.cli.reports import add_reports_command
 from coldchain.cli.service import cmd_ingest, cmd_rules, cmd_run
 from coldchain.cli.simulate import add_simulate_command
 from coldchain.cli.users import add_users_command
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_command(sub)
     add_export_command(sub)
     add_rejected_command(sub)
+    add_reports_command(sub)
     add_dashboards_command(sub)
     add_simulate_command(sub)
     add_demo_command(sub)

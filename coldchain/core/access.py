@@ -14,7 +14,9 @@ Role = Literal["viewer", "staff", "pharmacist", "auditor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "staff", "pharmacist", "auditor", "admin")
 DEFAULT_ROLE: Role = "pharmacist"
 
-Action = Literal["read", "bag_event", "acknowledge", "sign_disposition", "export", "verify_audit"]
+Action = Literal[
+    "read", "bag_event", "acknowledge", "sign_disposition", "read_review", "sign_review", "export", "verify_audit"
+]
 
 ALLOWED: dict[Action, frozenset[Role]] = {
     # GET /api/units, GET /api/alerts
@@ -25,6 +27,10 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     "acknowledge": frozenset({"staff", "pharmacist", "admin"}),
     # the same with a disposition: an electronic signature
     "sign_disposition": frozenset({"pharmacist", "admin"}),
+    # GET /api/units/<unit>/review, GET /review: what the daily review covers
+    "read_review": frozenset({"staff", "pharmacist", "auditor", "admin"}),
+    # POST /api/units/<unit>/reviews: signing the daily review, an electronic signature
+    "sign_review": frozenset({"staff", "pharmacist", "admin"}),
     # GET /api/exports
     "export": frozenset({"auditor", "admin"}),
     # GET /api/audit/verify

@@ -170,6 +170,25 @@ class NotificationAttempt:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A signed daily review of a unit (measurement ``review``, ``core/review.py``): who, when, the note, the
+    window and the site's local date it covers, and the figures shown (canonical JSON), never typed."""
+
+    unit: str
+    site: str
+    at: datetime
+    by: str
+    full_name: str
+    meaning: str
+    note: str
+    local_date: str
+    window_from: datetime
+    window_to: datetime
+    figures: str
+    signature_id: str
+
+
 Reading = TemperatureReading | ShakeReading
 
 
@@ -183,6 +202,7 @@ Record: TypeAlias = (
     | BagStatus
     | AuditEvent
     | SensorAvailability
+    | Review
 )
 """Everything the store holds: readings, bag events and rejections from ingest, alert states
 (``coldchain.core.alert.Alert``) from the rules worker, notification attempts from the notifier."""
@@ -198,6 +218,7 @@ RECORD_TYPES: dict[str, type] = {
     "bag_timer": BagStatus,
     "audit": AuditEvent,
     "availability": SensorAvailability,
+    "review": Review,
 }
 """Each record type by the name of the measurement it is stored in."""
 

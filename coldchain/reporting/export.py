@@ -13,6 +13,8 @@ port (``Store.read_range``), so any store adapter serves it, and writes into a f
   (``excursions.py``, MKT from ``mkt.py``), with acknowledgements and notifications;
 - ``bags.csv`` each diluted bag's life (``bag_history.py``);
 - ``audit.csv`` the audit trail's hash chain from its first event to the end of the period;
+- ``reviews.csv`` every signed daily review of the period (``reviews.py``); report.pdf shows each day's
+  review or NOT REVIEWED;
 - ``signatures.csv`` every electronic signature of the period (signer, printed name, time, meaning,
   the alert and the disposition, the signature it replaced), read from that chain;
 - ``report.pdf`` for people (``report_pdf.py``); ``--format json`` adds a ``.json`` twin of every
@@ -66,6 +68,7 @@ from coldchain.reporting.audit_trail import read_chain
 from coldchain.reporting.manifest import MANIFEST, MANIFEST_FORMAT, canonical_manifest, sha256_file
 from coldchain.reporting.progress import PROGRESS_EVERY, Progress
 from coldchain.reporting.request import ExportError, ExportRequest, Selection, select, sensor_info, unit_profile
+from coldchain.reporting.reviews import REVIEW_COLUMNS, attach_reviews, read_reviews, review_row
 from coldchain.reporting.sections import audit_text, build_sections
 from coldchain.reporting.signing import ManifestSigner, load_signer
 from coldchain.reporting.tables import (
@@ -169,6 +172,8 @@ class _Exporter:
         self.formats = request.formats
         self.table_formats = [f for f in request.formats if f in ("csv", "json")]
         self._signer: ManifestSigner | None = None
+        self.notes: list[str] = []
+        """What the reader must know first (a period without readings), in the manifest and on report.pdf."""
 
     @property
     def signer(self) -> ManifestSigner:
@@ -195,12 +200,16 @@ class _Exporter:
         bags = self._bags()
         chain, problem = self._audit()
         self._signatures(chain)
+        reviews = read_reviews(self.store, self.start, self.end, self.selection.tags)
+        table = self._table("reviews", REVIEW_COLUMNS)
+        for review in reviews:
+            table.add(review_row(review))
         for table in self.tables.values():
             table.close()
         if "pdf" in self.formats:
             if self.progress is not None:
                 self.progress.note("export: drawing report.pdf")
-            self._report(envelope, daily_rows, episodes, measures, bags, chain, problem)
+            self._report(envelope, daily_rows, episodes, measures, bags, chain, problem, reviews)
         signed = self._manifest(chain, problem)
         files = sorted(p.name for p in self.work.iterdir())
         return ExportResult(
@@ -279,7 +288,9 @@ class _Exporter:
                     progress.update(ms, count)
             add_daily(sensor, site, unit, kind, ms, value)
         if count == 0:
-            raise ExportError(self._no_readings(), 1)
+            if not self.request.empty_ok:
+                raise ExportError(self._no_readings(), 1)
+            self.notes.append("No readings in this period: every sensor's time is unknown, never in range.")
         return daily.finish()
 
     def _no_readings(self) -> str:
@@ -567,6 +578,7 @@ class _Exporter:
         bags: list[BagLife],
         chain: list[AuditEvent],
         problem: ChainBreak | None,
+        reviews: list[dict[str, Any]],
     ) -> None:
         from coldchain.reporting.report_pdf import ReportData, write_report
 
@@ -585,8 +597,10 @@ class _Exporter:
             envelope=envelope,
             units=[],
             overview=[],
+            notes=self.notes,
         )
         build_sections(data, self.settings, self.selection.units, daily_rows, episodes, measures, bags, self.now)
+        attach_reviews(data, self.inventory, reviews, self.start, self.end)
         write_report(self.work / "report.pdf", data)
 
     def _manifest(self, chain: list[AuditEvent], problem: ChainBreak | None) -> bool:
@@ -621,6 +635,7 @@ class _Exporter:
                 "first_break": str(problem) if problem is not None else None,
             },
             "files": files,
+            "notes": self.notes,
             "signer": self.signer.describe(),
         }
         manifest["signature"] = self.signer.sign(canonical_manifest(manifest))

@@ -139,6 +139,8 @@ class UnitSection:
     excursion_spans: list[Span] = field(default_factory=list)
     daily: list[list[str]] = field(default_factory=list)
     bags: list[list[str]] = field(default_factory=list)
+    reviews: list[list[str]] = field(default_factory=list)
+    """Each day's daily review (``reviews.py``): date, status, who, when, note."""
 
     def value_units(self) -> dict[str, str]:
         """The unit of each sensor's readings: °C, or g for the other kind (shake, the only one there is)."""
@@ -165,6 +167,8 @@ class ReportData:
     """Rows of the first page's per-unit summary table (first row is the header)."""
     signer: str = ""
     """The fingerprint of the Ed25519 key that signs manifest.json."""
+    notes: list[str] = field(default_factory=list)
+    """Said in bold under the heading (a period without readings)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +216,8 @@ DAILY_COLUMNS = [
     Column("Gaps", 0.06),
     Column("Status", 0.20),
 ]
+REVIEW_COLUMNS = [Column("Date", 0.12), Column("Review", 0.16), Column("Signed by", 0.25), Column("Signed", time=True)]
+REVIEW_COLUMNS.append(Column("Note", 0.47))
 BAG_COLUMNS = [
     Column("Bag", 0.12),
     Column("Lot", 0.13),
@@ -294,6 +300,7 @@ def write_report(path: Path, data: ReportData) -> None:
             else "<b>Signed:</b> no",
             st.body,
         ),
+        *[_text(f"<b>{escape(note)}</b>", st.body) for note in data.notes],
         Spacer(1, 4 * mm),
         *_tables(overview, data.overview[1:], width, st),
         Spacer(1, 4 * mm),
@@ -364,6 +371,9 @@ def _unit_story(section: UnitSection, data: ReportData, width: float, st: _Style
     if section.bags:
         heading = Paragraph(f"Diluted bags ({len(section.bags)})", st.h3)
         story.extend(_headed(heading, _tables(BAG_COLUMNS, section.bags, width, st), width))
+    if section.reviews:
+        heading = Paragraph("Daily review (min/max checked and signed)", st.h3)
+        story.extend(_headed(heading, _tables(REVIEW_COLUMNS, section.reviews, width, st), width))
     heading = Paragraph("Daily summary", st.h3)
     story.extend(_headed(heading, _tables(DAILY_COLUMNS, section.daily, width, st, units), width))
     return story

@@ -73,6 +73,8 @@ class ExportRequest:
     formats: tuple[str, ...] = DEFAULT_FORMATS
     from_text: str = ""
     to_text: str = ""
+    empty_ok: bool = False
+    """A period without readings is still exported, saying so (scheduled reports); else it is an error."""
 
 
 @dataclass(frozen=True, slots=True)

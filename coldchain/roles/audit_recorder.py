@@ -25,7 +25,7 @@ from coldchain.adapters.store.durable import DurableWriter
 from coldchain.config import Settings
 from coldchain.core.alert import Alert
 from coldchain.core.audit_chain import verify_chain, verify_macs
-from coldchain.core.records import AuditEvent, BagEvent
+from coldchain.core.records import AuditEvent, BagEvent, Review
 from coldchain.core.times import format_time, to_millis
 from coldchain.reporting.audit_trail import read_chain
 
@@ -143,10 +143,37 @@ class AuditRecorder:
         self.log.append(by, "acknowledged", alert.id, details, at, dedupe_key=f"ack:{alert.id}:{to_millis(at)}")
         self.flush()
 
-    def security(self, action: str, user: str, details: dict[str, Any], at: datetime) -> None:
-        """A failed signature (``signature_failed``) or a locked signing (``signing_locked``), §11.300(d)."""
+    def reviewed(self, review: Review) -> None:
+        """A signed daily review (``reviewed``, subject the unit): the signature and the figures it covered."""
         self._continue_chain()
-        self.log.append(user, action, user, details, at)
+        details: dict[str, Any] = {
+            "site": review.site,
+            "unit": review.unit,
+            "local_date": review.local_date,
+            "note": review.note,
+            "from": format_time(review.window_from),
+            "to": format_time(review.window_to),
+            "figures": json.loads(review.figures),
+            "signature": {
+                "id": review.signature_id,
+                "signed_by": review.by,
+                "full_name": review.full_name,
+                "signed_at": format_time(review.at),
+                "meaning": review.meaning,
+                "supersedes": None,
+            },
+        }
+        key = f"review:{review.unit}:{to_millis(review.at)}"
+        self.log.append(review.by, "reviewed", review.unit, details, review.at, dedupe_key=key)
+        self.flush()
+
+    def security(
+        self, action: str, user: str, details: dict[str, Any], at: datetime, subject: str | None = None
+    ) -> None:
+        """A failed signature (``signature_failed``) or a locked signing (``signing_locked``), §11.300(d); also
+        what coldchain did on its own (a scheduled report's ``report_run``, ``report_failed``: ``subject`` its name)."""
+        self._continue_chain()
+        self.log.append(user, action, subject or user, details, at)
         self.flush()
 
     def flush(self) -> None:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from coldchain import __version__
@@ -52,15 +52,19 @@ from coldchain.core.records import (
     BagEvent,
     Rejection,
     RejectReason,
+    Review,
     SensorAvailability,
     ShakeReading,
     TemperatureReading,
 )
+from coldchain.core.report_rules import ReportFailures
+from coldchain.core.review import ReviewRequest, review_record
+from coldchain.core.review_rules import ReviewDeadlines
 from coldchain.core.rules import RulesEngine
 from coldchain.core.signoff import Acknowledgement
 from coldchain.core.signoff import acknowledge as acknowledge_alert
 from coldchain.core.system_rules import Fact, FutureTimestamps, StateReset, SystemLimits
-from coldchain.core.times import parse_time
+from coldchain.core.times import from_millis, parse_time, to_millis
 from coldchain.roles import rebuild
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
@@ -164,6 +168,8 @@ class RulesWorker:
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._recent = RecentlyResolved(self._restore_recent())
         self._locks = SigningLocks((self.state.load() or {}).get("signing_locks"))
+        self._reviews = self._restore_reviews()
+        self._report_failures = ReportFailures((self.state.load() or {}).get("report_failures"))
         self._listeners: list[AlertListener] = []
         self._view = RulesView((), ())
         self._refresh_view()
@@ -231,6 +237,16 @@ class RulesWorker:
             log.error("recently resolved alerts in the snapshot unreadable (%s); the list starts empty", exc)
             return []
 
+    def _restore_reviews(self) -> ReviewDeadlines:
+        """Open review_missed alerts from the snapshot; the last review of each unit from the store as well."""
+        reviews = ReviewDeadlines(self.settings.frozen_inventory(), (self.state.load() or {}).get("reviews"))
+        try:
+            for unit, row in self.store.latest("review", "unit").items():
+                reviews.learn(unit, row["time"])
+        except StoreError as exc:  # the snapshot's last reviews stand; the store is read again next start
+            log.error("could not read the last reviews from the store: %s", exc)
+        return reviews
+
     def add_listener(self, listener: AlertListener) -> None:
         """Call ``listener`` after every step (in the worker's thread); register before ``start``."""
         self._listeners.append(listener)
@@ -241,7 +257,8 @@ class RulesWorker:
 
     def _refresh_view(self) -> None:
         running = self.engine.running_bags()
-        active = [*self.engine.open_alerts(), *self._locks.open_alerts()]
+        active = [*self.engine.open_alerts(), *self._locks.open_alerts(), *self._reviews.open_alerts()]
+        active += self._report_failures.open_alerts()
         self._view = view_of(active, self._recent, running)
         if self.homeassistant is not None:
             self.homeassistant.bags(running)
@@ -257,6 +274,45 @@ class RulesWorker:
     def acknowledge(self, ack: Acknowledgement) -> Alert | None:
         """Acknowledge an alert; the updated alert (published, stored, snapshotted), or None if unknown."""
         return self.call(lambda: self._acknowledge(ack))
+
+    def review(self, request: ReviewRequest) -> Review:
+        """Record a signed daily review (stored, audited) and resolve the unit's review_missed alert."""
+        return self.call(lambda: self._review(request))
+
+    def last_review(self, unit: str) -> datetime | None:
+        """When ``unit`` was last reviewed (None: never)."""
+        return self._reviews.last_review.get(unit)
+
+    def _review(self, request: ReviewRequest) -> Review:
+        now = from_millis(to_millis(self.clock()))
+        last = self._reviews.last_review.get(request.figures.unit)
+        if last is not None and now <= last:
+            now = last + timedelta(milliseconds=1)  # two reviews never share a point (unit, time)
+        record = review_record(request, now, 1)
+        self.writer.write([record])
+        self._emit(self._reviews.signed(record.unit, now))
+        self._guarded(lambda: self.audit.reviewed(record), "the audit of a review")
+        self._dirty = True
+        self._checkpoint(wait=True)
+        return record
+
+    def report_outcome(self, report: str, site: str, period: str, error: str | None, details: dict[str, Any]) -> None:
+        """Audit a scheduled report's run (``report_run`` or ``report_failed``); a failure opens ``report_failed``,
+        a success resolves it."""
+        self.call(lambda: self._report_outcome(report, site, period, error, details))
+
+    def _report_outcome(self, report: str, site: str, period: str, error: str | None, details: dict[str, Any]) -> None:
+        now = self.clock()
+        if error is None:
+            transitions = self._report_failures.succeeded(report, period, now)
+        else:
+            transitions = self._report_failures.failed(report, site, period, error, now)
+        self._emit(transitions)
+        action = "report_run" if error is None else "report_failed"
+        body = {"period": period, "site": site, **details, **({"error": error} if error else {})}
+        self._guarded(lambda: self.audit.security(action, "coldchain", body, now, subject=report), "a report's audit")
+        self._dirty = True
+        self._checkpoint(wait=True)
 
     def security_event(self, action: str, user: str, details: dict[str, Any]) -> None:
         """Audit a failed signature or a lockout; a lockout also opens the ``signing_locked`` alert."""
@@ -277,6 +333,12 @@ class RulesWorker:
     def _acknowledge(self, ack: Acknowledgement) -> Alert | None:
         now = self.clock()
         transition = self.engine.acknowledge(ack, now)
+        for book in (self._reviews, self._report_failures) if transition is None else ():
+            own = next((a for a in book.open_alerts() if a.id == ack.alert_id), None)
+            if own is not None:  # review_missed and report_failed are kept beside the engine
+                acked_own = acknowledge_alert(own, ack, now)
+                book.acknowledged(acked_own)
+                transition = Transition(acked_own, "updated")
         alert = self._recent.get(ack.alert_id) if transition is None else None
         if alert is not None:
             # a resolved alert keeps "resolved" and records the acknowledgement
@@ -386,7 +448,8 @@ class RulesWorker:
 
     def _clock_step(self) -> None:
         """The clock rules; listeners hear of every tick (escalations and repeats fall due by the clock)."""
-        transitions = self.engine.tick(self.clock()) + self._locks.due(self.clock())
+        now = self.clock()
+        transitions = self.engine.tick(now) + self._locks.due(now) + self._reviews.due(now)
         if transitions:
             self._emit(transitions)
             return
@@ -450,6 +513,8 @@ class RulesWorker:
         snapshot = self.engine.snapshot()
         snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent]
         snapshot["signing_locks"] = self._locks.snapshot()
+        snapshot["reviews"] = self._reviews.snapshot()
+        snapshot["report_failures"] = self._report_failures.snapshot()
         try:
             self.state.save(snapshot)
         except DiskFull as exc:

@@ -26,6 +26,7 @@ from coldchain import __version__
 from coldchain.adapters.http.ack_links import LinkSigner, load_link_key
 from coldchain.adapters.http.ack_page import AckPage
 from coldchain.adapters.http.api import HttpApi
+from coldchain.adapters.http.review_page import ReviewPage
 from coldchain.adapters.http.server import HttpServer
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.notice_text import Renderer
@@ -42,6 +43,7 @@ from coldchain.core.policy import Policy
 from coldchain.core.system_rules import DiskSpace, Fact, Link, RoleHealth
 from coldchain.roles.dispatch import Dispatcher
 from coldchain.roles.ingest import Ingest
+from coldchain.roles.report_scheduler import ReportScheduler
 from coldchain.roles.rules_worker import RulesWorker
 from coldchain.roles.steady_clock import SteadyClock
 from coldchain.roles.supervision import Supervisor
@@ -117,6 +119,11 @@ class Service:
         )
         self.ingest = Ingest(settings, self.writer, self.metrics) if "ingest" in self.roles else None
         self.rules = RulesWorker(settings, self.writer, self.metrics, clock) if "rules" in self.roles else None
+        self.reports = (
+            ReportScheduler(settings, self.store, self.rules, clock)
+            if self.rules is not None and settings.reports
+            else None
+        )
         self._ping = _CachedPing(self.store)
         self.api = (
             HttpApi(settings, self.metrics, self.readiness, self.store, self.rules) if "api" in self.roles else None
@@ -161,6 +168,8 @@ class Service:
                     gate=self.api.gate,
                 )
                 self.api.extra_routes.append(page.route)
+                review_page = ReviewPage(settings, self.api.reviews, public_url=settings.api.public_url)
+                self.api.extra_routes.append(review_page.route)
         self.http = HttpServer(settings.api, self.api, self.metrics) if self.api is not None else None
         self.watchdog = Watchdog(settings.watchdog, health or self.readiness, self.metrics, os.environ)
         if self.api is not None:
@@ -267,6 +276,10 @@ class Service:
             self.notifier.start(functools.partial(spawn, late_after=120.0, dead_after=900.0))
         if self.rules is not None:
             self.rules.start(spawn)
+        if self.reports is not None:
+            # a month's export takes minutes: the role beats between runs, not during one
+            self.reports.heartbeat = functools.partial(self.supervisor.beat, "reports")
+            self.reports.start(functools.partial(spawn, late_after=3600.0, dead_after=4 * 3600.0))
         if self.http is not None:
             self.http.start()
             self.supervisor.watch("api", self.http.alive)
@@ -280,6 +293,8 @@ class Service:
         for role in (self.ingest, self.rules):
             if role is not None:
                 role.request_stop()
+        if self.reports is not None:
+            self.reports.stop()
         self.writer.stop()
         for role in (self.ingest, self.rules):
             if role is not None:

@@ -524,3 +524,9 @@ color:#fff;background:#0b57d0;border:0;border-radius:.5rem;text-decoration:none}
 .box{border-left:.4rem solid var(--line);padding:.5rem 1rem;margin:1rem 0}
 .box.bad{border-color:var(--crit)}.box.good{border-color:var(--good)}
 """
+
+
+# shared with the review page (review_page.py): its look, its boxes and its cookie parsing
+PAGE_CSS = _CSS
+box_html = _box
+cookie_value = _cookie_value

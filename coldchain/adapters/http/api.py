@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coldchain.adapters.http.auth import Gatekeeper, Refusal
 from coldchain.adapters.http.ports import RulesPort
+from coldchain.adapters.http.reviews import ReviewBody, ReviewDesk, ReviewRefused, review_payload
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import MqttError
 from coldchain.adapters.store.port import Store, StoreError
@@ -43,6 +44,7 @@ ReadinessCheck = Callable[[], list[str]]
 MAX_BODY = 64 * 1024
 _ACK = re.compile(r"^/api/alerts/([^/]+)/ack$")
 _BAG = re.compile(r"^/api/bags/([^/+#]+)/events$")
+_REVIEW = re.compile(r"^/api/units/([^/]+)/(review|reviews)$")
 
 
 class SignatureBody(BaseModel):
@@ -136,6 +138,7 @@ class HttpApi:
         """Roles that cannot recover (the supervisor's ``dead``): /healthz answers 503 while there are any."""
         self.extra_routes: list[Callable[[Request], Reply | None]] = []
         """Handlers tried before the built-in routes (the acknowledge page registers here)."""
+        self.reviews = ReviewDesk(settings, store, self.gate, self._rules, clock)
     def route(self, request: Request) -> Reply:
         try:
             for extra in self.extra_routes:
@@ -184,6 +187,8 @@ class HttpApi:
         if method == "POST" and (match := _BAG.match(path)):
             gate.authorize(user, "bag_event", "record bag events")
             return self.bag_event(unquote(match.group(1)), user.name, request.body)
+        if match := _REVIEW.match(path):
+            return self.review(method, match.group(2), unquote(match.group(1)), user, request)
         if method == "GET" and path == "/api/exports":
             gate.authorize(user, "export", "download audit exports")
             return self.export(request.query, user)
@@ -305,6 +310,25 @@ class HttpApi:
             },
         )
         return json_reply(HTTPStatus.OK, alert.to_payload())
+
+    def review(self, method: str, which: str, unit: str, user: Caller, request: Request) -> Reply:
+        """GET ``…/review``: what the unit's daily review covers; POST ``…/reviews``: sign it (201)."""
+        try:
+            if method == "GET" and which == "review":
+                self.gate.authorize(user, "read_review", "read the daily review")
+                return json_reply(HTTPStatus.OK, self.reviews.figures(unit).to_payload())
+            if method == "POST" and which == "reviews":
+                try:
+                    body = ReviewBody.model_validate_json(request.body or b"{}")
+                except ValidationError as exc:
+                    raise ApiError(HTTPStatus.BAD_REQUEST, _first_error(exc)) from None
+                password = body.signature.password if body.signature is not None else None
+                review = self.reviews.sign(unit, user, body.note, password, request.client)
+                log.info("daily review signed", extra={"unit": unit, "by": user.name})
+                return json_reply(HTTPStatus.CREATED, review_payload(review))
+        except ReviewRefused as exc:
+            raise ApiError(exc.status, exc.message) from None
+        raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed here")
 
     def export(self, query: dict[str, list[str]], user: Caller) -> Reply:
         """``GET /api/exports?from=&to=[&site=&unit=]``: the audit export (csv and pdf, signed manifest) as a zip."""

@@ -162,19 +162,23 @@ class Gatekeeper:
 
     # -- signatures ------------------------------------------------------------------------
 
-    def sign(self, name: str, password: str | None, client: str, subject: str) -> Signer:
-        """The signer after checking ``name``'s signing password for a signature on ``subject``.
+    def sign(
+        self, name: str, password: str | None, client: str, subject: str, action: Action = "sign_disposition"
+    ) -> Signer:
+        """The signer after checking ``name``'s signing password for a signature on ``subject``
+        (``action``: what is signed, ``sign_disposition`` or ``sign_review``).
 
         Raises ``Refusal``: 401 missing or wrong (``signature failed``), 403 a role that may not sign,
         423 while the user's signing is locked.
         """
         now = self.clock()
         caller = self._callers.get(name)
-        if caller is not None and not allowed(caller.role, "sign_disposition"):
+        if caller is not None and not allowed(caller.role, action):
+            what = "a disposition" if action == "sign_disposition" else "a review"
             raise self._refuse(
                 Refusal(
                     HTTPStatus.FORBIDDEN,
-                    f"{name} is {caller.role}: {with_article(caller.role)} may not sign a disposition",
+                    f"{name} is {caller.role}: {with_article(caller.role)} may not sign {what}",
                     "forbidden",
                 ),
                 f"{name} ({caller.role}) may not sign",
@@ -197,7 +201,7 @@ class Gatekeeper:
             raise self._refuse(
                 Refusal(
                     HTTPStatus.UNAUTHORIZED,
-                    "signature missing: a disposition is an electronic signature: "
+                    "signature missing: a disposition or a review is an electronic signature: "
                     'send "signature": {"password": "<your signing password>"}',
                     "signature_missing",
                 ),

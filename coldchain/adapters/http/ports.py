@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from coldchain.core.alert import Alert
+from coldchain.core.records import Review
+from coldchain.core.review import ReviewRequest
 from coldchain.core.signoff import Acknowledgement
 
 
@@ -32,6 +34,14 @@ class RulesPort(Protocol):
     def acknowledge(self, ack: Acknowledgement) -> Alert | None:
         """The alert after the acknowledgement, or None if unknown; ``DispositionConflict`` (core/signoff.py)
         for a disposition change that does not name the signed one."""
+        ...
+
+    def review(self, request: ReviewRequest) -> Review:
+        """Store and audit a signed daily review; resolves the unit's ``review_missed``."""
+        ...
+
+    def last_review(self, unit: str) -> datetime | None:
+        """When the unit was last reviewed; None if never."""
         ...
 
     def security_event(self, action: str, user: str, details: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from coldchain.core.records import (
     NotificationAttempt,
     Record,
     Rejection,
+    Review,
     SensorAvailability,
     ShakeReading,
     TemperatureReading,
@@ -259,4 +260,26 @@ def audit_point(e: AuditEvent) -> Point:
             *((("mac", e.mac),) if e.mac else ()),
         ),
         to_millis(e.at),
+    )
+
+
+@point_maker(Review)
+def review_point(r: Review) -> Point:
+    """Tags site, unit; strings by, full_name, meaning, note, local_date, window_from/to (RFC 3339), figures
+    (JSON) and signature_id; at the signing time."""
+    return Point(
+        "review",
+        (("site", r.site), ("unit", r.unit)),
+        (
+            ("by", r.by),
+            ("full_name", r.full_name),
+            ("meaning", r.meaning),
+            ("note", r.note),
+            ("local_date", r.local_date),
+            ("window_from", format_time(r.window_from)),
+            ("window_to", format_time(r.window_to)),
+            ("figures", r.figures),
+            ("signature_id", r.signature_id),
+        ),
+        to_millis(r.at),
     )

@@ -1,0 +1,105 @@
+"""The daily review over HTTP: ``GET /api/units/<unit>/review`` and ``POST /api/units/<unit>/reviews``.
+
+GET answers what a review of the unit would cover now (``reporting/review_figures.py``); POST computes
+the same figures again, server side, checks the signing password (``Gatekeeper.sign``, 401/423) and
+hands one ``ReviewRequest`` to the rules worker, which stores the ``Review`` (measurement ``review``),
+audits it and resolves the unit's ``review_missed``. The review page (``review_page.py``) calls the
+same two functions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coldchain.adapters.http.auth import Gatekeeper
+from coldchain.adapters.http.ports import RulesPort
+from coldchain.adapters.store.port import Store, StoreError
+from coldchain.config import Settings
+from coldchain.core.access import Caller
+from coldchain.core.records import Review
+from coldchain.core.review import ReviewFigures, ReviewRequest
+from coldchain.core.times import format_time
+from coldchain.reporting.review_figures import unit_figures
+
+
+class ReviewRefused(Exception):
+    """The review cannot be shown or signed: the HTTP status and the reason."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ReviewSignature(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    password: str = Field(max_length=1024)
+
+
+class ReviewBody(BaseModel):
+    """``POST /api/units/<unit>/reviews``: a note and the signer's signing password."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    note: str | None = Field(default=None, max_length=2000)
+    signature: ReviewSignature | None = None
+
+
+class ReviewDesk:
+    """Figures and signing of reviews, for the API and the page."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        gate: Gatekeeper,
+        rules: Callable[[], RulesPort],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.gate = gate
+        self.rules = rules
+        self.clock = clock
+
+    def figures(self, unit: str) -> ReviewFigures:
+        """404 for an unknown unit, 503 when the store cannot be read."""
+        if all(u.id != unit for u in self.settings.units):
+            raise ReviewRefused(HTTPStatus.NOT_FOUND, f"unknown unit {unit!r}")
+        last = self.rules().last_review(unit)
+        try:
+            return unit_figures(self.store, self.settings, unit, last, self.clock())
+        except StoreError as exc:
+            raise ReviewRefused(HTTPStatus.SERVICE_UNAVAILABLE, f"cannot read the store: {exc}") from None
+
+    def sign(self, unit: str, user: Caller, note: str | None, password: str | None, client: str) -> Review:
+        """Record ``user``'s signed review of ``unit``; ``Refusal`` 401/403/423 from the gate."""
+        self.gate.authorize(user, "sign_review", "sign the daily review")
+        figures = self.figures(unit)
+        signer = self.gate.sign(user.name, password, client, f"review:{unit}", "sign_review")
+        return self.rules().review(ReviewRequest(figures, user.name, signer, note or None))
+
+
+def review_payload(review: Review) -> dict[str, Any]:
+    """The recorded review as the API answers it."""
+    return {
+        "unit": review.unit,
+        "site": review.site,
+        "local_date": review.local_date,
+        "note": review.note or None,
+        "from": format_time(review.window_from),
+        "to": format_time(review.window_to),
+        "figures": json.loads(review.figures),
+        "signature": {
+            "id": review.signature_id,
+            "signed_by": review.by,
+            "full_name": review.full_name,
+            "signed_at": format_time(review.at),
+            "meaning": review.meaning,
+        },
+    }

@@ -44,6 +44,7 @@ from coldchain.core.records import (
     Record,
     Rejection,
     RejectReason,
+    Review,
     SensorAvailability,
     ShakeReading,
     TemperatureReading,
@@ -754,6 +755,8 @@ def sample_records() -> list[Record]:
         ),
         AuditEvent(1, at, "j.doe", "ack", "a-1", "{}", "0" * 64, "1" * 64),
         SensorAvailability("z-001", "fridge-a", "main-pharmacy", at, online=False),
+        Review("fridge-a", "main-pharmacy", at, "k.tech", "Kim Tech", "daily review", "ok", "2023-11-14", at, at,
+               "{}", "fridge-a-r1"),
         Alert(
             id="a-1", kind="temperature_high", subject="t-001", state="acknowledged", severity="critical",
             site="main-pharmacy", unit="fridge-a", sensor="t-001", bag="B-1", started_at=at, updated_at=at,

@@ -28,6 +28,7 @@ from coldchain.core.records import (
     Record,
     Rejection,
     RejectReason,
+    Review,
     SensorAvailability,
     ShakeReading,
     TemperatureReading,
@@ -123,6 +124,20 @@ EVERY_RECORD_TYPE: list[Record] = [
     BagStatus("B-1", "fridge-a", "main", T0 - timedelta(hours=8), T0, "running"),
     AuditEvent(7, T0, "j.doe", "alert.acknowledge", "a1b2", '{"note":"binned"}', "0" * 64, "f" * 64),
     SensorAvailability("z-001", "fridge-a", "main", T0, online=False),
+    Review(
+        unit="fridge-a",
+        site="main",
+        at=T0,
+        by="k.tech",
+        full_name="Kim Tech",
+        meaning="daily review",
+        note="min 3.1, max 6.0: checked",
+        local_date="2026-11-30",
+        window_from=T0 - timedelta(days=1),
+        window_to=T0,
+        figures='{"sensors":[]}',
+        signature_id="fridge-a-r1",
+    ),
 ]
 
 

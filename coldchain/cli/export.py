@@ -17,14 +17,7 @@ from coldchain.core.times import to_millis
 from coldchain.reporting.export import run_export
 from coldchain.reporting.manifest import MANIFEST
 from coldchain.reporting.progress import Progress
-from coldchain.reporting.request import (
-    DEFAULT_FORMATS,
-    ExportError,
-    ExportRequest,
-    parse_formats,
-    parse_when,
-    selection_timezone,
-)
+from coldchain.reporting.request import DEFAULT_FORMATS, ExportError, typed_request
 from coldchain.reporting.signing import load_signer, public_key_file
 from coldchain.reporting.verify import verify_export
 
@@ -40,24 +33,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     missing = [flag for flag, value in (("--from", args.from_), ("--to", args.to), ("--out", args.out)) if not value]
     if missing:
         return _fail(f"{', '.join(missing)} required (or: coldchain export verify DIR)", 2)
-    try:
-        start = parse_when(args.from_)
-    except ValueError as exc:
-        return _fail(f"--from: {exc}", 2)
-    try:
-        end = parse_when(args.to, end=True)
-    except ValueError as exc:
-        return _fail(f"--to: {exc}", 2)
-    if end <= start:
-        return _fail(f"--to {args.to} is before --from {args.from_}", 2)
-    try:
-        formats = parse_formats(args.format)
-    except ValueError as exc:
-        return _fail(f"--format: {exc}", 2)
     settings = load_or_exit(args.config)
-    zone = selection_timezone(settings, args.site, args.unit)  # dates are the selection's local days
-    start, end = parse_when(args.from_, timezone=zone), parse_when(args.to, end=True, timezone=zone)
-    request = ExportRequest(start, end, args.out, args.site, args.unit, formats, args.from_, args.to)
+    try:
+        request = typed_request(
+            settings, args.from_, args.to, args.out, args.site, args.unit, args.format, option=lambda name: f"--{name}"
+        )
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    start, end = request.start, request.end
     now = datetime.now(UTC)
     progress = Progress(sys.stderr, to_millis(start), to_millis(min(end, now)))
     store = open_store(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -144,3 +145,34 @@ def sensor_info(inventory: Inventory, sensor: str, site: str, unit: str, kind: s
     if kind == "shake":
         return SensorInfo(sensor, site, unit, kind, None, profile.agitation_g, zone)
     return SensorInfo(sensor, site, unit, kind, profile.min_celsius, profile.max_celsius, zone)
+
+
+def typed_request(
+    settings: Settings,
+    from_text: str,
+    to_text: str,
+    out: Path,
+    site: str | None = None,
+    unit: str | None = None,
+    format_text: str | None = None,
+    *,
+    option: Callable[[str], str] = str,
+) -> ExportRequest:
+    """The export a person asked for in text (the CLI's options, the API's query): dates are the selection's
+    local midnights. ValueError naming the option at fault as ``option`` spells it (``--from``, ``from``)."""
+    zone = selection_timezone(settings, site, unit)
+    try:
+        start = parse_when(from_text, timezone=zone)
+    except ValueError as exc:
+        raise ValueError(f"{option('from')}: {exc}") from None
+    try:
+        end = parse_when(to_text, end=True, timezone=zone)
+    except ValueError as exc:
+        raise ValueError(f"{option('to')}: {exc}") from None
+    if end <= start:
+        raise ValueError(f"{option('to')} {to_text} is before {option('from')} {from_text}")
+    try:
+        formats = parse_formats(format_text) if format_text else DEFAULT_FORMATS
+    except ValueError as exc:
+        raise ValueError(f"{option('format')}: {exc}") from None
+    return ExportRequest(start, end, out, site, unit, formats, from_text, to_text)

@@ -19,14 +19,7 @@ from pathlib import Path
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
 from coldchain.reporting.export import run_export
-from coldchain.reporting.request import (
-    DEFAULT_FORMATS,
-    ExportError,
-    ExportRequest,
-    parse_formats,
-    parse_when,
-    selection_timezone,
-)
+from coldchain.reporting.request import ExportError, typed_request
 
 _SAFE = re.compile(r"[^0-9A-Za-z_.-]+")
 
@@ -54,18 +47,14 @@ def export_zip(store: Store, settings: Settings, query: dict[str, list[str]], no
     from_text, to_text = _one(query, "from"), _one(query, "to")
     if not from_text or not to_text:
         raise ExportRefused(400, "from and to are required (YYYY-MM-DD or RFC 3339)")
-    zone = selection_timezone(settings, _one(query, "site"), _one(query, "unit"))  # dates: the selection's days
-    try:
-        start = parse_when(from_text, timezone=zone)
-        end = parse_when(to_text, end=True, timezone=zone)
-        format_text = _one(query, "format")
-        formats = parse_formats(format_text) if format_text else DEFAULT_FORMATS
-    except ValueError as exc:
-        raise ExportRefused(400, str(exc)) from None
     name = _SAFE.sub("_", f"coldchain-export-{from_text}-{to_text}")
     with tempfile.TemporaryDirectory(prefix="coldchain-export-") as tmp:
         out = Path(tmp) / name
-        request = ExportRequest(start, end, out, _one(query, "site"), _one(query, "unit"), formats, from_text, to_text)
+        site, unit, format_text = _one(query, "site"), _one(query, "unit"), _one(query, "format")
+        try:
+            request = typed_request(settings, from_text, to_text, out, site, unit, format_text)
+        except ValueError as exc:
+            raise ExportRefused(400, str(exc)) from None
         try:
             run_export(store, settings, request, now)
         except ExportError as exc:

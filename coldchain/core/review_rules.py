@@ -15,13 +15,13 @@ offset (02:30 becomes 03:30 on the day Berlin skips 02:00 to 03:00).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from coldchain.core.alert import SEVERITY, Alert, Transition, alert_id
-from coldchain.core.inventory import Inventory, Site, Unit
+from coldchain.core.alert import Alert, Place, Transition
+from coldchain.core.inventory import Inventory, Site
+from coldchain.core.kept_alerts import KeptAlerts
 from coldchain.core.times import format_time, parse_time
 
 LOOK_BACK_DAYS = 7
@@ -73,12 +73,9 @@ class ReviewDeadlines:
     def __init__(self, inventory: Inventory, snapshot: Mapping[str, Any] | None = None) -> None:
         self.inventory = inventory
         self.last_review: dict[str, datetime] = {}
-        self._open: dict[str, Alert] = {}
         for unit, at in (snapshot or {}).get("last_review", {}).items():
             self.last_review[unit] = parse_time(at)
-        for payload in (snapshot or {}).get("open", ()):
-            alert = Alert.from_payload(payload)
-            self._open[alert.subject] = alert
+        self._kept = KeptAlerts((snapshot or {}).get("open", ()))
 
     def learn(self, unit: str, at: datetime) -> None:
         """A review known from the store (at start): the newest one per unit is kept."""
@@ -86,62 +83,41 @@ class ReviewDeadlines:
             self.last_review[unit] = at
 
     def open_alerts(self) -> list[Alert]:
-        return list(self._open.values())
+        return self._kept.open_alerts()
 
     def due(self, now: datetime) -> list[Transition]:
         """Open the alert of each unit whose workday review is missing at ``now``."""
-        out = []
+        out: list[Transition] = []
         for unit in self.inventory.units.values():
-            if unit.id in self._open:
+            if unit.id in self._kept.open:
                 continue
             site = self.inventory.site_of(unit)
             found = missed(site, self.last_review.get(unit.id), now)
             if found is not None:
-                alert = _missed_alert(unit, site, *found)
-                self._open[unit.id] = alert
-                out.append(Transition(alert, "opened"))
+                day, due = found
+                due_text = site.review_due.strftime("%H:%M") if site.review_due is not None else ""
+                message = (
+                    f"Daily review of {unit.display_name} for {day.isoformat()} not signed by {due_text} "
+                    f"({site.timezone}): check and sign its min/max temperatures"
+                )
+                place = Place(unit.site, unit.id, unit.display_name)
+                out += self._kept.raise_alert("review_missed", unit.id, place, due, message)
         return out
 
     def signed(self, unit: str, at: datetime) -> list[Transition]:
         """A review of ``unit`` signed at ``at``: remember it and resolve the unit's open alert."""
         self.learn(unit, at)
-        alert = self._open.pop(unit, None)
+        alert = self._kept.open.get(unit)
         if alert is None:
             return []
-        message = f"{alert.message.split(':')[0]}: reviewed at {format_time(at)}"
-        resolved = replace(
-            alert, state="resolved", updated_at=max(at, alert.updated_at), resolved_at=at, message=message
-        )
-        return [Transition(resolved, "resolved")]
+        return self._kept.resolve(unit, at, f"{alert.message.split(':')[0]}: reviewed at {format_time(at)}")
 
     def acknowledged(self, alert: Alert) -> None:
         """Keep an acknowledged open alert's new state (it still resolves only when the review is signed)."""
-        if alert.subject in self._open and self._open[alert.subject].id == alert.id:
-            self._open[alert.subject] = alert
+        self._kept.acknowledged(alert)
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "last_review": {unit: format_time(at) for unit, at in self.last_review.items()},
-            "open": [alert.to_payload() for alert in self._open.values()],
+            "open": self._kept.snapshot(),
         }
-
-
-def _missed_alert(unit: Unit, site: Site, day: date, due: datetime) -> Alert:
-    due_text = site.review_due.strftime("%H:%M") if site.review_due is not None else ""
-    return Alert(
-        id=alert_id("review_missed", unit.id, due),
-        kind="review_missed",
-        subject=unit.id,
-        state="open",
-        severity=SEVERITY["review_missed"],
-        site=unit.site,
-        unit=unit.id,
-        sensor=None,
-        bag=None,
-        started_at=due,
-        updated_at=due,
-        resolved_at=None,
-        value=None,
-        message=f"Daily review of {unit.display_name} for {day.isoformat()} not signed by {due_text} "
-        f"({site.timezone}): check and sign its min/max temperatures",
-    )

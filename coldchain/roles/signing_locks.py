@@ -8,11 +8,11 @@ alert resolves by the clock when the lock ends. Open ones are kept in the rules 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from coldchain.core.alert import NOWHERE, Alert, Transition, new_alert
+from coldchain.core.alert import NOWHERE, Alert, Transition
+from coldchain.core.kept_alerts import KeptAlerts
 from coldchain.core.lockout import SIGNING_FAILURES
 from coldchain.core.times import format_time, parse_time
 
@@ -21,38 +21,36 @@ class SigningLocks:
     """Open ``signing_locked`` alerts by user, with when each lock ends."""
 
     def __init__(self, snapshot: list[dict[str, Any]] | None = None) -> None:
-        self._open: dict[str, tuple[Alert, datetime]] = {}
-        for item in snapshot or ():
-            alert = Alert.from_payload(item["alert"])
-            self._open[alert.subject] = (alert, parse_time(item["until"]))
+        items = list(snapshot or ())
+        self._kept = KeptAlerts(item["alert"] for item in items)
+        self._until = {item["alert"]["subject"]: parse_time(item["until"]) for item in items}
 
     def open_alerts(self) -> list[Alert]:
-        return [alert for alert, _ in self._open.values()]
+        return self._kept.open_alerts()
 
     def lock(self, user: str, until: datetime, now: datetime) -> list[Transition]:
         """Open the user's alert (or extend the open one's end): the transition to publish."""
-        if user in self._open:
-            alert, _ = self._open[user]
-            self._open[user] = (alert, max(until, self._open[user][1]))  # locked again while alerted
+        if user in self._kept.open:
+            self._until[user] = max(until, self._until[user])  # locked again while alerted
             return []
         message = (
             f"Signing locked for {user} until {format_time(until)} after {SIGNING_FAILURES} failed "
             "signatures in a row: if it was not them, someone is guessing their signing password"
         )
-        alert = new_alert("signing_locked", user, NOWHERE, (now, now), None, message)
-        self._open[user] = (alert, until)
-        return [Transition(alert, "opened")]
+        self._until[user] = until
+        return self._kept.raise_alert("signing_locked", user, NOWHERE, now, message)
 
     def due(self, now: datetime) -> list[Transition]:
         """Resolve the alerts whose lock has ended by ``now``."""
-        out = []
-        for user, (alert, until) in list(self._open.items()):
+        out: list[Transition] = []
+        for user, until in list(self._until.items()):
             if now >= until:
-                del self._open[user]
-                message = f"Signing of {user} unlocked at {format_time(until)}"
-                resolved = replace(alert, state="resolved", updated_at=until, resolved_at=until, message=message)
-                out.append(Transition(resolved, "resolved"))
+                del self._until[user]
+                out += self._kept.resolve(user, until, f"Signing of {user} unlocked at {format_time(until)}")
         return out
 
     def snapshot(self) -> list[dict[str, Any]]:
-        return [{"alert": alert.to_payload(), "until": format_time(until)} for alert, until in self._open.values()]
+        return [
+            {"alert": alert.to_payload(), "until": format_time(self._until[alert.subject])}
+            for alert in self._kept.open_alerts()
+        ]

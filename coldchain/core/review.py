@@ -217,3 +217,25 @@ def review_record(request: ReviewRequest, at: datetime, number: int) -> Review:
         figures=json.dumps(f.to_payload(), sort_keys=True, ensure_ascii=False, separators=(",", ":")),
         signature_id=f"review-{f.unit}-{to_millis(at)}-s{number}",
     )
+
+
+def review_document(review: Review) -> dict[str, Any]:
+    """A recorded review as the API answers it and the audit trail records it: the window, the figures
+    signed for, and the signature (§11.50: name, full name, time, meaning)."""
+    return {
+        "unit": review.unit,
+        "site": review.site,
+        "local_date": review.local_date,
+        "note": review.note or None,
+        "from": format_time(review.window_from),
+        "to": format_time(review.window_to),
+        "figures": json.loads(review.figures),
+        "signature": {
+            "id": review.signature_id,
+            "signed_by": review.by,
+            "full_name": review.full_name,
+            "signed_at": format_time(review.at),
+            "meaning": review.meaning,
+            "supersedes": None,
+        },
+    }

@@ -26,6 +26,7 @@ from coldchain.config import Settings
 from coldchain.core.alert import Alert
 from coldchain.core.audit_chain import verify_chain, verify_macs
 from coldchain.core.records import AuditEvent, BagEvent, Review
+from coldchain.core.review import review_document
 from coldchain.core.times import format_time, to_millis
 from coldchain.reporting.audit_trail import read_chain
 
@@ -146,23 +147,7 @@ class AuditRecorder:
     def reviewed(self, review: Review) -> None:
         """A signed daily review (``reviewed``, subject the unit): the signature and the figures it covered."""
         self._continue_chain()
-        details: dict[str, Any] = {
-            "site": review.site,
-            "unit": review.unit,
-            "local_date": review.local_date,
-            "note": review.note,
-            "from": format_time(review.window_from),
-            "to": format_time(review.window_to),
-            "figures": json.loads(review.figures),
-            "signature": {
-                "id": review.signature_id,
-                "signed_by": review.by,
-                "full_name": review.full_name,
-                "signed_at": format_time(review.at),
-                "meaning": review.meaning,
-                "supersedes": None,
-            },
-        }
+        details = review_document(review)
         key = f"review:{review.unit}:{to_millis(review.at)}"
         self.log.append(review.by, "reviewed", review.unit, details, review.at, dedupe_key=key)
         self.flush()

@@ -24,8 +24,9 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coldchain.adapters.http.auth import Gatekeeper, Refusal
+from coldchain.adapters.http.bodies import SignatureBody
 from coldchain.adapters.http.ports import RulesPort
-from coldchain.adapters.http.reviews import ReviewBody, ReviewDesk, ReviewRefused, review_payload
+from coldchain.adapters.http.reviews import ReviewBody, ReviewDesk, ReviewRefused
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.mqtt import MqttError
 from coldchain.adapters.store.port import Store, StoreError
@@ -33,6 +34,7 @@ from coldchain.config import Settings
 from coldchain.contract.parser import MessageParser, RejectedMessage
 from coldchain.contract.topics import id_problem
 from coldchain.core.access import Caller
+from coldchain.core.review import review_document
 from coldchain.core.signoff import Acknowledgement, DispositionConflict
 from coldchain.core.times import format_time
 
@@ -45,13 +47,6 @@ MAX_BODY = 64 * 1024
 _ACK = re.compile(r"^/api/alerts/([^/]+)/ack$")
 _BAG = re.compile(r"^/api/bags/([^/+#]+)/events$")
 _REVIEW = re.compile(r"^/api/units/([^/]+)/(review|reviews)$")
-
-
-class SignatureBody(BaseModel):
-    """``"signature": {"password": "…"}``: the caller's signing password."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    password: str = Field(max_length=1024)
 
 
 class AckBody(BaseModel):
@@ -325,7 +320,7 @@ class HttpApi:
                 password = body.signature.password if body.signature is not None else None
                 review = self.reviews.sign(unit, user, body.note, password, request.client)
                 log.info("daily review signed", extra={"unit": unit, "by": user.name})
-                return json_reply(HTTPStatus.CREATED, review_payload(review))
+                return json_reply(HTTPStatus.CREATED, review_document(review))
         except ReviewRefused as exc:
             raise ApiError(exc.status, exc.message) from None
         raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed here")

@@ -9,22 +9,20 @@ same two functions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from coldchain.adapters.http.auth import Gatekeeper
+from coldchain.adapters.http.bodies import SignatureBody
 from coldchain.adapters.http.ports import RulesPort
 from coldchain.adapters.store.port import Store, StoreError
 from coldchain.config import Settings
 from coldchain.core.access import Caller
 from coldchain.core.records import Review
 from coldchain.core.review import ReviewFigures, ReviewRequest
-from coldchain.core.times import format_time
 from coldchain.reporting.review_figures import unit_figures
 
 
@@ -37,17 +35,12 @@ class ReviewRefused(Exception):
         self.message = message
 
 
-class ReviewSignature(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    password: str = Field(max_length=1024)
-
-
 class ReviewBody(BaseModel):
     """``POST /api/units/<unit>/reviews``: a note and the signer's signing password."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     note: str | None = Field(default=None, max_length=2000)
-    signature: ReviewSignature | None = None
+    signature: SignatureBody | None = None
 
 
 class ReviewDesk:
@@ -84,22 +77,3 @@ class ReviewDesk:
         signer = self.gate.sign(user.name, password, client, f"review:{unit}", "sign_review")
         return self.rules().review(ReviewRequest(figures, user.name, signer, note or None))
 
-
-def review_payload(review: Review) -> dict[str, Any]:
-    """The recorded review as the API answers it."""
-    return {
-        "unit": review.unit,
-        "site": review.site,
-        "local_date": review.local_date,
-        "note": review.note or None,
-        "from": format_time(review.window_from),
-        "to": format_time(review.window_to),
-        "figures": json.loads(review.figures),
-        "signature": {
-            "id": review.signature_id,
-            "signed_by": review.by,
-            "full_name": review.full_name,
-            "signed_at": format_time(review.at),
-            "meaning": review.meaning,
-        },
-    }

@@ -12,6 +12,7 @@ from coldchain.config.inventory import SENSOR_FORMATS, Scanner, Sensor, Unit
 from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, NotifyTarget, OncallConfig, Shift
+from coldchain.config.rollups import RollupsConfig
 from coldchain.config.settings import Settings, config_warnings, no_config_loaded
 from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig
@@ -30,6 +31,7 @@ __all__ = [
     "NotifyConfig",
     "NotifyTarget",
     "OncallConfig",
+    "RollupsConfig",
     "Scanner",
     "Sensor",
     "Settings",

@@ -35,6 +35,7 @@ from coldchain.config.inventory import (
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.reports import ReportConfig
+from coldchain.config.rollups import RollupsConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
 from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    rollups: RollupsConfig = Field(default_factory=RollupsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     oncall: OncallConfig = Field(default_factory=OncallConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)

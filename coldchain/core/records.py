@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal, TypeAlias
 
 from coldchain.core.alert import Alert
+from coldchain.core.rollups import Rollup
 
 BagEventKind = Literal["diluted", "infusion_started", "infusion_completed", "discarded"]
 MAX_FUTURE = timedelta(minutes=5)
@@ -183,6 +184,7 @@ Record: TypeAlias = (
     | BagStatus
     | AuditEvent
     | SensorAvailability
+    | Rollup
 )
 """Everything the store holds: readings, bag events and rejections from ingest, alert states
 (``coldchain.core.alert.Alert``) from the rules worker, notification attempts from the notifier."""
@@ -198,13 +200,17 @@ RECORD_TYPES: dict[str, type] = {
     "bag_timer": BagStatus,
     "audit": AuditEvent,
     "availability": SensorAvailability,
+    "rollup_5m": Rollup,
+    "rollup_1d": Rollup,
 }
 """Each record type by the name of the measurement it is stored in."""
 
 
-_NAMES = {cls: name for name, cls in RECORD_TYPES.items()}
+_NAMES = {cls: name for name, cls in RECORD_TYPES.items() if cls is not Rollup}
 
 
 def measurement_of(record: Record) -> str:
-    """The measurement a record is stored in."""
+    """The measurement a record is stored in (a rollup's depends on its width)."""
+    if type(record) is Rollup:
+        return record.measurement
     return _NAMES[type(record)]

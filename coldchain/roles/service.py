@@ -42,6 +42,7 @@ from coldchain.core.policy import Policy
 from coldchain.core.system_rules import DiskSpace, Fact, Link, RoleHealth
 from coldchain.roles.dispatch import Dispatcher
 from coldchain.roles.ingest import Ingest
+from coldchain.roles.rollup_keeper import RollupKeeper
 from coldchain.roles.rules_worker import RulesWorker
 from coldchain.roles.steady_clock import SteadyClock
 from coldchain.roles.supervision import Supervisor
@@ -116,6 +117,10 @@ class Service:
             heartbeat=self.supervisor.beat_current,
         )
         self.ingest = Ingest(settings, self.writer, self.metrics) if "ingest" in self.roles else None
+        self.rollups: RollupKeeper | None = None
+        if self.ingest is not None and settings.rollups.enabled:
+            self.rollups = RollupKeeper(settings, self.writer, self.metrics, clock=clock)
+            self.ingest.rollups = self.rollups
         self.rules = RulesWorker(settings, self.writer, self.metrics, clock) if "rules" in self.roles else None
         self._ping = _CachedPing(self.store)
         self.api = (
@@ -263,6 +268,9 @@ class Service:
         spawn = self.supervisor.spawn
         if self.ingest is not None:
             self.ingest.start(spawn)
+        if self.rollups is not None:
+            self.rollups.heartbeat = functools.partial(self.supervisor.beat, "rollups")
+            spawn("rollups", self.rollups.run, late_after=120.0, dead_after=900.0)
         if self.notifier is not None:
             self.notifier.start(functools.partial(spawn, late_after=120.0, dead_after=900.0))
         if self.rules is not None:
@@ -280,6 +288,8 @@ class Service:
         for role in (self.ingest, self.rules):
             if role is not None:
                 role.request_stop()
+        if self.rollups is not None:
+            self.rollups.stop()
         self.writer.stop()
         for role in (self.ingest, self.rules):
             if role is not None:

@@ -36,6 +36,7 @@ from coldchain.core.records import (
     ShakeReading,
     TemperatureReading,
 )
+from coldchain.core.rollups import Rollup
 from coldchain.core.times import format_time, to_millis
 
 PAYLOAD_LIMIT = 64 * 1024
@@ -259,4 +260,23 @@ def audit_point(e: AuditEvent) -> Point:
             *((("mac", e.mac),) if e.mac else ()),
         ),
         to_millis(e.at),
+    )
+
+
+@point_maker(Rollup)
+def rollup_point(r: Rollup) -> Point:
+    """Measurement ``rollup_5m`` or ``rollup_1d`` at the interval's start; tags sensor, site, unit, kind;
+    floats ``min``, ``max``, ``mean``, ``sum``; ints ``count`` and ``out_ms`` (time out of range)."""
+    return Point(
+        r.measurement,
+        (("kind", r.kind), ("sensor", r.sensor), ("site", r.site), ("unit", r.unit)),
+        (
+            ("min", float(r.minimum)),
+            ("max", float(r.maximum)),
+            ("mean", float(r.mean)),
+            ("sum", float(r.total)),
+            ("count", int(r.count)),
+            ("out_ms", int(r.out_ms)),
+        ),
+        to_millis(r.start),
     )

@@ -1,0 +1,344 @@
+"""Keeps the rollups (``core/rollups.py``) up to date as readings arrive, in the process that ingests.
+
+- Ingest hands over each batch once it is durable (``observe``). Per sensor one 5-minute
+  accumulator is open; a reading of a later interval closes it, and so does the clock ``settle``
+  after the interval's end (a silent sensor). A closed interval is written to ``rollup_5m`` and
+  added to the sensor's running day, written to ``rollup_1d`` when the day closes. Memory: one
+  accumulator and one running day per sensor.
+- An interval that cannot be built from memory is recomputed from the stored readings: one a
+  reading arrives for after it closed (late, or a buffered upload), one whose readings came out of
+  order, one already under way when the process started, and every interval when ingest replicas
+  split the readings (``mqtt.shared_group``). Its day is then recomputed from the stored 5-minute
+  rollups. Recomputing waits until the spool is empty, so the raw readings are in the store.
+- Rollups are derived data: rewriting one (same sensor and interval start) is how it is corrected.
+  They go through the same ``DurableWriter`` as the readings, so while the store is away they are
+  spooled behind the readings they summarise and replayed in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.store.durable import DurableWriter
+from coldchain.adapters.store.port import StoreError
+from coldchain.config import Settings
+from coldchain.core.records import Record, ShakeReading, TemperatureReading
+from coldchain.core.rollups import (
+    FIVE_MINUTES_MS,
+    MEASUREMENTS,
+    Accumulator,
+    Band,
+    DayBounds,
+    Rollup,
+    SensorPlace,
+    combine,
+    interval_start_ms,
+    rollup_of,
+    utc_day,
+)
+from coldchain.core.times import from_millis, to_millis
+
+log = logging.getLogger("coldchain.rollups")
+
+_WHOLE_WINDOW = 50
+"""From this many sensors sharing a window to recompute, read the window once for all of them."""
+
+
+def places_of(settings: Settings) -> dict[str, SensorPlace]:
+    """Each sensor's tags and band, from its unit's profile (overrides applied)."""
+    units = {unit.id: unit for unit in settings.units}
+    places: dict[str, SensorPlace] = {}
+    for sensor in settings.sensors:
+        unit = units[sensor.unit]
+        profile = settings.unit_profile(unit)
+        if sensor.kind == "shake":
+            band = Band("shake", None, profile.agitation_g)
+        else:
+            band = Band("temperature", profile.min_celsius, profile.max_celsius)
+        places[sensor.id] = SensorPlace(sensor.id, unit.id, unit.site, band)
+    return places
+
+
+def rollup_from_row(row: dict[str, object], width: str) -> Rollup:
+    """A stored rollup row (``read_range`` of ``rollup_5m`` / ``rollup_1d``) as a Rollup."""
+    start = row["time"]
+    assert isinstance(start, datetime)
+    return Rollup(
+        str(row["sensor"]),
+        str(row.get("unit", "")),
+        str(row.get("site", "")),
+        str(row.get("kind", "")),
+        width,
+        start,
+        int(row["count"]),  # type: ignore[call-overload]
+        float(row["min"]),  # type: ignore[arg-type]
+        float(row["max"]),  # type: ignore[arg-type]
+        float(row["sum"]),  # type: ignore[arg-type]
+        float(row["mean"]),  # type: ignore[arg-type]
+        int(row["out_ms"]),  # type: ignore[call-overload]
+    )
+
+
+@dataclass(slots=True)
+class _Day:
+    """A sensor's running day: the 5-minute rollups closed so far, combined; ``complete`` while every
+    interval of the day came from memory (else the day is recomputed from the store when it closes)."""
+
+    start: datetime
+    end: datetime
+    parts: list[Rollup]
+    complete: bool
+
+
+class RollupKeeper:
+    """Per-sensor accumulators, the intervals to recompute, and the loop that writes them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        writer: DurableWriter,
+        metrics: Metrics | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        day_of: DayBounds = utc_day,
+    ) -> None:
+        self.writer = writer
+        self.metrics = metrics
+        self.clock = clock
+        self.day_of = day_of
+        self.places = places_of(settings)
+        self.gap = settings.export.gap_after
+        self._gap_ms = int(self.gap.total_seconds() * 1000)
+        self.settle = settings.rollups.settle
+        self.recompute_every = settings.rollups.recompute_every.total_seconds()
+        self.from_memory = not settings.mqtt.shared_group
+        """False when ingest replicas split the readings: then every interval is recomputed from the store."""
+        self.started = clock()
+        self._started_ms = to_millis(self.started)
+        self._lock = threading.Lock()
+        self._open: dict[str, Accumulator] = {}
+        self._tainted: set[str] = set()
+        self._days: dict[str, _Day] = {}
+        self._last_closed: dict[str, int] = {}
+        self._dirty: dict[str, set[int]] = {}
+        self._dirty_days: dict[str, set[datetime]] = {}
+        self._ready: list[Record] = []
+        self._stopping = threading.Event()
+        self.heartbeat: Callable[[], None] = lambda: None
+        self.recomputed = 0
+        """Intervals recomputed from the store so far (for tests and logs)."""
+
+    # -- fed by ingest -----------------------------------------------------------------------
+
+    def observe(self, records: Iterable[Record]) -> None:
+        """Take the readings of a batch that is now durable (other records ignored)."""
+        with self._lock:
+            for record in records:
+                if type(record) is TemperatureReading:
+                    self._take(record.sensor, to_millis(record.ts), record.celsius)
+                elif type(record) is ShakeReading:
+                    self._take(record.sensor, to_millis(record.ts), record.peak_g)
+
+    def _take(self, sensor: str, ts_ms: int, value: float) -> None:
+        place = self.places.get(sensor)
+        if place is None:
+            return
+        start = interval_start_ms(ts_ms)
+        open_one = self._open.get(sensor)
+        if open_one is not None and start > open_one.start_ms:
+            self._close(sensor, open_one)
+            open_one = None
+        if open_one is None:
+            if self._closed_before(sensor, start):
+                self._mark(sensor, start)  # late: its interval was written already
+                return
+            open_one = self._open[sensor] = Accumulator(start, place.band, self._gap_ms)
+            if start < self._started_ms or not self.from_memory:
+                self._tainted.add(sensor)  # begun before we started listening, or shared with replicas
+        if start < open_one.start_ms:
+            self._mark(sensor, start)
+        elif not open_one.add(ts_ms, value):
+            self._tainted.add(sensor)  # out of order (or redelivered): the memory is not the whole truth
+
+    def _closed_before(self, sensor: str, start_ms: int) -> bool:
+        """Whether the interval at ``start_ms`` was closed already (written, or marked for recomputing)."""
+        return start_ms <= self._last_closed.get(sensor, -1)
+
+    def _mark(self, sensor: str, start_ms: int) -> None:
+        """Interval ``start_ms`` of ``sensor`` is recomputed from the store, then its day."""
+        self._dirty.setdefault(sensor, set()).add(start_ms)
+        day = self._days.get(sensor)
+        if day is not None and day.start <= from_millis(start_ms) < day.end:
+            day.complete = False
+        else:
+            self._dirty_days.setdefault(sensor, set()).add(self.day_of(from_millis(start_ms))[0])
+
+    def _close(self, sensor: str, accumulator: Accumulator) -> None:
+        """Interval over: write it from memory (or mark it for recomputing), and add it to its day."""
+        del self._open[sensor]
+        self._last_closed[sensor] = accumulator.start_ms
+        start = from_millis(accumulator.start_ms)
+        day = self._days.get(sensor)
+        if day is not None and not day.start <= start < day.end:
+            self._close_day(sensor, day)
+            day = None
+        if day is None:
+            day_start, day_end = self.day_of(start)
+            day = self._days[sensor] = _Day(day_start, day_end, [], day_start >= self.started and self.from_memory)
+        rollup = None if sensor in self._tainted else accumulator.result(self.places[sensor])
+        self._tainted.discard(sensor)
+        if rollup is None:
+            self._mark(sensor, accumulator.start_ms)
+            return
+        day.parts.append(rollup)
+        self._ready.append(rollup)
+
+    def _close_day(self, sensor: str, day: _Day) -> None:
+        del self._days[sensor]
+        if not day.complete:
+            self._dirty_days.setdefault(sensor, set()).add(day.start)
+        elif (daily := combine(day.parts, day.start)) is not None:
+            self._ready.append(daily)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Every second: close what the clock closed, write, and now and then recompute (supervised)."""
+        last_recompute = 0.0
+        while not self._stopping.wait(1.0):
+            self.heartbeat()
+            self.flush(self.clock())
+            now = self.clock().timestamp()
+            if now - last_recompute >= self.recompute_every:
+                last_recompute = now
+                self.recompute()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def flush(self, now: datetime) -> int:
+        """Close the intervals and days that ended ``settle`` before ``now``; write what is ready. How many."""
+        settle_ms = int(self.settle.total_seconds() * 1000)
+        now_ms = to_millis(now)
+        with self._lock:
+            for sensor, accumulator in list(self._open.items()):
+                if accumulator.end_ms + settle_ms <= now_ms:
+                    self._close(sensor, accumulator)
+            for sensor, day in list(self._days.items()):
+                if sensor not in self._open and to_millis(day.end) + settle_ms <= now_ms:
+                    self._close_day(sensor, day)
+            ready, self._ready = self._ready, []
+        self._write(ready)
+        return len(ready)
+
+    def pending(self) -> int:
+        """Intervals and days waiting to be recomputed."""
+        with self._lock:
+            return sum(map(len, self._dirty.values())) + sum(map(len, self._dirty_days.values()))
+
+    def recompute(self) -> int:
+        """Recompute the marked intervals from the stored readings, then their days; how many rollups written.
+
+        Waits (returns 0) while the spool holds batches: the readings may not be in the store yet."""
+        if self.writer.spool.batches:
+            return 0
+        with self._lock:
+            dirty, self._dirty = self._dirty, {}
+        written = 0
+        try:
+            written += self._recompute_intervals(dirty)
+            dirty = {}
+            with self._lock:
+                days, self._dirty_days = self._dirty_days, {}
+            try:
+                written += self._recompute_days(days)
+            except BaseException:
+                with self._lock:
+                    for sensor, day_starts in days.items():
+                        self._dirty_days.setdefault(sensor, set()).update(day_starts)
+                raise
+        except StoreError as exc:
+            log.warning("could not recompute rollups yet (will retry): %s", exc)
+            return written
+        finally:
+            with self._lock:
+                for sensor, starts in dirty.items():
+                    self._dirty.setdefault(sensor, set()).update(starts)
+        return written
+
+    def _recompute_intervals(self, dirty: dict[str, set[int]]) -> int:
+        written: list[Record] = []
+        for (first, last), sensors in _by_span(dirty).items():
+            start, end = from_millis(first), from_millis(last + FIVE_MINUTES_MS)
+            readings = self._raw(sensors, start, end)
+            for sensor in sensors:
+                place = self.places[sensor]
+                rows = readings.get(sensor, [])
+                for interval in sorted(dirty[sensor]):
+                    rollup = rollup_of(rows, from_millis(interval), place, self.gap)
+                    if rollup is not None:
+                        written.append(rollup)
+        self._write(written)
+        self.recomputed += len(written)
+        return len(written)
+
+    def _raw(self, sensors: Sequence[str], start: datetime, end: datetime) -> dict[str, list[tuple[datetime, float]]]:
+        """The stored readings of ``sensors`` in ``[start, end)``, by sensor."""
+        found: dict[str, list[tuple[datetime, float]]] = {sensor: [] for sensor in sensors}
+        for kind in {self.places[sensor].band.kind for sensor in sensors}:
+            field = "celsius" if kind == "temperature" else "peak_g"
+            for row in self._rows(kind, sensors, start, end):
+                bucket = found.get(str(row.get("sensor")))
+                value = row.get(field)
+                if bucket is not None and isinstance(value, int | float):
+                    bucket.append((row["time"], float(value)))
+        return found
+
+    def _rows(
+        self, measurement: str, sensors: Sequence[str], start: datetime, end: datetime
+    ) -> Iterator[dict[str, Any]]:
+        store = self.writer.store
+        if len(sensors) >= _WHOLE_WINDOW:
+            yield from store.read_range(measurement, start, end)
+            return
+        for sensor in sensors:
+            yield from store.read_range(measurement, start, end, {"sensor": sensor})
+
+    def _recompute_days(self, days: dict[str, set[datetime]]) -> int:
+        written: list[Record] = []
+        by_day: dict[datetime, list[str]] = {}
+        for sensor, starts in days.items():
+            for day in starts:
+                by_day.setdefault(day, []).append(sensor)
+        for day, sensors in sorted(by_day.items()):
+            _, end = self.day_of(day)
+            parts: dict[str, list[Rollup]] = {sensor: [] for sensor in sensors}
+            for row in self._rows(MEASUREMENTS["5m"], sensors, day, end):
+                bucket = parts.get(str(row.get("sensor")))
+                if bucket is not None:
+                    bucket.append(rollup_from_row(row, "5m"))
+            for sensor in sensors:
+                daily = combine(sorted(parts[sensor], key=lambda r: r.start), day)
+                if daily is not None:
+                    written.append(daily)
+        self._write(written)
+        return len(written)
+
+    def _write(self, rollups: list[Record]) -> None:
+        if rollups:
+            self.writer.write(rollups)
+
+
+def _by_span(dirty: dict[str, set[int]]) -> dict[tuple[int, int], list[str]]:
+    """Sensors grouped by the span (first, last interval start) of their marked intervals."""
+    spans: dict[tuple[int, int], list[str]] = {}
+    for sensor, starts in dirty.items():
+        if starts:
+            spans.setdefault((min(starts), max(starts)), []).append(sensor)
+    return spans

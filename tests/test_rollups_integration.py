@@ -81,8 +81,10 @@ def test_a_spool_replay_after_influxdb_was_down_corrects_the_rollups(
         influx.start()
         for interval in (start, start + timedelta(minutes=5)):
             wait_for(
-                lambda i=interval: (r := rollup(world, i)) is not None  # type: ignore[misc]
-                and (r["min"], r["max"], r["count"]) == raw_extremes(world, i),
+                lambda i=interval: (
+                    (r := rollup(world, i)) is not None  # type: ignore[misc]
+                    and (r["min"], r["max"], r["count"]) == raw_extremes(world, i)
+                ),
                 30,
                 f"the rollup at {interval} equal to its raw readings",
             )

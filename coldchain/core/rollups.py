@@ -182,29 +182,54 @@ def rollups_of(readings: Iterable[tuple[datetime, float]], place: SensorPlace, g
     return [rollup for rollup in found if rollup is not None]
 
 
+class Combination:
+    """Rollups of one sensor combined one at a time, oldest first, in constant memory (``combine``)."""
+
+    __slots__ = ("count", "first", "maximum", "minimum", "out_ms", "total")
+
+    def __init__(self) -> None:
+        self.first: Rollup | None = None
+        self.count = 0
+        self.minimum = float("inf")
+        self.maximum = float("-inf")
+        self.total = 0.0
+        self.out_ms = 0
+
+    def add(self, part: Rollup) -> None:
+        if self.first is None:
+            self.first = part
+        self.count += part.count
+        self.minimum = min(self.minimum, part.minimum)
+        self.maximum = max(self.maximum, part.maximum)
+        self.total += part.total  # in interval order, so the same parts always give the same float
+        self.out_ms += part.out_ms
+
+    def result(self, start: datetime, width: Width = "1d") -> Rollup | None:
+        first = self.first
+        if first is None or self.count == 0:
+            return None
+        return Rollup(
+            first.sensor,
+            first.unit,
+            first.site,
+            first.kind,
+            width,
+            start,
+            self.count,
+            self.minimum,
+            self.maximum,
+            self.total,
+            self.total / self.count,
+            self.out_ms,
+        )
+
+
 def combine(parts: Sequence[Rollup], start: datetime, width: Width = "1d") -> Rollup | None:
     """The rollup over ``[start, …)`` made of ``parts`` (one sensor's 5-minute rollups, oldest first)."""
-    if not parts:
-        return None
-    first = parts[0]
-    count = sum(part.count for part in parts)
-    total = 0.0
-    for part in parts:  # in interval order, so the same parts always give the same float
-        total += part.total
-    return Rollup(
-        first.sensor,
-        first.unit,
-        first.site,
-        first.kind,
-        width,
-        start,
-        count,
-        min(part.minimum for part in parts),
-        max(part.maximum for part in parts),
-        total,
-        total / count,
-        sum(part.out_ms for part in parts),
-    )
+    combination = Combination()
+    for part in parts:
+        combination.add(part)
+    return combination.result(start, width)
 
 
 def daily_of(parts: Iterable[Rollup], day_of: DayBounds = utc_day) -> list[Rollup]:

@@ -34,10 +34,10 @@ from coldchain.core.rollups import (
     MEASUREMENTS,
     Accumulator,
     Band,
+    Combination,
     DayBounds,
     Rollup,
     SensorPlace,
-    combine,
     interval_start_ms,
     rollup_of,
     utc_day,
@@ -92,7 +92,7 @@ class _Day:
 
     start: datetime
     end: datetime
-    parts: list[Rollup]
+    parts: Combination
     complete: bool
 
 
@@ -126,6 +126,9 @@ class RollupKeeper:
         self._tainted: set[str] = set()
         self._days: dict[str, _Day] = {}
         self._last_closed: dict[str, int] = {}
+        self._scanned = -1
+        self._rescan = False
+        """An accumulator was opened for an interval the clock has already passed (a buffered upload)."""
         self._dirty: dict[str, set[int]] = {}
         self._dirty_days: dict[str, set[datetime]] = {}
         self._ready: list[Record] = []
@@ -159,6 +162,7 @@ class RollupKeeper:
                 self._mark(sensor, start)  # late: its interval was written already
                 return
             open_one = self._open[sensor] = Accumulator(start, place.band, self._gap_ms)
+            self._rescan = self._rescan or open_one.end_ms <= self._scanned
             if start < self._started_ms or not self.from_memory:
                 self._tainted.add(sensor)  # begun before we started listening, or shared with replicas
         if start < open_one.start_ms:
@@ -190,20 +194,22 @@ class RollupKeeper:
             day = None
         if day is None:
             day_start, day_end = self.day_of(start)
-            day = self._days[sensor] = _Day(day_start, day_end, [], day_start >= self.started and self.from_memory)
+            day = self._days[sensor] = _Day(
+                day_start, day_end, Combination(), day_start >= self.started and self.from_memory
+            )
         rollup = None if sensor in self._tainted else accumulator.result(self.places[sensor])
         self._tainted.discard(sensor)
         if rollup is None:
             self._mark(sensor, accumulator.start_ms)
             return
-        day.parts.append(rollup)
+        day.parts.add(rollup)
         self._ready.append(rollup)
 
     def _close_day(self, sensor: str, day: _Day) -> None:
         del self._days[sensor]
         if not day.complete:
             self._dirty_days.setdefault(sensor, set()).add(day.start)
-        elif (daily := combine(day.parts, day.start)) is not None:
+        elif (daily := day.parts.result(day.start)) is not None:
             self._ready.append(daily)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -224,15 +230,17 @@ class RollupKeeper:
 
     def flush(self, now: datetime) -> int:
         """Close the intervals and days that ended ``settle`` before ``now``; write what is ready. How many."""
-        settle_ms = int(self.settle.total_seconds() * 1000)
-        now_ms = to_millis(now)
+        # everything ends on a 5-minute boundary: scan the sensors only once the clock passes a new one
+        boundary = interval_start_ms(to_millis(now - self.settle))
         with self._lock:
-            for sensor, accumulator in list(self._open.items()):
-                if accumulator.end_ms + settle_ms <= now_ms:
-                    self._close(sensor, accumulator)
-            for sensor, day in list(self._days.items()):
-                if sensor not in self._open and to_millis(day.end) + settle_ms <= now_ms:
-                    self._close_day(sensor, day)
+            if boundary > self._scanned or self._rescan:
+                self._scanned, self._rescan = max(boundary, self._scanned), False
+                for sensor, accumulator in list(self._open.items()):
+                    if accumulator.end_ms <= boundary:
+                        self._close(sensor, accumulator)
+                for sensor, day in list(self._days.items()):
+                    if sensor not in self._open and to_millis(day.end) <= boundary:
+                        self._close_day(sensor, day)
             ready, self._ready = self._ready, []
         self._write(ready)
         return len(ready)
@@ -318,13 +326,14 @@ class RollupKeeper:
                 by_day.setdefault(day, []).append(sensor)
         for day, sensors in sorted(by_day.items()):
             _, end = self.day_of(day)
-            parts: dict[str, list[Rollup]] = {sensor: [] for sensor in sensors}
+            # rows come oldest first: each sensor's intervals are combined in order, in constant memory
+            parts = {sensor: Combination() for sensor in sensors}
             for row in self._rows(MEASUREMENTS["5m"], sensors, day, end):
-                bucket = parts.get(str(row.get("sensor")))
-                if bucket is not None:
-                    bucket.append(rollup_from_row(row, "5m"))
+                combination = parts.get(str(row.get("sensor")))
+                if combination is not None:
+                    combination.add(rollup_from_row(row, "5m"))
             for sensor in sensors:
-                daily = combine(sorted(parts[sensor], key=lambda r: r.start), day)
+                daily = parts[sensor].result(day)
                 if daily is not None:
                     written.append(daily)
         self._write(written)

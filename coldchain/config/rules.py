@@ -40,6 +40,11 @@ class RulesConfig(ConfigModel):
         description="File holding the key (at least 16 bytes) that MACs every audit event; default: "
         "coldchain-audit.key in the state directory, created once. Keep it where the store's credentials do not reach.",
     )
+    sites: list[str] = Field(
+        default_factory=list,
+        description="The sites this rules worker judges (its partition); empty: every site. Give each partition "
+        "its own client_id, state_path, spool_path and audit_path.",
+    )
     tick: Duration = Field(default=timedelta(seconds=1), description="How often the clock rules run.")
     checkpoint_every: Duration = Field(
         default=timedelta(seconds=1), description="Longest time between snapshots (messages are acked after one)."

@@ -44,7 +44,7 @@ from coldchain.adapters.sqlite_files import DiskFull
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.adapters.store.port import StoreError
 from coldchain.config import Settings
-from coldchain.contract.parser import MessageParser
+from coldchain.contract.parser import MessageParser, ParsedRecord
 from coldchain.contract.status import Status
 from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
@@ -59,7 +59,15 @@ from coldchain.core.records import (
 from coldchain.core.rules import RulesEngine
 from coldchain.core.signature import Signer
 from coldchain.core.signoff import acknowledge as acknowledge_alert
-from coldchain.core.system_rules import Fact, FutureTimestamps, StateReset, SystemLimits
+from coldchain.core.system_rules import (
+    DiskSpace,
+    Fact,
+    FutureTimestamps,
+    Link,
+    RoleHealth,
+    StateReset,
+    SystemLimits,
+)
 from coldchain.core.times import parse_time
 from coldchain.roles import rebuild
 from coldchain.roles.alert_publisher import AlertPublisher
@@ -85,7 +93,23 @@ def system_limits(settings: Settings) -> SystemLimits:
     return SystemLimits(
         broker_after=settings.mqtt.outage_alert_after,
         store_after=settings.influx.outage_alert_after,
+        skew_subject=f"ts_in_future@{settings.rules.client_id}" if settings.rules.sites else "ts_in_future",
     )
+
+
+def partition_fact(fact: Fact, partition: str) -> Fact:
+    """A fact as a partition reports it: the store, directory, role or reset named ``<subject>@<partition>``,
+    so two partitions seeing the same outage raise two alerts, each naming its worker, never one alert
+    twice. (A broker link is already named by the partition's own client id.)"""
+    if isinstance(fact, Link) and fact.kind == "store_unreachable":
+        return replace(fact, subject=f"{fact.subject}@{partition}")
+    if isinstance(fact, DiskSpace):
+        return replace(fact, path=f"{fact.path}@{partition}")
+    if isinstance(fact, RoleHealth):
+        return replace(fact, role=f"{fact.role}@{partition}")
+    if isinstance(fact, StateReset):
+        return replace(fact, what=f"{fact.what}@{partition}")
+    return fact
 
 
 def alert_topic(prefix: str, transition: Transition) -> str:
@@ -117,6 +141,9 @@ class RulesWorker:
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        settings = settings.rules_partition()  # a partition (rules.sites) sees only its sites' inventory
+        self.partition = tuple(settings.rules.sites)
+        """The sites this worker judges; empty: every site."""
         self.settings = settings
         self.writer = writer
         self.metrics = metrics
@@ -145,7 +172,7 @@ class RulesWorker:
         self.connection = MqttConnection(
             settings.mqtt,
             client_id=settings.rules.client_id,
-            subscriptions=self.parser.subscriptions,
+            subscriptions=self.parser.own_subscriptions if self.partition else self.parser.subscriptions,
             on_connected=self._connected,
             status=Status("rules", settings.rules.client_id, __version__, datetime.now(UTC)),
         )
@@ -400,6 +427,8 @@ class RulesWorker:
     def _system_step(self) -> None:
         """Facts about coldchain itself -> system alerts (published, stored, notified like the others)."""
         facts, self._facts = [*self._facts, *self.facts()], []
+        if self.partition:
+            facts = [partition_fact(fact, self.settings.rules.client_id) for fact in facts]
         self._emit(self.engine.system(facts, self.clock()))
 
     def _clock_step(self) -> None:
@@ -415,8 +444,11 @@ class RulesWorker:
     def _judge(self, messages: list[InboundMessage]) -> None:
         records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability] = []
         bags = self.engine.bag_ledger()
+        ours: set[str] = set()
         for message in messages:
             parsed = self.parser.parse(message.topic, message.payload, message.received_at)
+            if isinstance(parsed, list) and self.partition:
+                parsed = self._own(parsed, ours)
             if isinstance(parsed, list):
                 events = [record for record in parsed if isinstance(record, BagEvent)]
                 if events and bags.admit(events) is not None:
@@ -437,6 +469,19 @@ class RulesWorker:
             self._pending.extend(messages)
         self._dirty = True
         self._refresh_view()
+
+    def _own(self, parsed: list[ParsedRecord], ours: set[str]) -> list[ParsedRecord]:
+        """A partition's share of a message: a bag event naming no unit belongs to the partition that knows
+        the bag (its dilution named one of our units); another partition's units were refused by the parser."""
+        kept: list[ParsedRecord] = []
+        for record in parsed:
+            if isinstance(record, BagEvent):
+                if record.unit is not None:
+                    ours.add(record.bag)
+                elif record.bag not in ours and self.engine.bag_status(record.bag) is None:
+                    continue
+            kept.append(record)
+        return kept
 
     def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability]) -> None:
         transitions = self.engine.observe(records, self.clock())

@@ -4,6 +4,8 @@ one influxd, each judging its own site; every alert is raised once, by the worke
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -63,6 +65,17 @@ def partition_config(directory: Path, mqtt: Any, influx: Any, prefix: str, datab
     return path
 
 
+def audit_verify(worker: ColdchainProcess) -> tuple[int, str]:
+    """``coldchain audit verify`` with the partition's configuration (its chain, key and retained head)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "coldchain.cli", "audit", "verify", "--config", str(worker.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
 def known_alerts(worker: ColdchainProcess) -> list[dict[str, Any]]:
     """The alerts a worker holds (active and recently resolved), from its HTTP API."""
     response = httpx.get(worker.api + "/api/alerts", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
@@ -119,6 +132,11 @@ def test_two_partitions_raise_each_alert_once_by_its_owner(tmp_path: Path, mosqu
             if (alert := json.loads(payload))["state"] == "resolved"
         )
         assert resolved[("bag_expired", "B-N")] == 1 and resolved[("bag_expired", "B-S")] == 0
+        for worker in (north, south):  # each partition's audit chain is whole and its own
+            name = worker.config.parent.name
+            wait_for(lambda w=worker: audit_verify(w)[0] == 0, 20, f"{name}'s audit chain verified")  # type: ignore[misc]
+            output = audit_verify(worker)[1]
+            assert "audit chain OK" in output and "NOT VERIFIED" not in output, output
         stored = influxql(influxd.url, database, 'SELECT * FROM "alert" WHERE "state" = \'open\' GROUP BY *')
         per_alert = Counter(row["id"] for row in stored if row.get("site") != "coldchain")
         assert per_alert and all(count == 1 for count in per_alert.values()), per_alert

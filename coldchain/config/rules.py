@@ -60,6 +60,11 @@ class RulesConfig(ConfigModel):
         return self.state_path.parent
 
     @property
+    def audit_chain(self) -> str:
+        """The audit chain this worker keeps: "" (the one chain), or a partition's own, named by its client id."""
+        return self.client_id if self.sites else ""
+
+    @property
     def audit_log_path(self) -> Path:
         """Where the audit log lives: ``audit_path``, or beside the snapshot."""
         return self.audit_path if self.audit_path is not None else self.state_path.with_name("coldchain-audit.sqlite")

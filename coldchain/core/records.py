@@ -110,6 +110,9 @@ class AuditEvent:
     mac: str = ""
     """``<key id>:<HMAC-SHA256 hex of hash>`` under the audit key, which the store's credentials do not give;
     empty for events recorded before audit MACs."""
+    chain: str = ""
+    """Which chain the event links into: empty for the one rules worker's; a rules partition's
+    ``rules.client_id`` (each partition keeps its own chain). Not part of ``hash``: it names the chain."""
 
 
 class RejectReason(StrEnum):

@@ -155,6 +155,7 @@ class RulesWorker:
             writer,
             clock,
             publish_head=self._publish_audit_head,
+            chain=settings.rules.audit_chain,
         )
         self.config_source = "<defaults>"
         """The configuration file's path, recorded in the audit trail's ``config_loaded`` (set by the CLI)."""
@@ -199,7 +200,8 @@ class RulesWorker:
 
     def _publish_audit_head(self, payload: bytes) -> None:
         """Anchor the audit chain's head: retained on ``<prefix>/audit/head`` (QoS 1)."""
-        self.connection.publish(Topics(self.settings.mqtt.topic_prefix).audit_head, payload, retain=True)
+        topic = Topics(self.settings.mqtt.topic_prefix).audit_head_of(self.settings.rules.audit_chain)
+        self.connection.publish(topic, payload, retain=True)
 
     def _restore(self) -> RulesEngine:
         """The engine from the snapshot (older versions migrated); rebuilt from the store if it is unusable."""

@@ -246,10 +246,11 @@ def bag_status_point(b: BagStatus) -> Point:
 
 @point_maker(AuditEvent)
 def audit_point(e: AuditEvent) -> Point:
-    """Tag ``action``; int ``seq``; strings actor, subject, details, prev_hash, hash, mac (when set); at ``at``."""
+    """Tag ``action`` (and ``chain`` for a rules partition's); int ``seq``; strings actor, subject, details,
+    prev_hash, hash, mac (when set); at ``at``."""
     return Point(
         "audit",
-        (("action", e.action),),
+        (("action", e.action), ("chain", e.chain or None)),
         (
             ("seq", int(e.seq)),
             ("actor", e.actor),

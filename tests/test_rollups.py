@@ -237,3 +237,40 @@ def test_intervals_begun_before_start_are_recomputed(tmp_path: Path) -> None:
     finally:
         writer.stop()
         store.close()
+
+
+def test_with_ingest_replicas_every_interval_comes_from_the_store(tmp_path: Path) -> None:
+    """With mqtt.shared_group each replica sees part of the readings: rollups are recomputed from the store."""
+    store = SqliteStore(tmp_path / "store.sqlite")
+    writer = DurableWriter(store, Spool(tmp_path / "spool.sqlite", 1 << 24), Metrics())
+    writer.start()
+    try:
+        shared = SETTINGS.model_copy(update={"mqtt": SETTINGS.mqtt.model_copy(update={"shared_group": "ingest"})})
+        clock = Clock(T0 - timedelta(hours=1))
+        keeper = RollupKeeper(shared, writer, clock=clock)
+        readings = [reading("t-1", T0 + i * M, 9.0 if i % 2 else 5.0) for i in range(10)]
+        writer.write(readings[1::2])  # stored by the other replica, never seen here
+        ingest(writer, keeper, readings[::2])
+        settle(keeper, clock, T0 + timedelta(days=1, minutes=5))
+        assert stored(store, "rollup_5m") == expected_5m(store, "t-1")
+        first = stored(store, "rollup_5m")[("t-1", T0)]
+        assert (first.count, first.maximum, first.out_ms) == (5, 9.0, 120_000)
+        day = stored(store, "rollup_1d")[("t-1", utc_day(T0)[0])]
+        assert day.count == 10 and keeper.recomputed == 2
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_the_keeper_counts_what_waits_for_recomputing(world) -> None:  # type: ignore[no-untyped-def]
+    """coldchain_rollups_pending shows intervals waiting for the store; it drains to 0 once recomputed."""
+    _, _, writer, clock = world
+    metrics = Metrics()
+    keeper = RollupKeeper(SETTINGS, writer, metrics, clock=clock)
+    ingest(writer, keeper, [reading("t-1", T0 + i * M, 5.0) for i in range(7)])
+    settle(keeper, clock, T0 + timedelta(minutes=11))
+    ingest(writer, keeper, [reading("t-1", T0 + 30 * S, 9.0)])
+    assert "coldchain_rollups_pending 1.0" in metrics.render().decode()
+    settle(keeper, clock, T0 + timedelta(minutes=12))
+    text = metrics.render().decode()
+    assert "coldchain_rollups_pending 0.0" in text and "coldchain_rollups_recomputed 1.0" in text

@@ -84,6 +84,14 @@ class Metrics:
             "Readings older than the newest already judged for their sensor (stored, not re-judged).",
             registry=r,
         )
+        self.rollups_pending = Gauge(
+            "coldchain_rollups_pending",
+            "Rollup intervals and days waiting to be recomputed from the stored readings (late readings).",
+            registry=r,
+        )
+        self.rollups_recomputed = Gauge(
+            "coldchain_rollups_recomputed", "Rollups recomputed from the stored readings since start.", registry=r
+        )
         self.fact_checks_skipped = Gauge(
             "coldchain_fact_checks_skipped",
             "Batches or bags checked for rewrites on memory alone because the store could not be asked.",

@@ -136,6 +136,9 @@ class RollupKeeper:
         self.heartbeat: Callable[[], None] = lambda: None
         self.recomputed = 0
         """Intervals recomputed from the store so far (for tests and logs)."""
+        if metrics is not None:
+            metrics.rollups_pending.set_function(self.pending)
+            metrics.rollups_recomputed.set_function(lambda: self.recomputed)
 
     # -- fed by ingest -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.publishing import wait_for
-from tests.world import Scenario, iso
+from tests.world import Scenario, gauge, iso
 
 pytestmark = pytest.mark.integration
 
@@ -90,5 +90,34 @@ def test_a_spool_replay_after_influxdb_was_down_corrects_the_rollups(
             )
         assert rollup(world, start)["out_ms"] == 240_000  # type: ignore[index]  # 1 °C from 1:00 to 5:00
         assert rollup(world, start + timedelta(minutes=5))["out_ms"] == 240_000  # type: ignore[index]
+    finally:
+        world.close()
+
+
+def test_a_late_readings_correction_survives_kill_9(tmp_path: Path, mosquitto: Any, fresh_influxd: Any) -> None:
+    """A late reading taken while InfluxDB is down, then kill -9: after restart its rollup is still corrected."""
+    influx = fresh_influxd()
+    world = Scenario(tmp_path, mosquitto, influx, env=FAST)
+    try:
+        world.service.start()
+        pub = world.publisher_for()
+        start = interval_ago(20)
+        for minute in range(6):
+            pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=minute)), "celsius": 5.0})
+        wait_for(lambda: rollup(world, start), 20, "the interval's rollup")
+        influx.stop()
+        pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(seconds=90)), "celsius": 11.0})  # late
+        wait_for(
+            lambda: gauge(world.service.get("/metrics").text, "coldchain_spool_depth_records") > 0,
+            15,
+            "the late reading spooled (and acknowledged)",
+        )
+        world.service.kill()  # the recompute was waiting for InfluxDB: only the durable mark remembers it
+        influx.start()
+        world.service.start()
+        fixed = wait_for(
+            lambda: (r := rollup(world, start)) is not None and r["count"] == 6 and r, 30, "the corrected rollup"
+        )
+        assert (fixed["max"], fixed["out_ms"]) == (11.0, 30_000)
     finally:
         world.close()

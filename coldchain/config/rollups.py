@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, field_validator
 
@@ -17,6 +18,11 @@ class RollupsConfig(ConfigModel):
         default=timedelta(minutes=1),
         description="How long after an interval (or day) ends its rollup is written; a reading arriving later "
         "corrects it by recomputing the interval from the stored readings.",
+    )
+    state_path: Path = Field(
+        default=Path("var/coldchain-rollups.sqlite"),
+        description="SQLite file keeping the intervals waiting to be recomputed (a late reading's correction "
+        "survives a crash).",
     )
     recompute_every: Duration = Field(
         default=timedelta(seconds=10),

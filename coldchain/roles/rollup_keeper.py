@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coldchain.adapters.metrics import Metrics
+from coldchain.adapters.rollup_marks import Mark, RollupMarks
 from coldchain.adapters.store.durable import DurableWriter
 from coldchain.adapters.store.port import StoreError
 from coldchain.config import Settings
@@ -46,6 +47,9 @@ from coldchain.core.times import from_millis, to_millis
 
 log = logging.getLogger("coldchain.rollups")
 
+_NEVER = datetime.min.replace(tzinfo=UTC)
+_CATCH_UP_MS = 6 * 3_600_000
+"""How far back a start looks for intervals a previous run left unwritten (a stop longer than this loses them)."""
 _WHOLE_WINDOW = 50
 """From this many sensors sharing a window to recompute, read the window once for all of them."""
 
@@ -105,6 +109,7 @@ class RollupKeeper:
         writer: DurableWriter,
         metrics: Metrics | None = None,
         *,
+        marks: RollupMarks | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         day_of: DayBounds = utc_day,
     ) -> None:
@@ -121,16 +126,36 @@ class RollupKeeper:
         """False when ingest replicas split the readings: then every interval is recomputed from the store."""
         self.started = clock()
         self._started_ms = to_millis(self.started)
+        settle_ms = int(self.settle.total_seconds() * 1000)
+        self._unfinished: tuple[int, int] | None = (
+            interval_start_ms(self._started_ms - settle_ms) - FIVE_MINUTES_MS,
+            interval_start_ms(self._started_ms) + FIVE_MINUTES_MS,
+        )
+        """The intervals a previous run may have left unwritten (under way or settling when it stopped)."""
         self._lock = threading.Lock()
         self._open: dict[str, Accumulator] = {}
         self._tainted: set[str] = set()
-        self._days: dict[str, _Day] = {}
+        # the day under way: the previous run's share of it is in the store only, so it is recomputed when it closes
+        today, tomorrow = day_of(self.started)
+        self._days: dict[str, _Day] = {sensor: _Day(today, tomorrow, Combination(), False) for sensor in self.places}
         self._last_closed: dict[str, int] = {}
+        self._last_day: dict[str, datetime] = {}
+        """Per sensor, the latest day closed (written or marked): one that opens again is recomputed."""
         self._scanned = -1
         self._rescan = False
         """An accumulator was opened for an interval the clock has already passed (a buffered upload)."""
         self._dirty: dict[str, set[int]] = {}
         self._dirty_days: dict[str, set[datetime]] = {}
+        self._new_marks: list[Mark] = []
+        self.marks = marks
+        """Where marks are kept durably (None: in memory only, lost with the process)."""
+        for sensor, width, start in marks.load() if marks is not None else ():  # what a previous run left
+            if sensor not in self.places:
+                continue
+            if width == "5m":
+                self._dirty.setdefault(sensor, set()).add(start)
+            else:
+                self._dirty_days.setdefault(sensor, set()).add(from_millis(start))
         self._ready: list[Record] = []
         self._stopping = threading.Event()
         self.heartbeat: Callable[[], None] = lambda: None
@@ -150,6 +175,18 @@ class RollupKeeper:
                     self._take(record.sensor, to_millis(record.ts), record.celsius)
                 elif type(record) is ShakeReading:
                     self._take(record.sensor, to_millis(record.ts), record.peak_g)
+        self._keep_marks()  # durable before ingest acknowledges the batch (raises DiskFull: not acked)
+
+    def _keep_marks(self) -> None:
+        with self._lock:
+            marks, self._new_marks = self._new_marks, []
+        if marks and self.marks is not None:
+            try:
+                self.marks.add(marks)
+            except BaseException:
+                with self._lock:
+                    self._new_marks[:0] = marks
+                raise
 
     def _take(self, sensor: str, ts_ms: int, value: float) -> None:
         place = self.places.get(sensor)
@@ -180,11 +217,16 @@ class RollupKeeper:
     def _mark(self, sensor: str, start_ms: int) -> None:
         """Interval ``start_ms`` of ``sensor`` is recomputed from the store, then its day."""
         self._dirty.setdefault(sensor, set()).add(start_ms)
+        self._new_marks.append((sensor, "5m", start_ms))
         day = self._days.get(sensor)
         if day is not None and day.start <= from_millis(start_ms) < day.end:
             day.complete = False
         else:
-            self._dirty_days.setdefault(sensor, set()).add(self.day_of(from_millis(start_ms))[0])
+            self._mark_day(sensor, self.day_of(from_millis(start_ms))[0])
+
+    def _mark_day(self, sensor: str, day: datetime) -> None:
+        self._dirty_days.setdefault(sensor, set()).add(day)
+        self._new_marks.append((sensor, "1d", to_millis(day)))
 
     def _close(self, sensor: str, accumulator: Accumulator) -> None:
         """Interval over: write it from memory (or mark it for recomputing), and add it to its day."""
@@ -197,9 +239,9 @@ class RollupKeeper:
             day = None
         if day is None:
             day_start, day_end = self.day_of(start)
-            day = self._days[sensor] = _Day(
-                day_start, day_end, Combination(), day_start >= self.started and self.from_memory
-            )
+            # from memory only a day we saw begin, and never closed before (a buffered upload can reopen one)
+            fresh = day_start >= self.started and day_start > self._last_day.get(sensor, _NEVER)
+            day = self._days[sensor] = _Day(day_start, day_end, Combination(), fresh and self.from_memory)
         rollup = None if sensor in self._tainted else accumulator.result(self.places[sensor])
         self._tainted.discard(sensor)
         if rollup is None:
@@ -210,8 +252,9 @@ class RollupKeeper:
 
     def _close_day(self, sensor: str, day: _Day) -> None:
         del self._days[sensor]
+        self._last_day[sensor] = max(day.start, self._last_day.get(sensor, _NEVER))
         if not day.complete:
-            self._dirty_days.setdefault(sensor, set()).add(day.start)
+            self._mark_day(sensor, day.start)
         elif (daily := day.parts.result(day.start)) is not None:
             self._ready.append(daily)
 
@@ -245,13 +288,15 @@ class RollupKeeper:
                     if sensor not in self._open and to_millis(day.end) <= boundary:
                         self._close_day(sensor, day)
             ready, self._ready = self._ready, []
+        self._keep_marks()
         self._write(ready)
         return len(ready)
 
     def pending(self) -> int:
-        """Intervals and days waiting to be recomputed."""
+        """Intervals and days waiting to be recomputed (1 more until the previous run's leftovers are read)."""
         with self._lock:
-            return sum(map(len, self._dirty.values())) + sum(map(len, self._dirty_days.values()))
+            unfinished = 0 if self._unfinished is None else 1  # what a previous run left: not yet looked at
+            return unfinished + sum(map(len, self._dirty.values())) + sum(map(len, self._dirty_days.values()))
 
     def recompute(self) -> int:
         """Recompute the marked intervals from the stored readings, then their days; how many rollups written.
@@ -259,6 +304,13 @@ class RollupKeeper:
         Waits (returns 0) while the spool holds batches: the readings may not be in the store yet."""
         if self.writer.spool.batches:
             return 0
+        if self._unfinished is not None:
+            try:
+                self._mark_unfinished(*self._unfinished)
+            except StoreError as exc:
+                log.warning("could not read the intervals a previous run left unfinished yet (will retry): %s", exc)
+                return 0
+            self._unfinished = None
         with self._lock:
             dirty, self._dirty = self._dirty, {}
         written = 0
@@ -283,6 +335,33 @@ class RollupKeeper:
                     self._dirty.setdefault(sensor, set()).update(starts)
         return written
 
+    def _mark_unfinished(self, start_ms: int, end_ms: int) -> None:
+        """Mark every interval that holds stored readings from the newest rollup a previous run wrote (at most
+        ``_CATCH_UP`` back; at least the intervals under way or settling at start) to ``end_ms``: the previous
+        run may have stopped before writing them, and no new reading need ever touch them again."""
+        newest = max(
+            (row["time"] for row in self.writer.store.latest(MEASUREMENTS["5m"], "sensor").values()), default=None
+        )
+        # from the newest rollup written; with none at all, from an hour back (readings stored before rollups
+        # existed are not rolled up: an upgrade does not rebuild the past)
+        start_ms = min(start_ms, end_ms - 3_600_000 if newest is None else to_millis(newest))
+        if start_ms < end_ms - _CATCH_UP_MS:
+            log.warning(
+                "rollups before %s are not rebuilt (the newest one was written at %s); readings before are kept",
+                from_millis(end_ms - _CATCH_UP_MS),
+                newest,
+            )
+            start_ms = end_ms - _CATCH_UP_MS
+        found: set[tuple[str, int]] = set()
+        for measurement in ("temperature", "shake"):
+            for row in self.writer.store.read_range(measurement, from_millis(start_ms), from_millis(end_ms)):
+                sensor = str(row.get("sensor"))
+                if sensor in self.places:
+                    found.add((sensor, interval_start_ms(to_millis(row["time"]))))
+        with self._lock:
+            for sensor, start in found:
+                self._mark(sensor, start)
+
     def _recompute_intervals(self, dirty: dict[str, set[int]]) -> int:
         written: list[Record] = []
         for (first, last), sensors in _by_span(dirty).items():
@@ -296,6 +375,7 @@ class RollupKeeper:
                     if rollup is not None:
                         written.append(rollup)
         self._write(written)
+        self._forget([(sensor, "5m", start) for sensor, starts in dirty.items() for start in starts])
         self.recomputed += len(written)
         return len(written)
 
@@ -340,7 +420,13 @@ class RollupKeeper:
                 if daily is not None:
                     written.append(daily)
         self._write(written)
+        self._forget([(sensor, "1d", to_millis(day)) for sensor, starts in days.items() for day in starts])
         return len(written)
+
+    def _forget(self, marks: list[Mark]) -> None:
+        """The marks whose rollups were just rewritten (a mark left behind only costs a recompute)."""
+        if self.marks is not None:
+            self.marks.remove(marks)
 
     def _write(self, rollups: list[Record]) -> None:
         if rollups:

@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -301,3 +302,22 @@ def test_the_keeper_counts_what_waits_for_recomputing(world) -> None:  # type: i
     settle(keeper, clock, T0 + timedelta(minutes=12))
     text = metrics.render().decode()
     assert "coldchain_rollups_pending 0.0" in text and "coldchain_rollups_recomputed 1.0" in text
+
+
+def zurich_day(ts: datetime) -> tuple[datetime, datetime]:
+    """A site calendar's local day (what issue 15's calendar will pass in), for the test."""
+    zone = ZoneInfo("Europe/Zurich")
+    local = ts.astimezone(zone)
+    start = datetime(local.year, local.month, local.day, tzinfo=zone)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+def test_daily_rollups_follow_the_sites_day_boundary(world) -> None:  # type: ignore[no-untyped-def]
+    """With a site's local days plugged in, a reading at 23:30 UTC (00:30 in Zurich) counts for the next day."""
+    _, store, writer, clock = world
+    keeper = RollupKeeper(SETTINGS, writer, clock=clock, day_of=lambda site: zurich_day)
+    evening = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)
+    ingest(writer, keeper, [reading("t-1", evening - timedelta(hours=1), 5.0), reading("t-1", evening, 9.0)])
+    settle(keeper, clock, evening + timedelta(days=2))
+    days = {start: day.maximum for (_, start), day in stored(store, "rollup_1d").items()}
+    assert days == {datetime(2026, 3, 1, 23, 0, tzinfo=UTC): 5.0, datetime(2026, 3, 2, 23, 0, tzinfo=UTC): 9.0}

@@ -111,12 +111,13 @@ class RollupKeeper:
         *,
         marks: RollupMarks | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        day_of: DayBounds = utc_day,
+        day_of: Callable[[str], DayBounds] = lambda site: utc_day,
     ) -> None:
+        """``day_of(site)`` is where a site's days begin: UTC days unless a site calendar is given."""
         self.writer = writer
         self.metrics = metrics
         self.clock = clock
-        self.day_of = day_of
+        self._day_of = day_of
         self.places = places_of(settings)
         self.gap = settings.export.gap_after
         self._gap_ms = int(self.gap.total_seconds() * 1000)
@@ -136,8 +137,10 @@ class RollupKeeper:
         self._open: dict[str, Accumulator] = {}
         self._tainted: set[str] = set()
         # the day under way: the previous run's share of it is in the store only, so it is recomputed when it closes
-        today, tomorrow = day_of(self.started)
-        self._days: dict[str, _Day] = {sensor: _Day(today, tomorrow, Combination(), False) for sensor in self.places}
+        self._site_days = {place.site: day_of(place.site) for place in self.places.values()}
+        self._days: dict[str, _Day] = {
+            sensor: _Day(*self.day_of(sensor, self.started), Combination(), False) for sensor in self.places
+        }
         self._last_closed: dict[str, int] = {}
         self._last_day: dict[str, datetime] = {}
         """Per sensor, the latest day closed (written or marked): one that opens again is recomputed."""
@@ -164,6 +167,10 @@ class RollupKeeper:
         if metrics is not None:
             metrics.rollups_pending.set_function(self.pending)
             metrics.rollups_recomputed.set_function(lambda: self.recomputed)
+
+    def day_of(self, sensor: str, ts: datetime) -> tuple[datetime, datetime]:
+        """The day (of the sensor's site) that ``ts`` falls in."""
+        return self._site_days[self.places[sensor].site](ts)
 
     # -- fed by ingest -----------------------------------------------------------------------
 
@@ -222,7 +229,7 @@ class RollupKeeper:
         if day is not None and day.start <= from_millis(start_ms) < day.end:
             day.complete = False
         else:
-            self._mark_day(sensor, self.day_of(from_millis(start_ms))[0])
+            self._mark_day(sensor, self.day_of(sensor, from_millis(start_ms))[0])
 
     def _mark_day(self, sensor: str, day: datetime) -> None:
         self._dirty_days.setdefault(sensor, set()).add(day)
@@ -238,7 +245,7 @@ class RollupKeeper:
             self._close_day(sensor, day)
             day = None
         if day is None:
-            day_start, day_end = self.day_of(start)
+            day_start, day_end = self.day_of(sensor, start)
             # from memory only a day we saw begin, and never closed before (a buffered upload can reopen one)
             fresh = day_start >= self.started and day_start > self._last_day.get(sensor, _NEVER)
             day = self._days[sensor] = _Day(day_start, day_end, Combination(), fresh and self.from_memory)
@@ -403,12 +410,11 @@ class RollupKeeper:
 
     def _recompute_days(self, days: dict[str, set[datetime]]) -> int:
         written: list[Record] = []
-        by_day: dict[datetime, list[str]] = {}
+        by_day: dict[tuple[datetime, datetime], list[str]] = {}  # sites in other zones: other bounds
         for sensor, starts in days.items():
             for day in starts:
-                by_day.setdefault(day, []).append(sensor)
-        for day, sensors in sorted(by_day.items()):
-            _, end = self.day_of(day)
+                by_day.setdefault(self.day_of(sensor, day), []).append(sensor)
+        for (day, end), sensors in sorted(by_day.items()):
             # rows come oldest first: each sensor's intervals are combined in order, in constant memory
             parts = {sensor: Combination() for sensor in sensors}
             for row in self._rows(MEASUREMENTS["5m"], sensors, day, end):

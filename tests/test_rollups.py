@@ -321,3 +321,28 @@ def test_daily_rollups_follow_the_sites_day_boundary(world) -> None:  # type: ig
     settle(keeper, clock, evening + timedelta(days=2))
     days = {start: day.maximum for (_, start), day in stored(store, "rollup_1d").items()}
     assert days == {datetime(2026, 3, 1, 23, 0, tzinfo=UTC): 5.0, datetime(2026, 3, 2, 23, 0, tzinfo=UTC): 9.0}
+
+
+def test_many_sensors_are_recomputed_from_one_read_of_the_window(tmp_path: Path) -> None:
+    """60 sensors restarted mid-interval (one read of the window for all): each rollup has its own readings."""
+    sensors = [{"id": f"t-{i:02d}", "unit": "fridge-a", "kind": "temperature"} for i in range(60)]
+    many = Settings(units=[{"id": "fridge-a", "site": "main"}], sensors=sensors)  # type: ignore[list-item]
+    store = SqliteStore(tmp_path / "store.sqlite")
+    writer = DurableWriter(store, Spool(tmp_path / "spool.sqlite", 1 << 24), Metrics())
+    writer.start()
+    try:
+        writer.write([reading(f"t-{i:02d}", T0 + j * M, float(i + j)) for i in range(60) for j in range(3)])
+        clock = Clock(T0 + 3 * M)
+        keeper = RollupKeeper(many, writer, clock=clock)
+        ingest(writer, keeper, [reading(f"t-{i:02d}", T0 + 3 * M, 20.0) for i in range(0, 60, 2)])
+        settle(keeper, clock, T0 + timedelta(minutes=12))
+        got = stored(store, "rollup_5m")
+        assert len(got) == 60
+        for i in range(60):
+            rollup = got[(f"t-{i:02d}", T0)]
+            values = [float(i), float(i + 1), float(i + 2), *([20.0] if i % 2 == 0 else [])]
+            expected = (len(values), min(values), max(values))
+            assert (rollup.count, rollup.minimum, rollup.maximum) == expected, i
+    finally:
+        writer.stop()
+        store.close()

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coldchain.adapters.metrics import Metrics
@@ -50,6 +50,7 @@ log = logging.getLogger("coldchain.rollups")
 _NEVER = datetime.min.replace(tzinfo=UTC)
 _CATCH_UP_MS = 6 * 3_600_000
 """How far back a start looks for intervals a previous run left unwritten (a stop longer than this loses them)."""
+_RUN_GAP_MS = 3_600_000
 _WHOLE_WINDOW = 50
 """From this many sensors sharing a window to recompute, read the window once for all of them."""
 
@@ -159,6 +160,12 @@ class RollupKeeper:
                 self._dirty.setdefault(sensor, set()).add(start)
             else:
                 self._dirty_days.setdefault(sensor, set()).add(from_millis(start))
+        # started within settle and a quarter of an hour of a midnight: a day closes once the first interval of the
+        # next has (a sensor's), so the previous run may not have written that day yet
+        just_before = from_millis(self._started_ms - settle_ms - 3 * FIVE_MINUTES_MS)
+        for sensor, day in self._days.items():
+            if (previous := self.day_of(sensor, just_before)[0]) < day.start:
+                self._mark_day(sensor, previous)
         self._ready: list[Record] = []
         self._stopping = threading.Event()
         self.heartbeat: Callable[[], None] = lambda: None
@@ -292,7 +299,9 @@ class RollupKeeper:
                     if accumulator.end_ms <= boundary:
                         self._close(sensor, accumulator)
                 for sensor, day in list(self._days.items()):
-                    if sensor not in self._open and to_millis(day.end) <= boundary:
+                    open_one = self._open.get(sensor)  # one of a later day does not hold this one open
+                    end_ms = to_millis(day.end)
+                    if end_ms <= boundary and (open_one is None or open_one.start_ms >= end_ms):
                         self._close_day(sensor, day)
             ready, self._ready = self._ready, []
         self._keep_marks()
@@ -370,21 +379,26 @@ class RollupKeeper:
                 self._mark(sensor, start)
 
     def _recompute_intervals(self, dirty: dict[str, set[int]]) -> int:
-        written: list[Record] = []
-        for (first, last), sensors in _by_span(dirty).items():
+        total = 0
+        for (first, last), sensors in _by_run(dirty).items():  # one read per run of nearby intervals
             start, end = from_millis(first), from_millis(last + FIVE_MINUTES_MS)
             readings = self._raw(sensors, start, end)
+            written: list[Record] = []
             for sensor in sensors:
-                place = self.places[sensor]
-                rows = readings.get(sensor, [])
-                for interval in sorted(dirty[sensor]):
-                    rollup = rollup_of(rows, from_millis(interval), place, self.gap)
+                by_interval: dict[int, list[tuple[datetime, float]]] = {}
+                for ts, value in readings.get(sensor, []):
+                    by_interval.setdefault(interval_start_ms(to_millis(ts)), []).append((ts, value))
+                for interval in sorted(i for i in dirty[sensor] if first <= i <= last):
+                    rollup = rollup_of(
+                        by_interval.get(interval, []), from_millis(interval), self.places[sensor], self.gap
+                    )
                     if rollup is not None:
                         written.append(rollup)
-        self._write(written)
+            self._write(written)
+            total += len(written)
+            self.recomputed += len(written)
         self._forget([(sensor, "5m", start) for sensor, starts in dirty.items() for start in starts])
-        self.recomputed += len(written)
-        return len(written)
+        return total
 
     def _raw(self, sensors: Sequence[str], start: datetime, end: datetime) -> dict[str, list[tuple[datetime, float]]]:
         """The stored readings of ``sensors`` in ``[start, end)``, by sensor."""
@@ -402,7 +416,12 @@ class RollupKeeper:
         self, measurement: str, sensors: Sequence[str], start: datetime, end: datetime
     ) -> Iterator[dict[str, Any]]:
         store = self.writer.store
-        if len(sensors) >= _WHOLE_WINDOW:
+        # one read of the window for every sensor when that costs less than a query per sensor: per row
+        # about 1/600 of a query's overhead, at one reading a minute (raw) or a rollup per 5 minutes
+        per_sensor_rows = (end - start) / (
+            timedelta(minutes=1) if measurement in ("temperature", "shake") else timedelta(minutes=5)
+        )
+        if len(sensors) >= _WHOLE_WINDOW and len(sensors) * 600 >= len(self.places) * per_sensor_rows:
             yield from store.read_range(measurement, start, end)
             return
         for sensor in sensors:
@@ -439,10 +458,18 @@ class RollupKeeper:
             self.writer.write(rollups)
 
 
-def _by_span(dirty: dict[str, set[int]]) -> dict[tuple[int, int], list[str]]:
-    """Sensors grouped by the span (first, last interval start) of their marked intervals."""
-    spans: dict[tuple[int, int], list[str]] = {}
+def _by_run(dirty: dict[str, set[int]]) -> dict[tuple[int, int], list[str]]:
+    """Sensors grouped by the runs (first, last interval start) of their marked intervals, a run ending where
+    an hour passes without a mark (a buffered day of one sensor and today's intervals are read apart)."""
+    runs: dict[tuple[int, int], list[str]] = {}
     for sensor, starts in dirty.items():
-        if starts:
-            spans.setdefault((min(starts), max(starts)), []).append(sensor)
-    return spans
+        ordered = sorted(starts)
+        first = previous = ordered[0] if ordered else 0
+        for start in ordered[1:]:
+            if start - previous > _RUN_GAP_MS:
+                runs.setdefault((first, previous), []).append(sensor)
+                first = start
+            previous = start
+        if ordered:
+            runs.setdefault((first, previous), []).append(sensor)
+    return runs

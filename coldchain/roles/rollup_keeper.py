@@ -13,6 +13,9 @@
 - Rollups are derived data: rewriting one (same sensor and interval start) is how it is corrected.
   They go through the same ``DurableWriter`` as the readings, so while the store is away they are
   spooled behind the readings they summarise and replayed in order.
+- What waits for a recompute is kept durably (``RollupMarks``) before ingest acks the batch that
+  caused it. At start, what the previous run may have left unwritten (intervals from the newest
+  stored rollup on, its day under way, the day before just after midnight) is recomputed too.
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 _CATCH_UP_MS = 6 * 3_600_000
 """How far back a start looks for intervals a previous run left unwritten (a stop longer than this loses them)."""
 _RUN_GAP_MS = 3_600_000
+"""Marked intervals further apart than this are read from the store separately."""
 _WHOLE_WINDOW = 50
-"""From this many sensors sharing a window to recompute, read the window once for all of them."""
+"""From this many sensors sharing a window (and a large enough share of the fleet), read it once for all."""
 
 
 def places_of(settings: Settings) -> dict[str, SensorPlace]:

@@ -73,6 +73,9 @@ spool_path = "$LOCAL/rules-spool.sqlite"
 
 [notify]
 state_path = "$LOCAL/notify.sqlite"
+
+[rollups]
+state_path = "$LOCAL/rollups.sqlite"
 '''
 open(target, "w", encoding="utf-8").write(header + text + state)
 PY

@@ -58,6 +58,8 @@ def write_config(
         f'spool_path = "{directory / "rules-spool.sqlite"}"',
         "[notify]",
         f'state_path = "{directory / "notify.sqlite"}"',
+        "[rollups]",
+        f'state_path = "{directory / "rollups.sqlite"}"',
         "[api]",
         f'listen = "127.0.0.1:{free_port()}"',
         "[log]",

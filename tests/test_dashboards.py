@@ -48,7 +48,9 @@ from coldchain.core.records import (
     SensorAvailability,
     ShakeReading,
     TemperatureReading,
+    measurement_of,
 )
+from coldchain.core.rollups import Band, Rollup, SensorPlace, daily_of, rollup_of, rollups_of
 from coldchain.core.times import format_time, from_millis
 from coldchain.dashboards.build import build_dashboards, render, with_datasource
 from coldchain.dashboards.parts import DATASOURCE_UID, SCHEMA_VERSION, UNIT_UID
@@ -420,13 +422,33 @@ def scenario(now: int) -> list[str]:
     return lines
 
 
+def rollup_lines(lines: list[str]) -> list[str]:
+    """The rollups coldchain keeps for the scenario's readings (``core/rollups.py``), as line protocol."""
+    readings: dict[SensorPlace, list[tuple[Any, float]]] = {}
+    for line in lines:
+        if not line.startswith(("temperature,", "shake,")):
+            continue
+        key, field, at = line.split(" ")
+        measurement, *pairs = key.split(",")
+        tags = dict(pair.split("=", 1) for pair in pairs)
+        band = Band("temperature", 2.0, 8.0) if measurement == "temperature" else Band("shake", None, 0.5)
+        place = SensorPlace(tags["sensor"], tags["unit"], tags["site"], band)
+        readings.setdefault(place, []).append((from_millis(int(at)), float(field.split("=")[1])))
+    found: list[str] = []
+    for place, series in readings.items():
+        five = rollups_of(series, place, timedelta(minutes=10))
+        found += [encode(rollup) for rollup in [*five, *daily_of(five)]]
+    return found
+
+
 @pytest.fixture(scope="module")
 def world(influxd: Influxd) -> Iterator[World]:
     """The scenario in a database of its own on the session's influxd, built around the current second."""
     db = f"dash_{uuid.uuid4().hex[:12]}"
     influxd.query(f'CREATE DATABASE "{db}"')
     now = int(time.time()) * 1000
-    response = influxd.write("\n".join(scenario(now)), db=db)
+    lines = scenario(now)
+    response = influxd.write("\n".join(lines + rollup_lines(lines)), db=db)
     assert response.status_code == 204, response.text
     yield World(influxd, db, now)
     influxd.query(f'DROP DATABASE "{db}"')
@@ -601,6 +623,12 @@ def _unit_sensors(run: Runner, w: World) -> None:
 
 
 @check(UNIT, "panel", "Temperature")
+@check(UNIT, "panel", "Shake peak_g")
+def _unit_raw_tier_off(run: Runner, w: World) -> None:
+    assert run(site="main-pharmacy", unit="fridge-a") == []  # 7 days: $__interval 10m, the rollups answer
+
+
+@check(UNIT, "panel", "Temperature", "B")
 def _unit_temperature(run: Runner, w: World) -> None:
     rows = run(site="main-pharmacy", unit="fridge-a")
     assert {row["sensor"] for row in rows} == {"t-001"}  # the shake sensor has no temperature
@@ -615,7 +643,7 @@ def _unit_temperature(run: Runner, w: World) -> None:
     assert only == []
 
 
-@check(UNIT, "panel", "Shake peak_g")
+@check(UNIT, "panel", "Shake peak_g", "B")
 def _unit_shake(run: Runner, w: World) -> None:
     rows = [row for row in run(site="main-pharmacy", unit="fridge-a") if row["max"] is not None]
     assert {row["sensor"] for row in rows} == {"s-001"}
@@ -757,6 +785,8 @@ def sample_records() -> list[Record]:
         SensorAvailability("z-001", "fridge-a", "main-pharmacy", at, online=False),
         Review("fridge-a", "main-pharmacy", at, "k.tech", "Kim Tech", "daily review", "ok", "2023-11-14", at, at,
                "{}", "fridge-a-r1"),
+        Rollup("t-001", "fridge-a", "main-pharmacy", "temperature", "5m", at, 5, 4.0, 5.0, 22.0, 4.4, 0),
+        Rollup("t-001", "fridge-a", "main-pharmacy", "temperature", "1d", at, 5, 4.0, 5.0, 22.0, 4.4, 0),
         Alert(
             id="a-1", kind="temperature_high", subject="t-001", state="acknowledged", severity="critical",
             site="main-pharmacy", unit="fridge-a", sensor="t-001", bag="B-1", started_at=at, updated_at=at,
@@ -778,6 +808,7 @@ def store_schema() -> dict[str, Measurement]:
     """Every measurement the store writes, with its tag and field keys, as coldchain.store.points makes them."""
     records = sample_records()
     assert {type(record) for record in records} == set(POINT_MAKERS), "a record type without a sample"
+    assert {measurement_of(record) for record in records} >= {"rollup_5m", "rollup_1d"}
     schema: dict[str, Measurement] = {}
     for point in map(to_point, records):
         schema[point.measurement] = Measurement(frozenset(point.tag_dict()), frozenset(key for key, _ in point.fields))
@@ -1199,3 +1230,50 @@ def test_schema_version_and_package_match_the_grafana_deployed() -> None:
     (written,) = re.findall(r"const defaultDashboard\$1 = \{[^}]*?schemaVersion: (\d+)", source)
     assert int(written) == SCHEMA_VERSION
     assert {board["schemaVersion"] for board in BOARDS.values()} == {int(written)}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("title", ["Temperature", "Shake peak_g"])
+def test_rollup_tier_shows_what_the_raw_tier_shows(title: str, world: World) -> None:
+    """At the same interval, a panel's rollup query (B) gives the raw query's (A) values, bucket by bucket."""
+    answers = []
+    for ref_id in ("A", "B"):
+        ref = QUERIES[f"{UNIT_UID}/panel/{title}/{ref_id}"]
+        untiered = re.sub(r" AND \$__interval_ms [<>]=? \d+", "", ref.query)
+        assert untiered != ref.query, "the query has no tier condition"
+        runner = Runner(world, QueryRef(ref.board, ref.where, ref.name, ref_id, untiered, ref.holder))
+        rows = runner(site="main-pharmacy")
+        answers.append({(row["sensor"], row["time"]): row.get("mean", row.get("max")) for row in rows})
+    raw, rollup = answers
+    assert raw.keys() == rollup.keys() and any(value is not None for value in raw.values())
+    for key, value in raw.items():
+        assert rollup[key] == (None if value is None else pytest.approx(value)), key
+
+
+@pytest.mark.integration
+def test_daily_table_from_rollups_equals_raw_extremes(world: World) -> None:
+    """The daily min/max table read from rollup_5m has exactly the per-day extremes of the raw readings."""
+    ref = QUERIES[f"{UNIT_UID}/panel/Daily min/max/A"]
+    raw_query = (
+        'SELECT min("celsius") AS "min", max("celsius") AS "max" FROM "temperature" WHERE "site" =~ /^(${site})$/ '
+        'AND "unit" =~ /^(${unit})$/ AND "sensor" =~ /^(${sensor})$/ AND $timeFilter GROUP BY time(1d), "sensor" '
+        "fill(none)"
+    )
+    answers = []
+    for query in (ref.query, raw_query):
+        runner = Runner(world, QueryRef(ref.board, ref.where, ref.name, "A", query, ref.holder))
+        for unit in ("fridge-a", "fridge-b"):
+            answers.append(
+                {(r["sensor"], r["time"]): (r["min"], r["max"]) for r in runner(site="main-pharmacy", unit=unit)}
+            )
+    assert answers[:2] == answers[2:] and answers[0]
+
+
+def test_scenario_rollups_are_the_keepers() -> None:
+    """The rollups seeded for the dashboards' checks are computed by the same core functions the keeper uses."""
+    lines = rollup_lines([temperature("t-9", "u", "s", 300_000, 9.0), temperature("t-9", "u", "s", 360_000, 5.0)])
+    place = SensorPlace("t-9", "u", "s", Band("temperature", 2.0, 8.0))
+    expected = rollup_of(
+        [(from_millis(300_000), 9.0), (from_millis(360_000), 5.0)], from_millis(300_000), place, timedelta(minutes=10)
+    )
+    assert expected is not None and encode(expected) in lines

@@ -190,7 +190,7 @@ def test_disk_full_with_influx_down_holds_acks_says_so_and_loses_nothing(
     influx = fresh_influxd()
     world = AlertWorld(tmp_path, mosquitto, influx)
     text = world.config.read_text()
-    for name in ("spool.sqlite", "rules.sqlite", "rules-spool.sqlite", "notify.sqlite"):
+    for name in ("spool.sqlite", "rules.sqlite", "rules-spool.sqlite", "notify.sqlite", "rollups.sqlite"):
         text = text.replace(str(tmp_path / name), str(small_disk / name))
     world.config.write_text(text)
     try:

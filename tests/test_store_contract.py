@@ -33,6 +33,7 @@ from coldchain.core.records import (
     ShakeReading,
     TemperatureReading,
 )
+from coldchain.core.rollups import Rollup
 from coldchain.core.times import from_millis
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
@@ -138,6 +139,7 @@ EVERY_RECORD_TYPE: list[Record] = [
         figures='{"sensors":[]}',
         signature_id="fridge-a-r1",
     ),
+    Rollup("t-001", "fridge-a", "main", "temperature", "5m", T0, 5, 4.0, 5.0, 22.0, 4.4, 0),
 ]
 
 

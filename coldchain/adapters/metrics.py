@@ -73,6 +73,13 @@ class Metrics:
             "coldchain_rules_late_readings",
             "Readings older than the newest already judged for their sensor (stored, not re-judged).",
         )
+        self.rollups_pending = gauge(
+            "coldchain_rollups_pending",
+            "Rollup intervals and days waiting to be recomputed from the stored readings (late readings).",
+        )
+        self.rollups_recomputed = gauge(
+            "coldchain_rollups_recomputed", "Rollups recomputed from the stored readings since start."
+        )
         self.fact_checks_skipped = gauge(
             "coldchain_fact_checks_skipped",
             "Batches or bags checked for rewrites on memory alone because the store could not be asked.",

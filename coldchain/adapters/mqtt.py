@@ -94,6 +94,10 @@ def _tls_context(config: MqttConfig) -> ssl.SSLContext:
     return context
 
 
+_SUBSCRIBE_CHUNK = 500
+"""Most topic filters in one SUBSCRIBE packet (500 filters of ~60 bytes stay far under MAX_PACKET_BYTES)."""
+
+
 class MqttConnection:
     """A long-lived broker connection that reconnects by itself with backoff and never gives up."""
 
@@ -122,6 +126,7 @@ class MqttConnection:
         """Set once connected *and* subscribed: what readiness reports."""
         self._link_up = False
         self._closing = False
+        self._subacks_pending = 0
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -198,8 +203,14 @@ class MqttConnection:
         if self.status is not None:
             client.publish(self.status_topic, self.status.payload("online"), qos=1, retain=True)
         if self.subscriptions:
-            # "connected" only once the broker confirms the subscriptions: before that, messages could miss us
-            client.subscribe(self._subscribe_options())
+            # "connected" only once the broker confirms the subscriptions: before that, messages could miss us.
+            # A rules partition subscribes to each of its sensors' topics: in SUBSCRIBE packets of at most
+            # _SUBSCRIBE_CHUNK filters, so none exceeds the broker's maximum packet size.
+            options = self._subscribe_options()
+            chunks = [options[i : i + _SUBSCRIBE_CHUNK] for i in range(0, len(options), _SUBSCRIBE_CHUNK)]
+            self._subacks_pending = len(chunks)
+            for chunk in chunks:
+                client.subscribe(chunk)
         else:
             self._mark_connected()
 
@@ -216,9 +227,11 @@ class MqttConnection:
     ) -> None:
         failed = [str(reason) for reason in reasons if reason.is_failure]
         if failed:
-            log.error("broker refused our subscriptions %s: %s", self.subscriptions, ", ".join(failed))
+            log.error("broker refused our subscriptions %s: %s", self.subscriptions[:20], ", ".join(failed))
             return
-        self._mark_connected()
+        self._subacks_pending -= 1
+        if self._subacks_pending <= 0:
+            self._mark_connected()
 
     def _mark_connected(self) -> None:
         self.connected.set()

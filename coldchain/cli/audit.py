@@ -60,7 +60,7 @@ def _retained(settings: Settings) -> tuple[Anchor | None, str | None]:
     from coldchain.adapters.mqtt import MqttError, read_retained
     from coldchain.contract.topics import Topics
 
-    topic = Topics(settings.mqtt.topic_prefix).audit_head
+    topic = Topics(settings.mqtt.topic_prefix).audit_head_of(settings.rules.audit_chain)
     try:
         payload = read_retained(settings.mqtt, topic)
     except MqttError as exc:
@@ -102,7 +102,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             unreadable.append(str(exc))
     store = open_store(settings)
     try:
-        events = read_chain(store)
+        events = read_chain(store, chain=settings.rules.audit_chain)
     except StoreError as exc:
         print(f"audit verify: cannot read the audit trail: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, NotifyTarget, OncallConfig, Shift
 from coldchain.config.reports import ReportConfig
+from coldchain.config.rollups import RollupsConfig
 from coldchain.config.settings import Settings, config_warnings, no_config_loaded
 from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig
@@ -32,6 +33,7 @@ __all__ = [
     "NotifyTarget",
     "OncallConfig",
     "ReportConfig",
+    "RollupsConfig",
     "Scanner",
     "Sensor",
     "Settings",

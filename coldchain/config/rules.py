@@ -40,6 +40,11 @@ class RulesConfig(ConfigModel):
         description="File holding the key (at least 16 bytes) that MACs every audit event; default: "
         "coldchain-audit.key in the state directory, created once. Keep it where the store's credentials do not reach.",
     )
+    sites: list[str] = Field(
+        default_factory=list,
+        description="The sites this rules worker judges (its partition); empty: every site. Give each partition "
+        "its own client_id, state_path, spool_path and audit_path.",
+    )
     tick: Duration = Field(default=timedelta(seconds=1), description="How often the clock rules run.")
     checkpoint_every: Duration = Field(
         default=timedelta(seconds=1), description="Longest time between snapshots (messages are acked after one)."
@@ -53,6 +58,11 @@ class RulesConfig(ConfigModel):
     def state_dir(self) -> Path:
         """The directory of the worker's state and of the keys coldchain creates (``state_path``'s)."""
         return self.state_path.parent
+
+    @property
+    def audit_chain(self) -> str:
+        """The audit chain this worker keeps: "" (the one chain), or a partition's own, named by its client id."""
+        return self.client_id if self.sites else ""
 
     @property
     def audit_log_path(self) -> Path:

@@ -36,6 +36,7 @@ from coldchain.config.inventory import (
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.reports import ReportConfig
+from coldchain.config.rollups import RollupsConfig
 from coldchain.config.rules import ExportConfig, RulesConfig
 from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    rollups: RollupsConfig = Field(default_factory=RollupsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     oncall: OncallConfig = Field(default_factory=OncallConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
@@ -138,6 +140,23 @@ class Settings(BaseSettings):
         ]
         return Inventory.of(units, sensors, sites)
 
+    def rules_partition(self) -> Settings:
+        """These settings as a rules worker of ``rules.sites`` sees them: only those sites' units, their
+        sensors and the scanners of those sites (itself when ``rules.sites`` is empty: every site)."""
+        if not self.rules.sites:
+            return self
+        sites = set(self.rules.sites)
+        units = [unit for unit in self.units if unit.site in sites]
+        unit_ids = {unit.id for unit in units}
+        return self.model_copy(
+            update={
+                "units": units,
+                "sensors": [sensor for sensor in self.sensors if sensor.unit in unit_ids],
+                "scanners": [scanner for scanner in self.scanners if scanner.site in sites],
+                "sites": [site for site in self.sites if site.id in sites],
+            }
+        )
+
 
 def verify_inventory(settings: Settings) -> list[str]:
     """Dangling references, duplicate ids and bad per-unit profiles, each naming the entry at fault."""
@@ -169,6 +188,7 @@ def verify_inventory(settings: Settings) -> list[str]:
     problems += verify_sensor_formats(settings.sensors, settings.mqtt.topic_prefix)
     problems += verify_scanners(settings)
     problems += verify_sites(settings)
+    problems += verify_partition(settings)
     problems += verify_reports(settings)
     return problems
 
@@ -181,6 +201,20 @@ def verify_sites(settings: Settings) -> list[str]:
     for index, where in named_entries("sites", [site.id for site in sites], problems):
         if sites[index].id not in named:
             problems.append(f"{where}: no unit is at this site (units name their site by id)")
+    return problems
+
+
+def verify_partition(settings: Settings) -> list[str]:
+    """``rules.sites`` names sites that units stand in, each once."""
+    named = {unit.site for unit in settings.units}
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, site in enumerate(settings.rules.sites):
+        if site in seen:
+            problems.append(f"rules.sites[{index}]: site {site!r} listed twice")
+        seen.add(site)
+        if site not in named:
+            problems.append(f"rules.sites[{index}]: no unit is at site {site!r} (units name their site by id)")
     return problems
 
 
@@ -275,6 +309,14 @@ def config_warnings(settings: Settings) -> list[str]:
             warnings.append(
                 f"api.users {user.name!r}: no full_name: what this {user.role} signs shows the user name "
                 "instead of a printed name"
+            )
+    if settings.rules.sites:
+        others = sorted({unit.site for unit in settings.units} - set(settings.rules.sites))
+        if others:
+            warnings.append(
+                f"rules.sites: this rules worker judges only {', '.join(sorted(settings.rules.sites))}; "
+                f"{', '.join(others)} must be in exactly one other partition's rules.sites (no process can see "
+                "another's configuration: check that every site is in one partition and none in two)"
             )
     named = set(settings.notify.default_targets)
     named.update(target for route in settings.notify.routes for target in route.targets)

@@ -103,6 +103,20 @@ class MessageParser:
         the contract's, then every configured device topic."""
         return (*self.topics.inputs, *self._devices)
 
+    @property
+    def own_subscriptions(self) -> tuple[str, ...]:
+        """The filters of this inventory's inputs only (a rules partition): each contract sensor's topic, each
+        scanner's, the bag topics (which name no unit: events of other units are told apart after parsing)
+        and every device topic."""
+        sensors = [
+            self.topics.sensor(sensor.id, sensor.kind)
+            for sensor, _ in self._sensors.values()
+            if sensor.format == "coldchain"
+        ]
+        scanners = [self.topics.scanner_bag_events(scanner, "+") for scanner in self._scanners]
+        bags = (self.topics.bag_events("+"), self.topics.api_bag_events("+"))
+        return (*sensors, *bags, *scanners, *self._devices)
+
     def parse(self, topic: str, payload: bytes, received_at: datetime) -> list[ParsedRecord] | Rejection:
         """The message's records, or why it was rejected. Never raises."""
         try:

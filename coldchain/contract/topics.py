@@ -69,6 +69,10 @@ class Topics:
         """The audit chain's anchored head (retained)."""
         return f"{self.prefix}/audit/head"
 
+    def audit_head_of(self, chain: str) -> str:
+        """The anchored head of ``chain``: ``audit_head``, or ``<prefix>/audit/head/<chain>`` for a partition's."""
+        return f"{self.audit_head}/{chain}" if chain else self.audit_head
+
     def alert(self, kind: str, subject: str) -> str:
         return f"{self.prefix}/alerts/{kind}/{subject}"
 

@@ -237,4 +237,5 @@ def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
         prev_hash=str(row.get("prev_hash", "")),
         hash=str(row.get("hash", "")),
         mac=str(row.get("mac") or ""),
+        chain=str(row.get("chain") or ""),
     )

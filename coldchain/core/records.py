@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal, TypeAlias
 
 from coldchain.core.alert import Alert
+from coldchain.core.rollups import Rollup
 
 BagEventKind = Literal["diluted", "infusion_started", "infusion_completed", "discarded"]
 MAX_FUTURE = timedelta(minutes=5)
@@ -109,6 +110,9 @@ class AuditEvent:
     mac: str = ""
     """``<key id>:<HMAC-SHA256 hex of hash>`` under the audit key, which the store's credentials do not give;
     empty for events recorded before audit MACs."""
+    chain: str = ""
+    """Which chain the event links into: empty for the one rules worker's; a rules partition's
+    ``rules.client_id`` (each partition keeps its own chain). Not part of ``hash``: it names the chain."""
 
 
 class RejectReason(StrEnum):
@@ -203,6 +207,7 @@ Record: TypeAlias = (
     | AuditEvent
     | SensorAvailability
     | Review
+    | Rollup
 )
 """Everything the store holds: readings, bag events and rejections from ingest, alert states
 (``coldchain.core.alert.Alert``) from the rules worker, notification attempts from the notifier."""
@@ -219,13 +224,17 @@ RECORD_TYPES: dict[str, type] = {
     "audit": AuditEvent,
     "availability": SensorAvailability,
     "review": Review,
+    "rollup_5m": Rollup,
+    "rollup_1d": Rollup,
 }
 """Each record type by the name of the measurement it is stored in."""
 
 
-_NAMES = {cls: name for name, cls in RECORD_TYPES.items()}
+_NAMES = {cls: name for name, cls in RECORD_TYPES.items() if cls is not Rollup}
 
 
 def measurement_of(record: Record) -> str:
-    """The measurement a record is stored in."""
+    """The measurement a record is stored in (a rollup's depends on its width)."""
+    if type(record) is Rollup:
+        return record.measurement
     return _NAMES[type(record)]

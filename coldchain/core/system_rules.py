@@ -123,6 +123,8 @@ class SystemLimits:
     skew_burst: int = 10
     skew_window: timedelta = timedelta(minutes=1)
     skew_clear: timedelta = timedelta(minutes=10)
+    skew_subject: str = "ts_in_future"
+    """The subject of ``clock_skew`` (a rules partition names itself: ``ts_in_future@<client id>``)."""
 
 
 class SystemRules:
@@ -171,7 +173,7 @@ class SystemRules:
                 self._open(kind, subject, since, since + after, message, book)
         if self._skew_last is not None and now >= self._skew_last + self.limits.skew_clear:
             self._skew_last = None
-            self._resolve("clock_skew", "ts_in_future", now, "no reading from the future any more", book)
+            self._resolve("clock_skew", self.limits.skew_subject, now, "no reading from the future any more", book)
 
     # -- the facts -------------------------------------------------------------------------
 
@@ -222,12 +224,12 @@ class SystemRules:
             self._skew.popleft()
         self._skew_last = now
         burst = sum(count for _, count in self._skew)
-        if burst >= self.limits.skew_burst and ("clock_skew", "ts_in_future") not in self.alerts:
+        if burst >= self.limits.skew_burst and ("clock_skew", self.limits.skew_subject) not in self.alerts:
             message = (
                 f"{burst} readings in {say_span(self.limits.skew_window)} carry times more than 5 min after "
                 "coldchain's clock: coldchain's clock is probably behind (check NTP); they are rejected"
             )
-            self._open("clock_skew", "ts_in_future", now, now, message, book, value=float(burst))
+            self._open("clock_skew", self.limits.skew_subject, now, now, message, book, value=float(burst))
 
     # -- alerts ----------------------------------------------------------------------------
 

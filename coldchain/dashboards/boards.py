@@ -20,6 +20,7 @@ from coldchain.dashboards.parts import (
     InfluxQL,
     Json,
     age_since_to,
+    by_resolution,
     column,
     dashboard,
     from_now_column,
@@ -321,15 +322,15 @@ def unit_dashboard(timezone: str = "UTC") -> Json:
         "timeseries",
         "Temperature",
         "Mean temperature per interval of each selected sensor, against the 2-8 °C band and the freezing line "
-        f"(0 °C); gaps are silences. {CONSTANTS_NOTE}",
+        f"(0 °C); gaps are silences. Intervals of 5 minutes and more read the 5-minute rollups. {CONSTANTS_NOTE}",
         grid(0, 0, 24, 10),
-        [
-            InfluxQL(
-                f'SELECT mean("celsius") FROM "temperature" WHERE {sensors} AND $timeFilter '
-                'GROUP BY time($__interval), "sensor" fill(null)',
-                alias="$tag_sensor",
-            )
-        ],
+        by_resolution(
+            f'SELECT mean("celsius") FROM "temperature" WHERE {sensors} AND $timeFilter AND {{tier}} '
+            'GROUP BY time($__interval), "sensor" fill(null)',
+            f'SELECT sum("sum") / sum("count") AS "mean" FROM "rollup_5m" WHERE {sensors} AND "kind" = \'temperature\' '
+            'AND $timeFilter AND {tier} GROUP BY time($__interval), "sensor" fill(null)',
+            alias="$tag_sensor",
+        ),
         defaults={
             "unit": "celsius",
             "decimals": 1,
@@ -353,15 +354,15 @@ def unit_dashboard(timezone: str = "UTC") -> Json:
         "timeseries",
         "Shake peak_g",
         "Highest peak acceleration (g, gravity removed) per interval of each selected shake sensor, against "
-        f"the agitation threshold 0.5 g. {CONSTANTS_NOTE}",
+        f"the agitation threshold 0.5 g. Intervals of 5 minutes and more read the 5-minute rollups. {CONSTANTS_NOTE}",
         grid(0, 10, 24, 7),
-        [
-            InfluxQL(
-                f'SELECT max("peak_g") FROM "shake" WHERE {sensors} AND $timeFilter '
-                'GROUP BY time($__interval), "sensor" fill(null)',
-                alias="$tag_sensor",
-            )
-        ],
+        by_resolution(
+            f'SELECT max("peak_g") FROM "shake" WHERE {sensors} AND $timeFilter AND {{tier}} '
+            'GROUP BY time($__interval), "sensor" fill(null)',
+            f'SELECT max("max") AS "max" FROM "rollup_5m" WHERE {sensors} AND "kind" = \'shake\' '
+            'AND $timeFilter AND {tier} GROUP BY time($__interval), "sensor" fill(null)',
+            alias="$tag_sensor",
+        ),
         defaults={
             "unit": "none",
             "decimals": 2,
@@ -398,13 +399,15 @@ def unit_dashboard(timezone: str = "UTC") -> Json:
         4,
         "table",
         "Daily min/max",
-        f"Lowest and highest reading of each selected temperature sensor per {zone_words}; "
-        f"Min and Max coloured by band. {CONSTANTS_NOTE}",
+        f"Lowest and highest reading of each selected temperature sensor per {zone_words}, "
+        "from the 5-minute rollups (the same extremes as the readings); Min and Max coloured by band. "
+        f"{CONSTANTS_NOTE}",
         grid(0, 23, 24, 8),
         [
             InfluxQL(
-                f'SELECT min("celsius") AS "min", max("celsius") AS "max" FROM "temperature" WHERE {sensors} '
-                f'AND $timeFilter GROUP BY time(1d), "sensor" fill(none){day_groups(timezone)}',
+                f'SELECT min("min") AS "min", max("max") AS "max" FROM "rollup_5m" WHERE {sensors} '
+                f'AND "kind" = \'temperature\' AND $timeFilter GROUP BY time(1d), "sensor" fill(none)'
+                f"{day_groups(timezone)}",
                 result_format="table",
             )
         ],

@@ -79,6 +79,25 @@ class InfluxQL:
         return target
 
 
+ROLLUP_FROM_MS = 300_000
+"""From this ``$__interval`` on (5 minutes), panels read ``rollup_5m`` instead of the raw readings."""
+RAW_ONLY = f"$__interval_ms < {ROLLUP_FROM_MS}"
+ROLLUPS_ONLY = f"$__interval_ms >= {ROLLUP_FROM_MS}"
+
+
+def by_resolution(
+    raw: str, rollup: str, alias: str = "", result_format: ResultFormat = "time_series"
+) -> list[InfluxQL]:
+    """Two targets of which exactly one answers: ``raw`` (A) while ``$__interval`` is under 5 minutes, ``rollup``
+    (B, over ``rollup_5m``) from 5 minutes on. Each query ends its WHERE clause with ``{tier}``, replaced by a
+    condition on ``$__interval_ms`` alone, which InfluxDB reduces to true or false before reading any shard,
+    so the other query costs nothing."""
+    return [
+        InfluxQL(raw.replace("{tier}", RAW_ONLY), "A", result_format, alias),
+        InfluxQL(rollup.replace("{tier}", ROLLUPS_ONLY), "B", result_format, alias),
+    ]
+
+
 def site_filter(var: str = "site") -> str:
     """A regex match on the ``site`` tag against a (multi-value) variable, as Grafana interpolates it."""
     return f'"site" =~ /^(${{{var}}})$/'

@@ -74,6 +74,7 @@ def demo_settings(data: Path, mqtt_port: int | None = None, api_port: int | None
     config["rules"]["state_path"] = str(data / "rules.sqlite")
     config["rules"]["spool_path"] = str(data / "rules-spool.sqlite")
     config["notify"]["state_path"] = str(data / "notify.sqlite")
+    config["rollups"] = {**config.get("rollups", {}), "state_path": str(data / "rollups.sqlite")}
     if mqtt_port is not None:
         config["mqtt"]["url"] = f"embedded://127.0.0.1:{mqtt_port}"
     if api_port is not None:

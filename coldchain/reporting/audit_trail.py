@@ -26,9 +26,11 @@ _FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def read_chain(store: Any, until: datetime = _FAR_FUTURE) -> list[AuditEvent]:
-    """Every audit event in ``store`` (a ``Store``) before ``until``, sorted by seq (then time)."""
-    events = [event_from_row(row) for row in store.read_range(AUDIT_MEASUREMENT, _FAR_PAST, until)]
+def read_chain(store: Any, until: datetime = _FAR_FUTURE, chain: str = "") -> list[AuditEvent]:
+    """Every audit event of ``chain`` (``rules.audit_chain``: "" unless rules are partitioned) in ``store``
+    (a ``Store``) before ``until``, sorted by seq (then time)."""
+    rows = store.read_range(AUDIT_MEASUREMENT, _FAR_PAST, until)
+    events = [event for event in map(event_from_row, rows) if event.chain == chain]
     events.sort(key=lambda e: (e.seq, e.at))
     return events
 

@@ -517,7 +517,7 @@ class _Exporter:
     # -- audit ----------------------------------------------------------------------------------
 
     def _audit(self) -> tuple[list[AuditEvent], ChainBreak | None]:
-        chain = read_chain(self.store, until=self.end)
+        chain = read_chain(self.store, until=self.end, chain=self.settings.rules.audit_chain)
         problem = verify_chain(chain)
         table = self._table("audit", AUDIT_COLUMNS)
         for event in chain:

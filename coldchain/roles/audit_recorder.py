@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +52,10 @@ class AuditRecorder:
         writer: DurableWriter,
         clock: Callable[[], datetime],
         publish_head: HeadPublisher | None = None,
+        chain: str = "",
     ) -> None:
+        self.chain = chain
+        """The chain the events link into in the store ("" unless the rules are partitioned)."""
         self.log = log
         self.writer = writer
         self.clock = clock
@@ -64,7 +68,7 @@ class AuditRecorder:
         if self._continued:
             return
         if self.log.head() is None:
-            chain = read_chain(self.writer.store)
+            chain = read_chain(self.writer.store, chain=self.chain)
             if chain:
                 broken = verify_chain(chain)
                 if broken is None and self.log.key is not None:
@@ -164,6 +168,8 @@ class AuditRecorder:
     def flush(self) -> None:
         """Copy the events the store does not have yet (raises WriterStopped when stopping: kept for next time)."""
         events = self.log.unstored()
+        if self.chain:
+            events = [replace(event, chain=self.chain) for event in events]
         if events:
             self.writer.write(events)
             self.log.mark_stored(event.seq for event in events)

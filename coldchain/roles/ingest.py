@@ -31,6 +31,7 @@ from coldchain.contract.topics import Topics
 from coldchain.core.records import BagEvent, Record, Rejection, RejectReason, ShakeReading, TemperatureReading
 from coldchain.core.times import from_millis, to_millis
 from coldchain.roles.fact_guard import FactGuard
+from coldchain.roles.rollup_keeper import RollupKeeper
 from coldchain.roles.supervision import Spawn, plain_thread
 
 log = logging.getLogger("coldchain.ingest")
@@ -63,6 +64,8 @@ class Ingest:
         metrics.fact_checks_skipped.set_function(lambda: self.guard.skipped)
         self.heartbeat: Callable[[], None] = lambda: None
         """Beaten on every turn of the pipeline (set by the service's supervisor)."""
+        self.rollups: RollupKeeper | None = None
+        """Told of every batch once it is durable (set by the service when ``rollups.enabled``)."""
 
     def start(self, spawn: Spawn | None = None) -> None:
         """Start the pipeline (in ``spawn``'s supervised thread when given) and connect."""
@@ -173,6 +176,8 @@ class Ingest:
         for record in records:
             if isinstance(record, TemperatureReading | ShakeReading):
                 self.metrics.saw_reading(record.sensor, record.ts.timestamp())
+        if self.rollups is not None:
+            self.rollups.observe(records)
         for message in messages:
             self.connection.ack(message)
         self._records, self._messages = [], []

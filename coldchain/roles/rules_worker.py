@@ -44,7 +44,7 @@ from coldchain.adapters.sqlite_files import DiskFull
 from coldchain.adapters.store.durable import DurableWriter, WriterStopped
 from coldchain.adapters.store.port import StoreError
 from coldchain.config import Settings
-from coldchain.contract.parser import MessageParser
+from coldchain.contract.parser import MessageParser, ParsedRecord
 from coldchain.contract.status import Status
 from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
@@ -63,7 +63,15 @@ from coldchain.core.review_rules import ReviewDeadlines
 from coldchain.core.rules import RulesEngine
 from coldchain.core.signoff import Acknowledgement
 from coldchain.core.signoff import acknowledge as acknowledge_alert
-from coldchain.core.system_rules import Fact, FutureTimestamps, StateReset, SystemLimits
+from coldchain.core.system_rules import (
+    DiskSpace,
+    Fact,
+    FutureTimestamps,
+    Link,
+    RoleHealth,
+    StateReset,
+    SystemLimits,
+)
 from coldchain.core.times import from_millis, parse_time, to_millis
 from coldchain.roles import rebuild
 from coldchain.roles.alert_publisher import AlertPublisher
@@ -89,7 +97,23 @@ def system_limits(settings: Settings) -> SystemLimits:
     return SystemLimits(
         broker_after=settings.mqtt.outage_alert_after,
         store_after=settings.influx.outage_alert_after,
+        skew_subject=f"ts_in_future@{settings.rules.client_id}" if settings.rules.sites else "ts_in_future",
     )
+
+
+def partition_fact(fact: Fact, partition: str) -> Fact:
+    """A fact as a partition reports it: the store, directory, role or reset named ``<subject>@<partition>``,
+    so two partitions seeing the same outage raise two alerts, each naming its worker, never one alert
+    twice. (A broker link is already named by the partition's own client id.)"""
+    if isinstance(fact, Link) and fact.kind == "store_unreachable":
+        return replace(fact, subject=f"{fact.subject}@{partition}")
+    if isinstance(fact, DiskSpace):
+        return replace(fact, path=f"{fact.path}@{partition}")
+    if isinstance(fact, RoleHealth):
+        return replace(fact, role=f"{fact.role}@{partition}")
+    if isinstance(fact, StateReset):
+        return replace(fact, what=f"{fact.what}@{partition}")
+    return fact
 
 
 def alert_topic(prefix: str, transition: Transition) -> str:
@@ -121,6 +145,9 @@ class RulesWorker:
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        settings = settings.rules_partition()  # a partition (rules.sites) sees only its sites' inventory
+        self.partition = tuple(settings.rules.sites)
+        """The sites this worker judges; empty: every site."""
         self.settings = settings
         self.writer = writer
         self.metrics = metrics
@@ -132,6 +159,7 @@ class RulesWorker:
             writer,
             clock,
             publish_head=self._publish_audit_head,
+            chain=settings.rules.audit_chain,
         )
         self.config_source = "<defaults>"
         """The configuration file's path, recorded in the audit trail's ``config_loaded`` (set by the CLI)."""
@@ -149,7 +177,7 @@ class RulesWorker:
         self.connection = MqttConnection(
             settings.mqtt,
             client_id=settings.rules.client_id,
-            subscriptions=self.parser.subscriptions,
+            subscriptions=self.parser.own_subscriptions if self.partition else self.parser.subscriptions,
             on_connected=self._connected,
             status=Status("rules", settings.rules.client_id, __version__, datetime.now(UTC)),
         )
@@ -178,7 +206,8 @@ class RulesWorker:
 
     def _publish_audit_head(self, payload: bytes) -> None:
         """Anchor the audit chain's head: retained on ``<prefix>/audit/head`` (QoS 1)."""
-        self.connection.publish(Topics(self.settings.mqtt.topic_prefix).audit_head, payload, retain=True)
+        topic = Topics(self.settings.mqtt.topic_prefix).audit_head_of(self.settings.rules.audit_chain)
+        self.connection.publish(topic, payload, retain=True)
 
     def _restore(self) -> RulesEngine:
         """The engine from the snapshot (older versions migrated); rebuilt from the store if it is unusable."""
@@ -444,6 +473,8 @@ class RulesWorker:
     def _system_step(self) -> None:
         """Facts about coldchain itself -> system alerts (published, stored, notified like the others)."""
         facts, self._facts = [*self._facts, *self.facts()], []
+        if self.partition:
+            facts = [partition_fact(fact, self.settings.rules.client_id) for fact in facts]
         self._emit(self.engine.system(facts, self.clock()))
 
     def _clock_step(self) -> None:
@@ -460,8 +491,11 @@ class RulesWorker:
     def _judge(self, messages: list[InboundMessage]) -> None:
         records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability] = []
         bags = self.engine.bag_ledger()
+        ours: set[str] = set()
         for message in messages:
             parsed = self.parser.parse(message.topic, message.payload, message.received_at)
+            if isinstance(parsed, list) and self.partition:
+                parsed = self._own(parsed, ours)
             if isinstance(parsed, list):
                 events = [record for record in parsed if isinstance(record, BagEvent)]
                 if events and bags.admit(events) is not None:
@@ -482,6 +516,19 @@ class RulesWorker:
             self._pending.extend(messages)
         self._dirty = True
         self._refresh_view()
+
+    def _own(self, parsed: list[ParsedRecord], ours: set[str]) -> list[ParsedRecord]:
+        """A partition's share of a message: a bag event naming no unit belongs to the partition that knows
+        the bag (its dilution named one of our units); another partition's units were refused by the parser."""
+        kept: list[ParsedRecord] = []
+        for record in parsed:
+            if isinstance(record, BagEvent):
+                if record.unit is not None:
+                    ours.add(record.bag)
+                elif record.bag not in ours and self.engine.bag_status(record.bag) is None:
+                    continue
+            kept.append(record)
+        return kept
 
     def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability]) -> None:
         transitions = self.engine.observe(records, self.clock())

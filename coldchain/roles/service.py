@@ -32,6 +32,7 @@ from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.notice_text import Renderer
 from coldchain.adapters.notify import Notifier
 from coldchain.adapters.outbox import Outbox, OutboxError
+from coldchain.adapters.rollup_marks import RollupMarks
 from coldchain.adapters.sqlite_files import move_aside
 from coldchain.adapters.store.durable import DurableWriter
 from coldchain.adapters.store.factory import open_store
@@ -40,10 +41,12 @@ from coldchain.adapters.store.spool import Spool
 from coldchain.adapters.watchdog import HealthCheck, Watchdog
 from coldchain.config import Settings
 from coldchain.core.policy import Policy
+from coldchain.core.rollups import local_day
 from coldchain.core.system_rules import DiskSpace, Fact, Link, RoleHealth
 from coldchain.roles.dispatch import Dispatcher
 from coldchain.roles.ingest import Ingest
 from coldchain.roles.report_scheduler import ReportScheduler
+from coldchain.roles.rollup_keeper import RollupKeeper
 from coldchain.roles.rules_worker import RulesWorker
 from coldchain.roles.steady_clock import SteadyClock
 from coldchain.roles.supervision import Supervisor
@@ -118,6 +121,20 @@ class Service:
             heartbeat=self.supervisor.beat_current,
         )
         self.ingest = Ingest(settings, self.writer, self.metrics) if "ingest" in self.roles else None
+        self.rollups: RollupKeeper | None = None
+        self._rollups_thread: threading.Thread | None = None
+        if self.ingest is not None and settings.rollups.enabled:
+            marks = RollupMarks(settings.rollups.state_path)
+            inventory = settings.frozen_inventory()
+            self.rollups = RollupKeeper(
+                settings,
+                self.writer,
+                self.metrics,
+                clock=clock,
+                marks=marks,
+                day_of=lambda site: local_day(inventory.site(site).timezone),  # the daily tables' local days
+            )
+            self.ingest.rollups = self.rollups
         self.rules = RulesWorker(settings, self.writer, self.metrics, clock) if "rules" in self.roles else None
         self.reports = (
             ReportScheduler(settings, self.store, self.rules, clock)
@@ -197,6 +214,8 @@ class Service:
         """The directories of the durable state (spool, snapshot, outbox, audit log, SQLite store)."""
         paths = [self.spool.path, self.settings.rules.state_path, self.settings.notify.state_path]
         paths.append(self.settings.rules.audit_log_path)
+        if self.rollups is not None:
+            paths.append(self.settings.rollups.state_path)
         if self.settings.store.sqlite_path is not None:
             paths.append(self.settings.store.sqlite_path)
         return list(dict.fromkeys(path.resolve().parent for path in paths))
@@ -272,6 +291,9 @@ class Service:
         spawn = self.supervisor.spawn
         if self.ingest is not None:
             self.ingest.start(spawn)
+        if self.rollups is not None:
+            self.rollups.heartbeat = functools.partial(self.supervisor.beat, "rollups")
+            self._rollups_thread = spawn("rollups", self.rollups.run, late_after=120.0, dead_after=900.0)
         if self.notifier is not None:
             self.notifier.start(functools.partial(spawn, late_after=120.0, dead_after=900.0))
         if self.rules is not None:
@@ -295,10 +317,16 @@ class Service:
                 role.request_stop()
         if self.reports is not None:
             self.reports.stop()
+        if self.rollups is not None:
+            self.rollups.stop()
+            if self._rollups_thread is not None:
+                self._rollups_thread.join(timeout=30)
         self.writer.stop()
         for role in (self.ingest, self.rules):
             if role is not None:
                 role.stop()
+        if self.rollups is not None and self.rollups.marks is not None:
+            self.rollups.marks.close()  # after ingest's last batch, whose marks it takes
         if self.notifier is not None:
             self.notifier.stop()
         if self.outbox is not None:

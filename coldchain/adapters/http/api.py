@@ -343,7 +343,7 @@ class HttpApi:
         from coldchain.reporting.audit_trail import read_chain
 
         try:
-            events = read_chain(self.store)
+            events = read_chain(self.store, chain=self.settings.rules.audit_chain)
         except StoreError as exc:
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, f"cannot read the audit trail: {exc}") from None
         problem = verify_chain(events)

@@ -37,6 +37,7 @@ from coldchain.core.records import (
     ShakeReading,
     TemperatureReading,
 )
+from coldchain.core.rollups import Rollup
 from coldchain.core.times import format_time, to_millis
 
 PAYLOAD_LIMIT = 64 * 1024
@@ -246,10 +247,11 @@ def bag_status_point(b: BagStatus) -> Point:
 
 @point_maker(AuditEvent)
 def audit_point(e: AuditEvent) -> Point:
-    """Tag ``action``; int ``seq``; strings actor, subject, details, prev_hash, hash, mac (when set); at ``at``."""
+    """Tag ``action`` (and ``chain`` for a rules partition's); int ``seq``; strings actor, subject, details,
+    prev_hash, hash, mac (when set); at ``at``."""
     return Point(
         "audit",
-        (("action", e.action),),
+        (("action", e.action), ("chain", e.chain or None)),
         (
             ("seq", int(e.seq)),
             ("actor", e.actor),
@@ -282,4 +284,23 @@ def review_point(r: Review) -> Point:
             ("signature_id", r.signature_id),
         ),
         to_millis(r.at),
+    )
+
+
+@point_maker(Rollup)
+def rollup_point(r: Rollup) -> Point:
+    """Measurement ``rollup_5m`` or ``rollup_1d`` at the interval's start; tags sensor, site, unit, kind;
+    floats ``min``, ``max``, ``mean``, ``sum``; ints ``count`` and ``out_ms`` (time out of range)."""
+    return Point(
+        r.measurement,
+        (("kind", r.kind), ("sensor", r.sensor), ("site", r.site), ("unit", r.unit)),
+        (
+            ("min", float(r.minimum)),
+            ("max", float(r.maximum)),
+            ("mean", float(r.mean)),
+            ("sum", float(r.total)),
+            ("count", int(r.count)),
+            ("out_ms", int(r.out_ms)),
+        ),
+        to_millis(r.start),
     )

@@ -1,0 +1,44 @@
+"""[rollups]: the 5-minute and daily summaries of every sensor's readings that wide dashboards read."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from coldchain.config.base import ConfigModel, Duration
+
+
+class RollupsConfig(ConfigModel):
+    """Rollups (measurements ``rollup_5m`` and ``rollup_1d``), kept by the process that ingests."""
+
+    enabled: bool = Field(default=True, description="Write rollups as readings arrive (dashboards read them).")
+    settle: Duration = Field(
+        default=timedelta(minutes=1),
+        description="How long after an interval (or day) ends its rollup is written; a reading arriving later "
+        "corrects it by recomputing the interval from the stored readings.",
+    )
+    state_path: Path = Field(
+        default=Path("var/coldchain-rollups.sqlite"),
+        description="SQLite file keeping the intervals waiting to be recomputed (a late reading's correction "
+        "survives a crash).",
+    )
+    recompute_every: Duration = Field(
+        default=timedelta(seconds=10),
+        description="How often intervals touched by late or buffered readings are recomputed from the store.",
+    )
+
+    @field_validator("settle")
+    @classmethod
+    def _sane_settle(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= timedelta(hours=1):
+            raise ValueError("must be between 0s and 1h")
+        return value
+
+    @field_validator("recompute_every")
+    @classmethod
+    def _sane_every(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=100) <= value <= timedelta(minutes=10):
+            raise ValueError("must be between 100ms and 10m")
+        return value

@@ -90,7 +90,20 @@ class Metrics:
             registry=r,
         )
         self.rules_checkpoints = Counter(
-            "coldchain_rules_checkpoints", "Durable snapshots of the rules engine.", registry=r
+            "coldchain_rules_checkpoints",
+            "Durable commits of the rules engine's state (a change record or a full snapshot).",
+            registry=r,
+        )
+        self.rules_acked = Counter(
+            "coldchain_rules_messages_acked",
+            "Messages the rules worker judged and acknowledged to the broker (after the checkpoint covering them).",
+            registry=r,
+        )
+        self.rules_checkpoint_bytes = Counter(
+            "coldchain_rules_checkpoint_bytes",
+            "Bytes of JSON the rules engine's checkpoints wrote (change records and full snapshots).",
+            ["kind"],
+            registry=r,
         )
         self.rules_errors = Counter("coldchain_rules_errors", "Batches the rules engine failed on.", registry=r)
         self.role_errors = Counter(

@@ -40,9 +40,8 @@ def change_rows(world: AlertWorld) -> int:
 def figures(world: AlertWorld) -> tuple[float, float, float]:
     """(durable checkpoint commits, checkpoint bytes written, messages acked) from /metrics."""
     text = world.service.get("/metrics").text
-    written = sum(
-        float(line.split()[1]) for line in text.splitlines() if line.startswith("coldchain_rules_checkpoint_bytes_total{")
-    )
+    prefix = "coldchain_rules_checkpoint_bytes_total{"
+    written = sum(float(line.split()[1]) for line in text.splitlines() if line.startswith(prefix))
     return gauge(text, "coldchain_rules_checkpoints_total"), written, world.acked()
 
 

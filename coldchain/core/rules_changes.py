@@ -11,10 +11,10 @@ JSON-ready dicts:
   always exact, so what decides an episode is never judged twice after a restart.
 * ``seen``: ``{id: [last, heard]}`` (epoch milliseconds or null): only the last-seen of a quiet
   sensor, whose in-range readings change nothing else. It is written *coarsely*: once ``heard``
-  moved ``grain`` (``offline_after / SEEN_GRAIN_DIVISOR``) past the value persisted last, and once
-  a sensor has been silent a whole grain (so a sensor that stopped reporting has its exact
-  last-seen persisted). Between the two, the persisted last-seen lags the true one by less than a
-  grain. After a ``kill -9`` (a clean stop writes everything exactly) this can make two
+  or ``last`` moved ``grain`` (``offline_after / SEEN_GRAIN_DIVISOR``) past the value persisted
+  last, and once a sensor has been silent a whole grain (so a sensor that stopped reporting has its
+  exact last-seen persisted; ``changes`` looks for those every half of the smallest grain). So the
+  persisted last-seen never runs ahead of the true one and lags it by less than a grain. After a ``kill -9`` (a clean stop writes everything exactly) this can make two
   differences, both bounded and both on the safe side: a sensor that fell silent less than a
   grain before the crash goes ``sensor_offline`` up to a grain early (its ``started_at`` up to a
   grain early); and a reading whose ts lies in that lag, arriving again from a device's buffer, is

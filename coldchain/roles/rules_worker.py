@@ -7,11 +7,12 @@ store), feeds the engine with the wall clock as ``now``, publishes every transit
 rules run every ``rules.tick`` (at most 1 s).
 
 Restart safety (``kill -9`` at any moment): every ``rules.checkpoint_every`` the worker waits for
-the broker to confirm the alerts published so far, saves the engine snapshot durably
-(``adapters/rules_snapshot.py``), and only then acks the messages judged since the previous checkpoint. After
-a crash it restores the last snapshot and the broker redelivers the unacked messages, which the
-engine judges again in event-time order; deterministic alert ids make any re-published transition
-the same alert, never a second episode.
+the broker to confirm the alerts published so far, makes what changed durable (a change record, or
+a full snapshot when the log outgrew it: ``adapters/rules_snapshot.py``, ``core/rules_changes.py``;
+no write at all when nothing changed), and only then acks the messages judged since the previous
+checkpoint. After a crash it restores the snapshot and change log and the broker redelivers the
+unacked messages, which the engine judges again in event-time order; deterministic alert ids make
+any re-published transition the same alert, never a second episode.
 
 After a (re)start the clock rules wait until the broker's backlog for our session has been read
 (the inbox was seen empty), at most ``_BACKLOG_GRACE`` seconds, so a restart does not report every

@@ -48,6 +48,8 @@ from coldchain.core.signature import Signer
 from coldchain.core.system_rules import Fact, Outage, SystemLimits, SystemRules
 from coldchain.core.times import to_millis
 
+FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+
 SNAPSHOT_VERSION = 2
 """2 added the system alerts' state (``system``); ``migrate`` brings older snapshots up to it."""
 
@@ -130,6 +132,10 @@ class RulesEngine:
         """Sensors whose episode state a reading may have changed since the last change record."""
         self._seen: set[str] = set()
         """Quiet sensors whose last-seen moved a grain past the persisted one (``rules_changes``)."""
+        self._active: dict[str, SensorRules] = {}
+        """Sensors with an episode in progress (a pending or open excursion, agitation): the clock's ``due``."""
+        self._offline_next = NEVER
+        """No sensor can fall silent for its ``offline_after`` before this (a lower bound; see ``tick``)."""
         self._saved_system: dict[str, Any] | None = None
         self._saved_stats: dict[str, int] | None = None
         grains = [rules.grain for rules in self._unheard]
@@ -170,6 +176,7 @@ class RulesEngine:
                         self._seen.add(record.sensor)
                 if rules.offline is not None:
                     rules.back_online(now, book)
+                    self._offline_next = min(self._offline_next, now + rules.offline_after)
                 ts = record.ts
                 if ts <= rules.last:
                     self._count_old(ts, rules.last)
@@ -182,6 +189,8 @@ class RulesEngine:
                     continue  # the fast path: nothing in progress, nothing to start
                 self._touched.add(record.sensor)
                 rules.judge(ts, celsius, book)
+                if not rules.quiet:
+                    self._active[record.sensor] = rules
             elif type(record) is ShakeReading:
                 srules = shake.get(record.sensor)
                 if srules is None:
@@ -193,6 +202,7 @@ class RulesEngine:
                         self._seen.add(record.sensor)
                 if srules.offline is not None:
                     srules.back_online(now, book)
+                    self._offline_next = min(self._offline_next, now + srules.offline_after)
                 ts = record.ts
                 if ts <= srules.last:
                     self._count_old(ts, srules.last)
@@ -205,6 +215,8 @@ class RulesEngine:
                     continue
                 self._touched.add(record.sensor)
                 srules.judge(ts, peak_g, book)
+                if srules.agitation is not None:
+                    self._active[record.sensor] = srules
             elif type(record) is BagEvent:
                 self._bag_event(record, book)
             elif type(record) is SensorAvailability:
@@ -242,12 +254,25 @@ class RulesEngine:
             self._start_silence(now)
         book = self._book
         out = book.begin()
-        for rules in self._temperature.values():
+        active = self._active
+        for sensor, rules in list(active.items()):
             rules.due(now, book)
-            rules.check_offline(now, book)
-        for srules in self._shake.values():
-            srules.due(now, book)
-            srules.check_offline(now, book)
+            if rules.at_rest():
+                del active[sensor]
+        if now >= self._offline_next:
+            # Each sensor's silence can only end later than the scan saw it (``heard`` and ``last``
+            # only grow; one back online lowers the bound itself), so until the earliest moment one
+            # could fall due no sensor needs looking at: a fleet's tick costs what is in progress.
+            soonest = FOREVER
+            for any_rules in (*self._temperature.values(), *self._shake.values()):
+                any_rules.check_offline(now, book)
+                if any_rules.offline is None:
+                    due = (
+                        any_rules.heard if any_rules.heard >= any_rules.last else any_rules.last
+                    ) + any_rules.offline_after
+                    if due < soonest:
+                        soonest = due
+            self._offline_next = soonest
         self._bags.due(now, book)
         self._system.tick(now, book)
         if len(out) > 1:
@@ -457,6 +482,7 @@ class RulesEngine:
                 rules.load(data)
                 loaded.add(sensor)
         engine._unheard = [rules for rules in sensors.values() if rules.heard == NEVER]
+        engine._active = {sensor: rules for sensor, rules in sensors.items() if not rules.at_rest()}
         engine._bags.load(snapshot["bags"])
         for payload in snapshot["alerts"]:
             alert = Alert.from_payload(payload)

@@ -14,12 +14,13 @@ JSON-ready dicts:
   or ``last`` moved ``grain`` (``offline_after / SEEN_GRAIN_DIVISOR``) past the value persisted
   last, and once a sensor has been silent a whole grain (so a sensor that stopped reporting has its
   exact last-seen persisted; ``changes`` looks for those every half of the smallest grain). So the
-  persisted last-seen never runs ahead of the true one and lags it by less than a grain. After a ``kill -9`` (a clean stop writes everything exactly) this can make two
-  differences, both bounded and both on the safe side: a sensor that fell silent less than a
-  grain before the crash goes ``sensor_offline`` up to a grain early (its ``started_at`` up to a
-  grain early); and a reading whose ts lies in that lag, arriving again from a device's buffer, is
-  judged rather than counted late (it can only start an excursion if it is out of range, which a
-  copy of a reading judged in range is not).
+  persisted last-seen never runs ahead of the true one and lags it by less than a grain. After a
+  ``kill -9`` (a clean stop writes everything exactly) this can make two differences, both bounded
+  and both on the safe side: a sensor that fell silent less than a grain before the crash goes
+  ``sensor_offline`` up to a grain early (its ``started_at`` up to a grain early); and a reading
+  whose ts lies in that lag, arriving again from a device's buffer, is judged rather than counted
+  late (it can only start an excursion if it is out of range, which a copy of a reading judged in
+  range is not).
 * ``bags``: ``{id: bag timer or null}`` (null: forgotten); ``alerts``: ``{id: alert payload or
   null}`` (null: no longer open).
 * ``stats`` and ``system``: replaced whole when present (``stats`` rides along with any other

@@ -187,6 +187,13 @@ class SensorRules:
             book.resolve(self.offline, now, value=None, message=message)
             self.offline = None
 
+    def at_rest(self) -> bool:
+        """Nothing in progress that the clock could move on (``due`` would do nothing)."""
+        return True
+
+    def due(self, now: datetime, book: AlertBook) -> None:
+        """What the clock alone decides for this sensor's episodes at ``now`` (the kinds say)."""
+
     def saved(self) -> None:
         """The sensor's state as it stands is persisted: its last-seen is due again a grain later."""
         self.saved_heard = self.heard
@@ -238,6 +245,9 @@ class TemperatureRules(SensorRules):
         self.freezing = Episode()
         self.quiet = True
         """No episode in progress: an in-range reading changes nothing (the engine's fast path)."""
+
+    def at_rest(self) -> bool:
+        return self.quiet
 
     def judge(self, ts: datetime, celsius: float, book: AlertBook) -> None:
         """Apply a reading newer than every one judged before."""
@@ -410,6 +420,9 @@ class ShakeRules(SensorRules):
         self.agitation: str | None = None
         self.last_hit = NEVER
         self.peak = 0.0
+
+    def at_rest(self) -> bool:
+        return self.agitation is None
 
     def judge(self, ts: datetime, peak_g: float, book: AlertBook) -> None:
         """Apply a reading newer than every one judged before."""

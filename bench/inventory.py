@@ -74,7 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         toml, csv = write_inventory(Path(tmp), args.sensors)
         print(f"{args.sensors:,} sensors in {args.sensors // SENSORS_PER_UNIT:,} units")
-        print("baseline: the inventory as TOML tables")
+        print("baseline: the inventory as TOML tables (the only way before [inventory]; this tree's loader)")
         timed("load_settings (TOML)", lambda: load_settings(toml))
         print(f"  {'coldchain check-config (TOML), wall':<44} {check_config(toml):>7.2f} s")
         print("this tree: the inventory as CSV files ([inventory])")

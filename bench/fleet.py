@@ -12,22 +12,30 @@ steady window of ``--window`` seconds is measured from ``/proc`` of the coldchai
   (``SELECT count(celsius)``: every reading has its own sensor and ``ts``, so none overwrites another);
 - after the stream: ``kill -9`` of coldchain and the time until a new process answers ``/readyz``.
 
-The targets at 100,000 sensors (issue 13): keeps up (every reading stored within 5 s), at most
-0.35 cores, 20 MB/min of disk writes, 1 GB peak RSS, ready 30 s after ``kill -9``. The baseline is
-this script run on the commit before a change, on the same machine: the figures of both go into the
-closing note side by side.
+- readings judged: what the rules worker acked (``coldchain_rules_messages_acked_total``, each after the
+  checkpoint covering it) 5 s after the stream, where the code measured has that metric.
+
+The targets at 100,000 sensors (issue 13): keeps up (every reading stored and judged within 5 s),
+at most 0.35 cores, 20 MB/min of disk writes, 1 GB peak RSS, ready 30 s after ``kill -9``.
+
+The baseline is measured in the same run: the code of ``--baseline REV`` (default: the merge-base
+with ``main``) is checked out into a temporary ``git worktree`` and run the same way on fresh
+servers, just before this tree's code, for every size. It reads its inventory from the TOML; this
+tree's code from CSV files (``[inventory]``) from ``--csv-from`` sensors on (default 10,000).
+``--baseline none`` skips it. ``uptime`` is printed next to the figures (the machine is shared).
 
 Run from the repository root:
 
-    .venv/bin/python bench/fleet.py --sensors 2000 --sensors 20000 [--warmup 30] [--window 60] [--keep]
+    .venv/bin/python bench/fleet.py --sensors 2000 --sensors 20000 --sensors 100000 [--warmup 30] [--window 60]
 
-``--sensors`` may be repeated; each size gets fresh servers. About warmup + window + 40 s per size,
-plus start-up (which grows with the inventory).
+``--sensors`` may be repeated; each size gets fresh servers. About warmup + window + 40 s per size
+and code, plus start-up (which grows with the inventory).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
@@ -47,7 +55,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.processes import cpu_seconds, peak_rss_mb, start_coldchain  # noqa: E402
+from bench.processes import cpu_seconds, peak_rss_mb  # noqa: E402
 from tests.servers import Influxd, Mosquitto, free_ports  # noqa: E402
 
 SENSORS_PER_UNIT = 5
@@ -55,8 +63,11 @@ SITES = 20
 TARGETS = {"cores": 0.35, "write_mb_per_min": 20.0, "peak_rss_mb": 1024.0, "ready_s": 30.0}
 
 
-def write_config(directory: Path, mqtt_url: str, influx_url: str, prefix: str, sensors: int) -> tuple[Path, str]:
-    """coldchain's TOML for ``sensors`` temperature sensors; returns the path and the API's base URL."""
+def write_config(
+    directory: Path, mqtt_url: str, influx_url: str, prefix: str, sensors: int, csv: bool
+) -> tuple[Path, str]:
+    """coldchain's TOML for ``sensors`` temperature sensors (the inventory in it, or in CSV files beside it);
+    returns the path and the API's base URL."""
     (api_port,) = free_ports(1)
     lines = [
         "[mqtt]",
@@ -81,10 +92,18 @@ def write_config(directory: Path, mqtt_url: str, influx_url: str, prefix: str, s
         'level = "WARNING"',
     ]
     units = (sensors + SENSORS_PER_UNIT - 1) // SENSORS_PER_UNIT
-    for u in range(units):
-        lines += ["[[units]]", f'id = "u{u:06d}"', f'site = "site-{u % SITES:02d}"']
-    for s in range(sensors):
-        lines += ["[[sensors]]", f'id = "t{s:06d}"', f'unit = "u{s // SENSORS_PER_UNIT:06d}"', 'kind = "temperature"']
+    if csv:
+        lines += ["[inventory]", 'units = "units.csv"', 'sensors = "sensors.csv"']
+        unit_rows = "".join(f"u{u:06d},site-{u % SITES:02d}\n" for u in range(units))
+        (directory / "units.csv").write_text("id,site\n" + unit_rows)
+        sensor_rows = "".join(f"t{s:06d},u{s // SENSORS_PER_UNIT:06d},temperature\n" for s in range(sensors))
+        (directory / "sensors.csv").write_text("id,unit,kind\n" + sensor_rows)
+    else:
+        for u in range(units):
+            lines += ["[[units]]", f'id = "u{u:06d}"', f'site = "site-{u % SITES:02d}"']
+        for s in range(sensors):
+            unit = f"u{s // SENSORS_PER_UNIT:06d}"
+            lines += ["[[sensors]]", f'id = "t{s:06d}"', f'unit = "{unit}"', 'kind = "temperature"']
     path = directory / "coldchain.toml"
     path.write_text("\n".join(lines) + "\n")
     return path, f"http://127.0.0.1:{api_port}"
@@ -150,9 +169,11 @@ class Stream:
 class Service:
     """``coldchain run --config F`` as a subprocess, its log in the run's directory."""
 
-    def __init__(self, config: Path, api: str) -> None:
+    def __init__(self, config: Path, api: str, code: Path) -> None:
         self.config = config
         self.api = api
+        self.code = code
+        """The source tree whose ``coldchain`` package runs (this one, or the baseline's worktree)."""
         self.log = config.parent / "coldchain.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(timeout=2)
@@ -160,7 +181,15 @@ class Service:
     def start(self) -> float:
         """Start; the seconds until ``/readyz`` answers 200."""
         began = time.monotonic()
-        self.process = start_coldchain("run", self.config, self.log)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "coldchain.cli", "run", "--config", str(self.config)],
+                cwd=self.code,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(self.code)},
+            )
         deadline = began + 300
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -201,23 +230,34 @@ def stored(influx_url: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
+def judged(api: str) -> int | None:
+    """Messages the rules worker acked (None where the code has no such metric: the baseline's)."""
+    for line in httpx.get(api + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("coldchain_rules_messages_acked_total "):
+            return int(float(line.split()[1]))
+    return None
+
+
 @dataclass
 class Figures:
+    code: str
     sensors: int
     startup_s: float
     sent: int
     stored: int
+    judged: int | None
     cores: float
     write_mb_per_min: float
     peak_rss_mb: float
     ready_after_kill_s: float
+    load: str
 
     @property
     def kept_up(self) -> bool:
-        return self.stored == self.sent
+        return self.stored == self.sent and self.judged in (None, self.sent)
 
 
-def measure(sensors: int, warmup: float, window: float, keep: bool) -> Figures:
+def measure(sensors: int, warmup: float, window: float, keep: bool, code: Path, label: str, csv: bool) -> Figures:
     with ExitStack() as stack:
         mosquitto = stack.enter_context(Mosquitto())
         influxd = stack.enter_context(Influxd())
@@ -225,8 +265,8 @@ def measure(sensors: int, warmup: float, window: float, keep: bool) -> Figures:
         if not keep:
             stack.callback(shutil.rmtree, workdir, True)
         prefix = f"fleet{uuid.uuid4().hex[:6]}"
-        config, api = write_config(workdir, mosquitto.url, influxd.url, prefix, sensors)
-        service = Service(config, api)
+        config, api = write_config(workdir, mosquitto.url, influxd.url, prefix, sensors, csv)
+        service = Service(config, api, code)
         stack.callback(service.stop)
         startup = service.start()
         stream = Stream(mosquitto.port, prefix, sensors)
@@ -239,23 +279,48 @@ def measure(sensors: int, warmup: float, window: float, keep: bool) -> Figures:
         stream.stop()
         time.sleep(5)
         count = stored(influxd.url)
+        acked = judged(api)
+        load = uptime()
         elapsed = last.at - first.at
         service.kill()
-        again = Service(config, api)
+        again = Service(config, api, code)
         stack.callback(again.stop)
         ready = again.start()
         if keep:
             print(f"  work dir kept: {workdir}")
         return Figures(
+            code=label,
             sensors=sensors,
             startup_s=startup,
             sent=stream.sent,
             stored=count,
+            judged=acked,
             cores=(last.cpu_s - first.cpu_s) / elapsed,
             write_mb_per_min=(last.write_bytes - first.write_bytes) / elapsed * 60 / 1e6,
             peak_rss_mb=rss,
             ready_after_kill_s=ready,
+            load=load,
         )
+
+
+def uptime() -> str:
+    """The load averages (1, 5, 15 min): the machine is shared, so they go next to the figures."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def baseline_tree(rev: str, stack: ExitStack) -> tuple[Path, str] | None:
+    """A temporary ``git worktree`` of ``rev`` (default: the merge-base with main), removed at exit."""
+    if rev == "none":
+        return None
+    git = ["git", "-C", str(ROOT)]
+    if rev == "merge-base":
+        rev = subprocess.run([*git, "merge-base", "HEAD", "main"], check=True, capture_output=True, text=True).stdout
+    commit = subprocess.run([*git, "rev-parse", "--short", rev.strip()], check=True, capture_output=True, text=True)
+    short = commit.stdout.strip()
+    where = Path(tempfile.mkdtemp(prefix="coldchain-baseline-"))
+    subprocess.run([*git, "worktree", "add", "--detach", str(where), short], check=True, capture_output=True)
+    stack.callback(subprocess.run, [*git, "worktree", "remove", "--force", str(where)], capture_output=True)
+    return where, short
 
 
 def verdict(value: float, target: float) -> str:
@@ -268,24 +333,34 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds of stream before the window")
     parser.add_argument("--window", type=float, default=60.0, help="seconds of the measured steady window")
     parser.add_argument("--keep", action="store_true", help="keep each run's work dir (config, log, state)")
+    parser.add_argument("--baseline", default="merge-base", help="commit to measure as the baseline, or none")
+    parser.add_argument("--csv-from", type=int, default=10_000, help="this tree reads CSV inventories from N sensors")
     args = parser.parse_args()
     sizes = args.sensors or [2000]
-    rows = []
-    for sensors in sizes:
-        print(f"measuring {sensors:,} sensors ({sensors / 60:,.0f} readings/s) ...", flush=True)
-        rows.append(measure(sensors, args.warmup, args.window, args.keep))
+    rows: list[Figures] = []
+    with ExitStack() as stack:
+        base = baseline_tree(args.baseline, stack)
+        for sensors in sizes:
+            runs = [(base[0], f"base {base[1]}", False)] if base is not None else []
+            runs.append((ROOT, "this tree", sensors >= args.csv_from))
+            for code, label, csv in runs:
+                print(f"measuring {sensors:,} sensors ({sensors / 60:,.0f} readings/s), {label} ...", flush=True)
+                try:
+                    rows.append(measure(sensors, args.warmup, args.window, args.keep, code, label, csv))
+                except RuntimeError as exc:
+                    print(f"  {label} at {sensors:,} sensors failed: {exc}", flush=True)
     header = (
-        f"{'sensors':>9} {'start s':>8} {'sent':>9} {'stored':>9} {'kept up':>8} {'cores':>6} "
-        f"{'MB/min':>8} {'RSS MB':>7} {'ready s':>8}"
+        f"{'code':>14} {'sensors':>9} {'start s':>8} {'sent':>9} {'stored':>9} {'judged':>9} {'kept up':>8} "
+        f"{'cores':>6} {'MB/min':>8} {'RSS MB':>7} {'ready s':>8}  load (1/5/15 min)"
     )
     print("\n" + header)
     for f in rows:
         print(
-            f"{f.sensors:>9,} {f.startup_s:>8.1f} {f.sent:>9,} {f.stored:>9,} {'yes' if f.kept_up else 'NO':>8} "
-            f"{f.cores:>6.2f} {f.write_mb_per_min:>8.1f} {f.peak_rss_mb:>7.0f} {f.ready_after_kill_s:>8.1f}"
+            f"{f.code:>14} {f.sensors:>9,} {f.startup_s:>8.1f} {f.sent:>9,} {f.stored:>9,} "
+            f"{f.judged if f.judged is not None else 'n/a':>9} {'yes' if f.kept_up else 'NO':>8} "
+            f"{f.cores:>6.2f} {f.write_mb_per_min:>8.1f} {f.peak_rss_mb:>7.0f} {f.ready_after_kill_s:>8.1f}  {f.load}"
         )
-    big = [f for f in rows if f.sensors >= 100_000]
-    for f in big:
+    for f in [f for f in rows if f.sensors >= 100_000 and f.code == "this tree"]:
         checks = [
             ("kept up", "ok" if f.kept_up else "FAIL"),
             (f"cores {f.cores:.2f} <= {TARGETS['cores']}", verdict(f.cores, TARGETS["cores"])),

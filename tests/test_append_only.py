@@ -80,6 +80,16 @@ def test_old_facts_need_the_store_and_the_window_stays_bounded() -> None:
     assert need.series == ("temperature", "t-001") and need.end_ms is not None
 
 
+def test_trimming_the_series_of_a_batch_forgets_only_theirs() -> None:
+    """trim(series) bounds the series a batch touched and leaves the others as they were."""
+    window = RecentFacts(window=timedelta(minutes=30))
+    verdicts(window, [t(5.0, minutes_ago=m, sensor=s) for m in range(120, -1, -1) for s in ("t-001", "t-002")])
+    window.trim([("temperature", "t-001")])
+    assert window.size() == 31 + 121  # t-001 trimmed to its window, t-002 untouched
+    window.trim()
+    assert window.size() == 62
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteStore:
     s = SqliteStore(tmp_path / "coldchain.db")

@@ -84,3 +84,33 @@ def test_reported_offline_survives_a_snapshot() -> None:
     assert [a.kind for a in restored.open_alerts()] == ["sensor_offline"]
     assert restored.observe([offline("z-t", T0 + timedelta(minutes=1))], T0 + timedelta(minutes=1)) == []
     assert [t.alert.subject for t in restored.tick(T0 + timedelta(hours=1))] == ["z-s"]  # only the silent one
+
+
+def test_a_sensor_back_online_with_a_short_offline_after_goes_silent_on_time_among_long_ones() -> None:
+    """The tick skips scanning for silence until one can fall due; a sensor back online lowers that moment."""
+    settings = Settings(
+        units=[
+            {"id": "fridge-a", "site": "main-pharmacy"},
+            {"id": "fridge-b", "site": "main-pharmacy", "offline_after": "30s"},
+        ],
+        sensors=[
+            {"id": "t-a", "unit": "fridge-a", "kind": "temperature"},
+            {"id": "t-b", "unit": "fridge-b", "kind": "temperature"},
+        ],
+    )
+    rules = RulesEngine(settings.frozen_inventory())
+    a = TemperatureReading("t-a", "fridge-a", "main-pharmacy", T0, 4.0)
+    rules.observe([a], T0)
+    (opened,) = rules.tick(T0 + timedelta(seconds=30))  # t-b never heard: offline after its 30 s
+    assert (opened.alert.sensor, opened.change) == ("t-b", "opened")
+    back = T0 + timedelta(seconds=40)
+    b = TemperatureReading("t-b", "fridge-b", "main-pharmacy", back, 4.0)
+    assert [t.change for t in rules.observe([b], back)] == ["resolved"]
+    for second in range(41, 70):  # t-a (15 min) keeps the scan's bound far away; t-b must still be seen
+        assert rules.tick(T0 + timedelta(seconds=second)) == []
+    (again,) = rules.tick(T0 + timedelta(seconds=70))
+    assert (again.alert.sensor, again.alert.started_at, again.alert.updated_at) == (
+        "t-b",
+        back,
+        back + timedelta(seconds=30),
+    )

@@ -65,6 +65,10 @@ class AlertWorld(Scenario):
     def checkpoints(self) -> float:
         return gauge(self.service.get("/metrics").text, "coldchain_rules_checkpoints_total")
 
+    def acked(self) -> float:
+        """Messages the rules worker judged and acked (each after the checkpoint covering it)."""
+        return gauge(self.service.get("/metrics").text, "coldchain_rules_messages_acked_total")
+
     def snapshot(self) -> dict[str, Any]:
         """The rules worker's durable snapshot as it is on disk now (read beside the running process)."""
         state = RulesState(self.config.parent / "rules.sqlite")
@@ -286,9 +290,9 @@ def test_kill_9_with_open_alert_does_not_announce_it_again(world: AlertWorld) ->
     world.service.kill()
     world.service.start()
     pub.send(world.topic("t-002"), {"ts": iso(datetime.now(UTC)), "celsius": 5.0})
-    wait_for(lambda: world.checkpoints() >= 1, 15, "the restarted worker judging new traffic")
+    wait_for(lambda: world.acked() >= 1, 15, "the restarted worker judging new traffic")
     pub.send(world.topic("t-001"), {"ts": iso(datetime.now(UTC)), "celsius": -2.5})
-    wait_for(lambda: world.checkpoints() >= 2, 15, "another checkpoint")
+    wait_for(lambda: world.acked() >= 2, 15, "another checkpoint")
     freezing = world.payloads("freezing", "t-001")
     assert [a["state"] for a in freezing] == ["open"]
     assert freezing[0]["id"] == opened["id"]

@@ -84,7 +84,19 @@ class Metrics:
             "coldchain_fact_checks_skipped",
             "Batches or bags checked for rewrites on memory alone because the store could not be asked.",
         )
-        self.rules_checkpoints = counter("coldchain_rules_checkpoints", "Durable snapshots of the rules engine.")
+        self.rules_checkpoints = counter(
+            "coldchain_rules_checkpoints",
+            "Durable commits of the rules engine's state (a change record or a full snapshot).",
+        )
+        self.rules_acked = counter(
+            "coldchain_rules_messages_acked",
+            "Messages the rules worker judged and acknowledged to the broker (after the checkpoint covering them).",
+        )
+        self.rules_checkpoint_bytes = counter(
+            "coldchain_rules_checkpoint_bytes",
+            "Bytes of JSON the rules engine's checkpoints wrote (change records and full snapshots).",
+            ["kind"],
+        )
         self.rules_errors = counter("coldchain_rules_errors", "Batches the rules engine failed on.")
         self.role_errors = counter(
             "coldchain_role_errors",

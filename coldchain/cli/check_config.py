@@ -11,6 +11,9 @@ from coldchain.adapters.store.retention import retention_lines
 from coldchain.cli.loading import load_or_exit
 from coldchain.config import config_warnings
 
+_LISTED = 50
+"""Units listed one by one; a fleet's others are counted."""
+
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Print every problem (exit 1) or a summary of the inventory (exit 0)."""
@@ -25,9 +28,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for sensor in settings.sensors:
         kinds_by_unit[sensor.unit][sensor.kind] += 1
     print(f"  {len(settings.units)} units, {len(settings.sensors)} sensors")
-    for unit in settings.units:
+    for unit in settings.units[:_LISTED]:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds_by_unit[unit.id].items())) or "no sensors"
         print(f"    {unit.site}/{unit.id} ({unit.display_name}): profile {unit.profile}; {kinds}")
+    if len(settings.units) > _LISTED:
+        print(f"    … and {len(settings.units) - _LISTED} more units")
     for sensor in settings.sensors:
         if sensor.format != "coldchain":
             print(f"  device {sensor.id} ({sensor.kind}, {sensor.unit}): {sensor.format} on {sensor.topic!r}")

@@ -9,6 +9,7 @@ adapters, roles and the CLI, never by ``coldchain.core``.
 from coldchain.config.api import ApiConfig, ApiUser, LogConfig
 from coldchain.config.homeassistant import HomeAssistantConfig
 from coldchain.config.inventory import SENSOR_FORMATS, Scanner, Sensor, Unit
+from coldchain.config.inventory_table import InventoryConfig
 from coldchain.config.loading import ConfigError, load_settings
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, NotifyTarget, OncallConfig, Shift
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "HomeAssistantConfig",
     "InfluxConfig",
+    "InventoryConfig",
     "LogConfig",
     "MqttConfig",
     "NotifyConfig",

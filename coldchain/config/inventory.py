@@ -128,7 +128,9 @@ class Unit(ConfigModel):
     offline_after: Duration = Field(
         default=timedelta(minutes=15), description="Silence after which a sensor of this unit is offline."
     )
-    overrides: ProfileOverrides = Field(default_factory=ProfileOverrides, description="Per-unit profile changes.")
+    overrides: ProfileOverrides = Field(
+        default=ProfileOverrides(), description="Per-unit profile changes."
+    )  # one shared default (frozen): a factory would build one per unit, 20,000 for a fleet
 
     @property
     def display_name(self) -> str:

@@ -21,6 +21,8 @@ from pydantic_settings import SettingsError
 
 from coldchain.config.base import ENV_PREFIX
 from coldchain.config.inventory import BUILTIN_PROFILES
+from coldchain.config.inventory_files import TABLES, locate, read_inventory_files
+from coldchain.config.inventory_table import InventoryConfig
 from coldchain.config.settings import Settings
 
 
@@ -168,6 +170,7 @@ def load_settings(path: Path | None) -> Settings:
             message = re.sub(r"\(at line (\d+), column (\d+)\)", r"(line \1, column \2)", str(exc))
             raise ConfigError(source, [f"{source}: not valid TOML: {message}"]) from exc
     env = environment_overrides()
+    data, first_csv, origins = _with_inventory_files(source, path, data, env)
     try:
         return Settings(**data)
     except SettingsError as exc:
@@ -179,7 +182,48 @@ def load_settings(path: Path | None) -> Settings:
         # field errors stop pydantic before the cross-checks: run those on the raw tables too, so one
         # run of check-config lists every problem (dangling references included)
         lines += [f"{source}: {line}" for line in verify_raw_references(data) if f"{source}: {line}" not in lines]
+        if first_csv:  # a problem of a CSV row names its file and line
+            lines = [_csv_located(line, source, first_csv, origins) for line in lines]
         raise ConfigError(source, lines) from exc
+
+
+def _csv_located(line: str, source: str, first_csv: dict[str, int], origins: dict[str, list[str]]) -> str:
+    prefix = f"{source}: "
+    if not line.startswith(prefix):
+        return line
+    located = locate(line.removeprefix(prefix), first_csv, origins)
+    return line if located is None else located
+
+
+def _with_inventory_files(
+    source: str, path: Path | None, data: dict[str, Any], env: dict[tuple[str, ...], str]
+) -> tuple[dict[str, Any], dict[str, int], dict[str, list[str]]]:
+    """``data`` with the rows of the ``[inventory]`` CSV files added to its tables; where the CSV rows start
+    in each table and their ``file:line`` origins. Raises ConfigError naming file and line for bad rows."""
+    table = data.get("inventory", {})
+    named = {key: os.environ[name] for (*head, key), name in env.items() if head == ["inventory"] and key in TABLES}
+    if not isinstance(table, dict) or not (set(table) | set(named)):
+        return data, {}, {}
+    try:
+        files = InventoryConfig.model_validate({**table, **named})
+    except ValidationError:
+        return data, {}, {}  # Settings names what is wrong with the [inventory] table itself
+    rows = read_inventory_files(files, path.parent if path is not None else Path.cwd())
+    problems = list(rows.problems)
+    out = dict(data)
+    first: dict[str, int] = {}
+    for name, entries in rows.entries.items():
+        if (name,) in env:
+            problems.append(f"{env[(name,)]}: replaces the whole {name} table, so inventory.{name} would be ignored")
+            continue
+        existing = out.get(name, [])
+        if not isinstance(existing, list):
+            continue  # Settings names the table that is not a list
+        first[name] = len(existing)
+        out[name] = [*existing, *entries]
+    if problems:
+        raise ConfigError(source, problems)
+    return out, first, rows.origins
 
 
 def verify_raw_references(data: dict[str, Any]) -> list[str]:
@@ -187,7 +231,7 @@ def verify_raw_references(data: dict[str, Any]) -> list[str]:
     units: list[Any] = data["units"] if isinstance(data.get("units"), list) else []
     sensors: list[Any] = data["sensors"] if isinstance(data.get("sensors"), list) else []
     profiles = set(BUILTIN_PROFILES) | set(data.get("profiles") or {} if isinstance(data.get("profiles"), dict) else {})
-    unit_ids = {unit.get("id") for unit in units if isinstance(unit, dict)}
+    unit_ids = {unit.get("id") if isinstance(unit, dict) else getattr(unit, "id", None) for unit in units}
     problems: list[str] = []
     for index, unit in enumerate(units):
         if isinstance(unit, dict) and isinstance(unit.get("profile"), str) and unit["profile"] not in profiles:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import (
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from coldchain.config.api import ApiConfig, LogConfig
 from coldchain.config.base import ENV_PREFIX
@@ -33,6 +34,7 @@ from coldchain.config.inventory import (
     merged_profiles,
     verify_sensor_formats,
 )
+from coldchain.config.inventory_table import InventoryConfig
 from coldchain.config.mqtt import MqttConfig
 from coldchain.config.notify import LOG_TARGET, NotifyConfig, OncallConfig
 from coldchain.config.reports import ReportConfig
@@ -44,6 +46,25 @@ from coldchain.config.watchdog import WatchdogConfig
 from coldchain.core import inventory as core
 from coldchain.core.access import SIGNING_ROLES, with_article
 from coldchain.core.inventory import Inventory
+
+_AS_GIVEN = ("sites", "units", "sensors")
+"""Init values handed on as they are: their entries may be validated models (rows of the ``[inventory]`` CSV files)."""
+
+
+class _InitValues(InitSettingsSource):
+    """The init values (the TOML file) as pydantic-settings hands them on, but the inventory lists as given.
+
+    With ``nested_model_default_partial_update`` pydantic-settings dumps every init value to plain data
+    and validates it again: for 100,000 sensors read from CSV (already validated, as models) that costs
+    seconds. Lists are never merged with the environment's values (a variable replaces a whole list), so
+    keeping them as given changes nothing else.
+    """
+
+    def __call__(self) -> dict[str, Any]:
+        given = {key: value for key, value in self.init_kwargs.items() if key in _AS_GIVEN}
+        rest = {key: value for key, value in self.init_kwargs.items() if key not in _AS_GIVEN}
+        dumped = TypeAdapter(dict[str, Any]).dump_python(rest) if self.nested_model_default_partial_update else rest
+        return {**dumped, **given}
 
 
 class Settings(BaseSettings):
@@ -72,6 +93,10 @@ class Settings(BaseSettings):
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     profiles: dict[str, Profile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    inventory: InventoryConfig = Field(
+        default_factory=InventoryConfig,
+        description="CSV files adding sites, units and sensors.",
+    )
     sites: list[Site] = Field(default_factory=list, description="Sites' time zones, workdays and review deadlines.")
     units: list[Unit] = Field(default_factory=list)
     sensors: list[Sensor] = Field(default_factory=list)
@@ -90,6 +115,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the file, which is handed in as init values.
+        if isinstance(init_settings, InitSettingsSource):
+            init_settings = _InitValues(settings_cls, init_settings.init_kwargs)
         return (env_settings, init_settings)
 
     @model_validator(mode="after")

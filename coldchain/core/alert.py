@@ -246,12 +246,26 @@ class AlertBook:
     carry it as ``affected_bags``, judged at the transition's own time.
     """
 
-    __slots__ = ("bags_in", "open_alerts", "out")
+    __slots__ = ("bags_in", "open_alerts", "out", "touched_alerts", "touched_bags", "touched_sensors")
 
     def __init__(self, bags_in: Callable[[str, datetime], tuple[str, ...]]) -> None:
         self.bags_in = bags_in
         self.open_alerts: dict[str, Alert] = {}
         self.out: list[Transition] = []
+        self.touched_alerts: set[str] = set()
+        """Ids of alerts opened, changed or resolved since the owner last cleared it (for change records)."""
+        self.touched_sensors: set[str] = set()
+        """Sensors whose alerts (so whose episode state) changed since the owner last cleared it."""
+        self.touched_bags: set[str] = set()
+        """Bags whose alerts changed since the owner last cleared it."""
+
+    def touch(self, alert: Alert) -> None:
+        """Note that ``alert`` (and so its sensor or bag) changed: the next change record carries it."""
+        self.touched_alerts.add(alert.id)
+        if alert.sensor is not None:
+            self.touched_sensors.add(alert.sensor)
+        if alert.bag is not None:
+            self.touched_bags.add(alert.bag)
 
     def begin(self) -> list[Transition]:
         """Start collecting the transitions of one call; returns the list they go into."""
@@ -273,18 +287,24 @@ class AlertBook:
     ) -> str:
         """Open an episode (idempotent per id) and return its id."""
         aid = alert_id(kind, subject, started_at)
+        if sensor is not None:
+            self.touched_sensors.add(sensor)
+        if bag is not None:
+            self.touched_bags.add(bag)
         if aid in self.open_alerts:
             return aid
         affected = self.bags_in(place.unit, updated_at) if sensor is not None else ()
         span = (started_at, updated_at)
         alert = new_alert(kind, subject, place, span, value, message, sensor=sensor, bag=bag, affected_bags=affected)
         self.open_alerts[aid] = alert
+        self.touched_alerts.add(aid)
         self.out.append(Transition(alert, "opened"))
         return aid
 
     def resolve(self, aid: str, at: datetime, *, value: float | None, message: str) -> None:
         """Resolve an open episode at ``at`` (never earlier than its start)."""
         alert = self.open_alerts.pop(aid)
+        self.touch(alert)
         at = max(at, alert.started_at)
         affected = self.bags_in(alert.unit, at) if alert.sensor is not None else ()
         resolved = replace(

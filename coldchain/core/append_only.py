@@ -186,10 +186,17 @@ class RecentFacts:
                 conflicts.append((fact, conflict_detail(fact, stored)))
         return conflicts
 
-    def trim(self) -> None:
-        """Forget facts older than the window behind each series' newest (the store keeps them)."""
+    def trim(self, series_of: Iterable[Series] | None = None) -> None:
+        """Forget facts older than the window behind each series' newest (the store keeps them).
+
+        ``series_of``: only these series (those a batch touched: no other series' newest moved, so
+        only theirs can have facts to forget); every series when None. A fleet has 100,000 series:
+        trimming them all after every batch cost more than the rest of ingest.
+        """
         window = self.window_ms
-        for series, newest in self._newest.items():
+        newest_of = self._newest
+        chosen = newest_of.items() if series_of is None else ((s, newest_of[s]) for s in series_of if s in newest_of)
+        for series, newest in chosen:
             horizon = newest - window
             complete = self._complete_from.get(series)
             if complete is not None and complete >= horizon:

@@ -233,11 +233,13 @@ class BagTimer:
 class BagRules:
     """Every bag the engine knows, by id, with the running ones indexed for the clock."""
 
-    __slots__ = ("_by_unit", "_forget_after", "_running", "_units", "bags")
+    __slots__ = ("_by_unit", "_forget_after", "_running", "_units", "bags", "touched")
 
     def __init__(self, units: dict[str, tuple[Place, Profile]]) -> None:
         self._units = units
         self.bags: dict[str, BagTimer] = {}
+        self.touched: set[str] = set()
+        """Bags changed or forgotten since the owner last cleared it (for change records)."""
         self._running: dict[str, BagTimer] = {}
         self._by_unit: dict[str, dict[str, BagTimer]] = {}
         self._forget_after: datetime | None = None
@@ -245,6 +247,7 @@ class BagRules:
 
     def event(self, event: BagEvent, book: AlertBook) -> BagOutcome:
         """Apply one bag event (events of one call come in ts order)."""
+        self.touched.add(event.bag)
         found = self.bags.get(event.bag)
         if found is None and event.event != "diluted":
             return "unknown_bag"
@@ -287,6 +290,7 @@ class BagRules:
             for timer in [t for t in self.bags.values() if t.ended is not None and t.ended < horizon]:
                 del self.bags[timer.bag]
                 del self._by_unit[timer.place.unit][timer.bag]
+                self.touched.add(timer.bag)
             self._forget_after = None
             for timer in self.bags.values():
                 self._remember_end(timer)

@@ -43,9 +43,13 @@ from coldchain.core.bag_sequence import BagLedger
 from coldchain.core.calibration_rules import CALIBRATION_KINDS, DEFAULT_WARN_BEFORE, CalibrationRules
 from coldchain.core.inventory import Inventory, Profile
 from coldchain.core.records import BagEvent, BagStatus, SensorAvailability, ShakeReading, TemperatureReading
+from coldchain.core.rules_changes import apply_changes
 from coldchain.core.sensor_rules import NEVER, SensorRules, ShakeRules, TemperatureRules
 from coldchain.core.signoff import Acknowledgement
 from coldchain.core.system_rules import Fact, Outage, SystemLimits, SystemRules
+from coldchain.core.times import to_millis
+
+FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 SNAPSHOT_VERSION = 2
 """2 added the system alerts' state (``system``); ``migrate`` brings older snapshots up to it."""
@@ -134,11 +138,26 @@ class RulesEngine:
                 )
         self._unheard: list[SensorRules] = [*self._temperature.values(), *self._shake.values()]
         """Sensors whose silence has no starting point yet: it is the first ``now`` the engine sees."""
+        self._touched: set[str] = set()
+        """Sensors whose episode state a reading may have changed since the last change record."""
+        self._seen: set[str] = set()
+        """Quiet sensors whose last-seen moved a grain past the persisted one (``rules_changes``)."""
+        self._active: dict[str, SensorRules] = {}
+        """Sensors with an episode in progress (a pending or open excursion, agitation): the clock's ``due``."""
+        self._offline_next = NEVER
+        """No sensor can fall silent for its ``offline_after`` before this (a lower bound; see ``tick``)."""
+        self._saved_system: dict[str, Any] | None = None
+        self._saved_stats: dict[str, int] | None = None
+        grains = [rules.grain for rules in self._unheard]
+        self._scan_every = min(grains) / 2 if grains else None
+        self._scan_at = NEVER
+        """When ``changes`` next looks for sensors fallen silent with an unpersisted last-seen."""
 
     def _start_silence(self, now: datetime) -> None:
         for rules in self._unheard:
             if rules.heard < now:
                 rules.heard = now
+                self._seen.add(rules.sensor)  # once: where each silence starts is persisted exactly
         self._unheard = []
 
     def observe(
@@ -163,17 +182,25 @@ class RulesEngine:
                     continue
                 if now > rules.heard:
                     rules.heard = now
+                    if now >= rules.seen_due:
+                        self._seen.add(record.sensor)
                 if rules.offline is not None:
                     rules.back_online(now, book)
+                    self._offline_next = min(self._offline_next, now + rules.offline_after)
                 ts = record.ts
                 if ts <= rules.last:
                     self._count_old(ts, rules.last)
                     continue
                 rules.last = ts
+                if ts >= rules.last_due:
+                    self._seen.add(record.sensor)
                 celsius = record.celsius
                 if rules.quiet and rules.lo <= celsius <= rules.hi:
                     continue  # the fast path: nothing in progress, nothing to start
+                self._touched.add(record.sensor)
                 rules.judge(ts, celsius, book)
+                if not rules.quiet:
+                    self._active[record.sensor] = rules
             elif type(record) is ShakeReading:
                 srules = shake.get(record.sensor)
                 if srules is None:
@@ -181,17 +208,25 @@ class RulesEngine:
                     continue
                 if now > srules.heard:
                     srules.heard = now
+                    if now >= srules.seen_due:
+                        self._seen.add(record.sensor)
                 if srules.offline is not None:
                     srules.back_online(now, book)
+                    self._offline_next = min(self._offline_next, now + srules.offline_after)
                 ts = record.ts
                 if ts <= srules.last:
                     self._count_old(ts, srules.last)
                     continue
                 srules.last = ts
+                if ts >= srules.last_due:
+                    self._seen.add(record.sensor)
                 peak_g = record.peak_g
                 if srules.agitation is None and peak_g < srules.threshold:
                     continue
+                self._touched.add(record.sensor)
                 srules.judge(ts, peak_g, book)
+                if srules.agitation is not None:
+                    self._active[record.sensor] = srules
             elif type(record) is BagEvent:
                 self._bag_event(record, book)
             elif type(record) is SensorAvailability:
@@ -229,12 +264,25 @@ class RulesEngine:
             self._start_silence(now)
         book = self._book
         out = book.begin()
-        for rules in self._temperature.values():
+        active = self._active
+        for sensor, rules in list(active.items()):
             rules.due(now, book)
-            rules.check_offline(now, book)
-        for srules in self._shake.values():
-            srules.due(now, book)
-            srules.check_offline(now, book)
+            if rules.at_rest():
+                del active[sensor]
+        if now >= self._offline_next:
+            # Each sensor's silence can only end later than the scan saw it (``heard`` and ``last``
+            # only grow; one back online lowers the bound itself), so until the earliest moment one
+            # could fall due no sensor needs looking at: a fleet's tick costs what is in progress.
+            soonest = FOREVER
+            for any_rules in (*self._temperature.values(), *self._shake.values()):
+                any_rules.check_offline(now, book)
+                if any_rules.offline is None:
+                    due = (
+                        any_rules.heard if any_rules.heard >= any_rules.last else any_rules.last
+                    ) + any_rules.offline_after
+                    if due < soonest:
+                        soonest = due
+            self._offline_next = soonest
         self._bags.due(now, book)
         self._calibration.due(now, book)
         self._system.tick(now, book)
@@ -265,6 +313,7 @@ class RulesEngine:
             if alert.sensor is not None and rules is None:
                 continue  # a sensor no longer in the inventory
             self._book.open_alerts[alert.id] = alert
+            self._book.touch(alert)
             taken += 1
             if rules is not None and alert.kind == "sensor_offline":
                 rules.offline = alert.id
@@ -291,6 +340,7 @@ class RulesEngine:
         if alert is None:
             return None
         acked = signoff.acknowledge(alert, ack, at)
+        book.touch(alert)
         if alert.kind in RESOLVED_BY_ACK or alert_id in self._adopted:
             del book.open_alerts[alert_id]
             self._adopted.discard(alert_id)
@@ -334,21 +384,99 @@ class RulesEngine:
             "system": self._system.snapshot(),
         }
 
+    def changes(self, now: datetime | None = None) -> dict[str, Any]:
+        """What changed since the last change record (or ``mark_saved``), as a record for ``rules_changes``.
+
+        With ``now`` (a checkpoint) a quiet sensor's last-seen is included coarsely, as
+        ``rules_changes`` says; without, exactly (a clean stop, tests). Taking the record counts it
+        as persisted: a caller that fails to store it merges it into the next one
+        (``rules_changes.merge_changes``). ``{}`` when nothing needs persisting.
+        """
+        book = self._book
+        sensors = self._temperature
+        shake = self._shake
+        states: dict[str, Any] = {}
+        for sensor in self._touched | book.touched_sensors:
+            rules: SensorRules | None = sensors.get(sensor) or shake.get(sensor)
+            if rules is not None:
+                states[sensor] = rules.snapshot()
+                rules.saved()
+        seen_ids = self._seen
+        if now is None:
+            seen_ids = seen_ids | {
+                s for s, r in (*sensors.items(), *shake.items()) if r.heard != r.saved_heard or r.last != r.saved_last
+            }
+        elif self._scan_every is not None and _instant(now) >= self._scan_at:
+            now = _instant(now)
+            self._scan_at = now + self._scan_every
+            seen_ids = seen_ids | {
+                s
+                for s, r in (*sensors.items(), *shake.items())
+                if r.heard != r.saved_heard and now - r.heard >= r.grain
+            }
+        seen: dict[str, list[int | None]] = {}
+        for sensor in seen_ids:
+            if sensor in states:
+                continue
+            rules = sensors.get(sensor) or shake.get(sensor)
+            if rules is not None:
+                seen[sensor] = [_millis(rules.last), _millis(rules.heard)]
+                rules.saved()
+        bag_timers = self._bags.bags
+        bags = {
+            bag: timer.snapshot() if (timer := bag_timers.get(bag)) is not None else None
+            for bag in self._bags.touched | book.touched_bags
+        }
+        open_alerts = book.open_alerts
+        alerts = {
+            aid: alert.to_payload() if (alert := open_alerts.get(aid)) is not None else None
+            for aid in book.touched_alerts
+        }
+        self._touched = set()
+        self._seen = set()
+        self._bags.touched = set()
+        book.touched_alerts, book.touched_sensors, book.touched_bags = set(), set(), set()
+        record: dict[str, Any] = {}
+        for key, section in (("sensors", states), ("seen", seen), ("bags", bags), ("alerts", alerts)):
+            if section:
+                record[key] = section
+        system = self._system.snapshot()
+        if system != self._saved_system:
+            record["system"] = self._saved_system = system
+        stats = asdict(self.stats)
+        if stats != self._saved_stats and (record or now is None):
+            record["stats"] = self._saved_stats = stats
+        return record
+
+    def mark_saved(self) -> None:
+        """The whole state as it stands is persisted (a full snapshot was saved): nothing is due."""
+        for rules in (*self._temperature.values(), *self._shake.values()):
+            rules.saved()
+        self._touched = set()
+        self._seen = set()
+        self._bags.touched = set()
+        book = self._book
+        book.touched_alerts, book.touched_sensors, book.touched_bags = set(), set(), set()
+        self._saved_system = self._system.snapshot()
+        self._saved_stats = asdict(self.stats)
+
     @classmethod
     def restore(
         cls,
         inventory: Inventory,
         snapshot: dict[str, Any],
         limits: SystemLimits | None = None,
+        changes: Iterable[dict[str, Any]] = (),
         *,
         calibration_warn_before: timedelta = DEFAULT_WARN_BEFORE,
     ) -> RulesEngine:
-        """An engine for ``inventory`` continuing from ``snapshot`` (older versions migrated).
+        """An engine for ``inventory`` continuing from ``snapshot`` (older versions migrated) and then
+        the change records ``changes`` in order (``rules_changes``).
 
         Sensors added since start their silence at the first ``now``; the state and open alerts
         of sensors no longer in the inventory (or now of another kind) are dropped.
         """
-        snapshot = migrate(snapshot)
+        snapshot = apply_changes(migrate(snapshot), changes)
         engine = cls(inventory, limits, calibration_warn_before=calibration_warn_before)
         sensors: dict[str, SensorRules] = {**engine._temperature, **engine._shake}
         loaded: set[str] = set()
@@ -358,6 +486,7 @@ class RulesEngine:
                 rules.load(data)
                 loaded.add(sensor)
         engine._unheard = [rules for rules in sensors.values() if rules.heard == NEVER]
+        engine._active = {sensor: rules for sensor, rules in sensors.items() if not rules.at_rest()}
         engine._bags.load(snapshot["bags"])
         for payload in snapshot["alerts"]:
             alert = Alert.from_payload(payload)
@@ -366,7 +495,14 @@ class RulesEngine:
         known = {field.name for field in fields(RuleStats)}
         engine.stats = RuleStats(**{key: value for key, value in snapshot["stats"].items() if key in known})
         engine._system.load(snapshot["system"])
+        engine.mark_saved()
+        # a sensor the snapshot lacks (new in the inventory) has its first change written in full
+        engine._touched = {sensor for sensor in sensors if sensor not in loaded}
         return engine
+
+
+def _millis(ts: datetime) -> int | None:
+    return None if ts == NEVER else to_millis(ts)
 
 
 def migrate(snapshot: dict[str, Any]) -> dict[str, Any]:

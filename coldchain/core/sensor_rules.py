@@ -59,6 +59,9 @@ NEVER = datetime(1, 1, 1, tzinfo=UTC)
 
 IN_RANGE, HIGH, LOW, FREEZING = 0, 1, 2, 3
 
+SEEN_GRAIN_DIVISOR = 10
+"""A quiet sensor's last-seen is persisted once it moved by ``offline_after / SEEN_GRAIN_DIVISOR``."""
+
 
 def _time_out(ts: datetime) -> str | None:
     return None if ts == NEVER else format_time(ts)
@@ -110,7 +113,19 @@ class Episode:
 class SensorRules:
     """What every sensor has: its place, its newest judged reading, and its silence."""
 
-    __slots__ = ("heard", "last", "offline", "offline_after", "place", "sensor")
+    __slots__ = (
+        "grain",
+        "heard",
+        "last",
+        "last_due",
+        "offline",
+        "offline_after",
+        "place",
+        "saved_heard",
+        "saved_last",
+        "seen_due",
+        "sensor",
+    )
 
     kind = "sensor"
 
@@ -118,6 +133,16 @@ class SensorRules:
         self.sensor = sensor
         self.place = place
         self.offline_after = offline_after
+        self.grain = offline_after / SEEN_GRAIN_DIVISOR
+        """How stale the persisted last-seen (``heard``, ``last``) of a quiet sensor may be (see ``rules_changes``)."""
+        self.saved_heard = NEVER
+        """``heard`` as last persisted (by a change record or a full snapshot)."""
+        self.saved_last = NEVER
+        """``last`` as last persisted."""
+        self.last_due = NEVER + self.grain
+        """``saved_last + grain``: once ``last`` reaches it, the last-seen is due to be persisted."""
+        self.seen_due = NEVER + self.grain
+        """``saved_heard + grain``: once ``heard`` reaches it, the last-seen is due to be persisted."""
         self.last = NEVER
         """ts of the newest judged reading; older ones are late and do not change episodes."""
         self.heard = NEVER
@@ -173,6 +198,20 @@ class SensorRules:
             book.resolve(self.offline, now, value=None, message=message)
             self.offline = None
 
+    def at_rest(self) -> bool:
+        """Nothing in progress that the clock could move on (``due`` would do nothing)."""
+        return True
+
+    def due(self, now: datetime, book: AlertBook) -> None:
+        """What the clock alone decides for this sensor's episodes at ``now`` (the kinds say)."""
+
+    def saved(self) -> None:
+        """The sensor's state as it stands is persisted: its last-seen is due again a grain later."""
+        self.saved_heard = self.heard
+        self.saved_last = self.last
+        self.seen_due = self.heard + self.grain
+        self.last_due = self.last + self.grain
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -217,6 +256,9 @@ class TemperatureRules(SensorRules):
         self.freezing = Episode()
         self.quiet = True
         """No episode in progress: an in-range reading changes nothing (the engine's fast path)."""
+
+    def at_rest(self) -> bool:
+        return self.quiet
 
     def judge(self, ts: datetime, celsius: float, book: AlertBook) -> None:
         """Apply a reading newer than every one judged before."""
@@ -364,6 +406,9 @@ class ShakeRules(SensorRules):
         self.agitation: str | None = None
         self.last_hit = NEVER
         self.peak = 0.0
+
+    def at_rest(self) -> bool:
+        return self.agitation is None
 
     def judge(self, ts: datetime, peak_g: float, book: AlertBook) -> None:
         """Apply a reading newer than every one judged before."""

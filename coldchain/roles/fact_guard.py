@@ -103,7 +103,7 @@ class FactGuard:
             return records
         self._ask_store(self.recent.missing(keyed))
         conflicts = self.recent.screen(keyed)
-        self.recent.trim()
+        self.recent.trim({series for series, _, _ in keyed})
         if not conflicts:
             return records
         details = {id(fact): detail for fact, detail in conflicts}

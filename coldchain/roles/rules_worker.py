@@ -7,11 +7,12 @@ store), feeds the engine with the wall clock as ``now``, publishes every transit
 rules run every ``rules.tick`` (at most 1 s).
 
 Restart safety (``kill -9`` at any moment): every ``rules.checkpoint_every`` the worker waits for
-the broker to confirm the alerts published so far, saves the engine snapshot durably
-(``adapters/rules_snapshot.py``), and only then acks the messages judged since the previous checkpoint. After
-a crash it restores the last snapshot and the broker redelivers the unacked messages, which the
-engine judges again in event-time order; deterministic alert ids make any re-published transition
-the same alert, never a second episode.
+the broker to confirm the alerts published so far, makes what changed durable (a change record, or
+a full snapshot when the log outgrew it: ``adapters/rules_snapshot.py``, ``core/rules_changes.py``;
+no write at all when nothing changed), and only then acks the messages judged since the previous
+checkpoint. After a crash it restores the snapshot and change log and the broker redelivers the
+unacked messages, which the engine judges again in event-time order; deterministic alert ids make
+any re-published transition the same alert, never a second episode.
 
 After a (re)start the clock rules wait until the broker's backlog for our session has been read
 (the inbox was seen empty), at most ``_BACKLOG_GRACE`` seconds, so a restart does not report every
@@ -61,6 +62,7 @@ from coldchain.core.report_rules import ReportFailures
 from coldchain.core.review import ReviewRequest, review_record
 from coldchain.core.review_rules import ReviewDeadlines
 from coldchain.core.rules import RulesEngine
+from coldchain.core.rules_changes import is_empty, merge_changes
 from coldchain.core.signoff import Acknowledgement
 from coldchain.core.signoff import acknowledge as acknowledge_alert
 from coldchain.core.system_rules import (
@@ -173,6 +175,7 @@ class RulesWorker:
         self._facts: list[Fact] = []
         self._rebuilt: list[Transition] = []
         self._began = False
+        self._loaded = self.state.load()
         self.engine = self._restore()
         self.connection = MqttConnection(
             settings.mqtt,
@@ -195,9 +198,13 @@ class RulesWorker:
         self._thread: threading.Thread | None = None
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._recent = RecentlyResolved(self._restore_recent())
-        self._locks = SigningLocks((self.state.load() or {}).get("signing_locks"))
+        self._locks = SigningLocks((self._loaded or {}).get("signing_locks"))
         self._reviews = self._restore_reviews()
-        self._report_failures = ReportFailures((self.state.load() or {}).get("report_failures"))
+        self._report_failures = ReportFailures((self._loaded or {}).get("report_failures"))
+        self._loaded = None
+        self._unsaved: dict[str, Any] = {}
+        """A change record that could not be saved (disk full): merged into the next one."""
+        self._saved_extras: dict[str, Any] = {}
         self._listeners: list[AlertListener] = []
         self._view = RulesView((), ())
         self._refresh_view()
@@ -214,12 +221,13 @@ class RulesWorker:
         limits = system_limits(self.settings)
         inventory = self.settings.frozen_inventory()
         warn_before = self.settings.rules.calibration_warn_before
-        snapshot = self.state.load()
+        snapshot = self._loaded
         if snapshot is not None:
             try:
                 engine = RulesEngine.restore(inventory, snapshot, limits, calibration_warn_before=warn_before)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 self.state.discard(exc)
+                self._loaded = None
             else:
                 log.info(
                     "rules state restored",
@@ -260,7 +268,7 @@ class RulesWorker:
 
     def _restore_recent(self) -> list[Alert]:
         try:
-            snapshot = self.state.load() or {}
+            snapshot = self._loaded or {}
             return [Alert.from_payload(payload) for payload in snapshot.get("recent_resolved", [])]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.error("recently resolved alerts in the snapshot unreadable (%s); the list starts empty", exc)
@@ -268,7 +276,7 @@ class RulesWorker:
 
     def _restore_reviews(self) -> ReviewDeadlines:
         """Open review_missed alerts from the snapshot; the last review of each unit from the store as well."""
-        reviews = ReviewDeadlines(self.settings.frozen_inventory(), (self.state.load() or {}).get("reviews"))
+        reviews = ReviewDeadlines(self.settings.frozen_inventory(), (self._loaded or {}).get("reviews"))
         try:
             for unit, row in self.store.latest("review", "unit").items():
                 reviews.learn(unit, row["time"])
@@ -446,7 +454,7 @@ class RulesWorker:
             if time.monotonic() - self._last_checkpoint >= self._checkpoint_every:
                 self._checkpoint()
         self._run_commands()
-        self._checkpoint(wait=True)
+        self._checkpoint(wait=True, exact=True)
 
     def _guarded(self, action: Callable[[], None], what: str) -> bool:
         """Run ``action``; False if it failed (logged). The worker outlives a bad batch."""
@@ -550,32 +558,53 @@ class RulesWorker:
         for listener in self._listeners:
             listener(transitions, self._view.alerts, now)
 
-    def _checkpoint(self, wait: bool = False) -> None:
-        """Snapshot durably once the broker holds every alert published so far; then ack."""
+    def _checkpoint(self, wait: bool = False, exact: bool = False) -> None:
+        """Persist what changed once the broker holds every alert published so far; then ack.
+
+        Usually a change record (``core/rules_changes.py``; nothing at all when nothing changed), a
+        full snapshot when there is none yet or the change log outgrew it. ``exact`` (a clean stop)
+        writes the quiet sensors' last-seen exactly rather than coarsely.
+        """
         self._last_checkpoint = time.monotonic()
-        if not self._dirty and not self._pending:
+        if not self._dirty and not self._pending and not exact:
             return
         if not self.publisher.all_confirmed(wait):
             return  # not yet: the snapshot must not run ahead of what subscribers can see
-        snapshot = self.engine.snapshot()
-        snapshot["recent_resolved"] = [alert.to_payload() for alert in self._recent]
-        snapshot["signing_locks"] = self._locks.snapshot()
-        snapshot["reviews"] = self._reviews.snapshot()
-        snapshot["report_failures"] = self._report_failures.snapshot()
+        extras = {
+            "recent_resolved": [alert.to_payload() for alert in self._recent],
+            "signing_locks": self._locks.snapshot(),
+            "reviews": self._reviews.snapshot(),
+            "report_failures": self._report_failures.snapshot(),
+        }
+        full = self.state.needs_snapshot
+        if full:
+            record = {**self.engine.snapshot(), **extras}
+        else:
+            record = merge_changes(self._unsaved, self.engine.changes(None if exact else self.clock()))
+            record.update({key: value for key, value in extras.items() if value != self._saved_extras.get(key)})
         try:
-            self.state.save(snapshot)
+            written = self.state.save(record) if full else (0 if is_empty(record) else self.state.append(record))
         except DiskFull as exc:
             # nothing judged since the last snapshot is acked: the broker keeps it for after a crash
+            if not full:
+                self._unsaved = record
             self.metrics.disk_full.labels(str(exc.path)).inc()
             if self.problem is None:
                 log.error("%s; holding the rules worker's acks until the snapshot can be saved", exc)
             self.problem = str(exc)
             return
+        if full:
+            self.engine.mark_saved()
+        self._unsaved = {}
+        self._saved_extras = extras
         if self.problem is not None:
             log.warning("rules snapshot saved again after: %s", self.problem)
             self.problem = None
-        self.metrics.rules_checkpoints.inc()
+        if written:
+            self.metrics.rules_checkpoints.inc()
+            self.metrics.rules_checkpoint_bytes.labels("snapshot" if full else "changes").inc(written)
         for message in self._pending:
             self.connection.ack(message)
+        self.metrics.rules_acked.inc(len(self._pending))
         self._pending = []
         self._dirty = False

@@ -21,7 +21,8 @@ at most 0.35 cores, 20 MB/min of disk writes, 1 GB peak RSS, ready 30 s after ``
 The baseline is measured in the same run: the code of ``--baseline REV`` (default: ``93dd78d``, main
 just before the fleet work; ``merge-base`` for the merge-base with ``main``) is checked out into a
 temporary ``git worktree`` and run the same way on fresh servers, just before this tree's code,
-for every size. It reads its inventory from the TOML; this tree's code from CSV files (``[inventory]``) from ``--csv-from`` sensors on (default 10,000).
+for every size. It reads its inventory from the TOML; this tree's code from CSV files
+(``[inventory]``) from ``--csv-from`` sensors on (default 10,000).
 ``--baseline none`` skips it. ``uptime`` is printed next to the figures (the machine is shared).
 
 Run from the repository root:

@@ -272,6 +272,30 @@ class AlertBook:
         self.out = []
         return self.out
 
+    def open_for_sensor(
+        self,
+        kind: AlertKind,
+        sensor: str,
+        place: Place,
+        span: tuple[datetime, datetime],
+        value: float | None,
+        message: str,
+    ) -> str:
+        """Open an alert about ``sensor`` in ``place`` (with the diluted bags stored there); ``span`` is
+        (started_at, updated_at)."""
+        started_at, updated_at = span
+        return self.open(
+            kind,
+            sensor,
+            place,
+            sensor=sensor,
+            bag=None,
+            started_at=started_at,
+            updated_at=updated_at,
+            value=value,
+            message=message,
+        )
+
     def open(
         self,
         kind: AlertKind,

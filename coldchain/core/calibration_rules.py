@@ -146,17 +146,7 @@ class CalibrationRules:
                 f"{cert.words()} ran out at the end of {cert.due} ({cert.timezone}): its readings are out of "
                 "calibration until a new certificate's due date is configured"
             )
-        book.open(
-            kind,
-            cert.sensor,
-            cert.place,
-            sensor=cert.sensor,
-            bag=None,
-            started_at=at,
-            updated_at=at,
-            value=None,
-            message=message,
-        )
+        book.open_for_sensor(kind, cert.sensor, cert.place, (at, at), None, message)
 
     def _stale(self, book: AlertBook, wanted: set[str], now: datetime) -> None:
         """Resolve calibration alerts the configuration no longer supports (a new due date, or none)."""

@@ -157,20 +157,8 @@ class SensorRules:
     def _raise(
         self, book: AlertBook, kind: AlertKind, span: tuple[datetime, datetime], value: float | None, message: str
     ) -> str:
-        """Open an alert about this sensor in its place (with the diluted bags stored there); ``span`` is
-        (started_at, updated_at)."""
-        started_at, updated_at = span
-        return book.open(
-            kind,
-            self.sensor,
-            self.place,
-            sensor=self.sensor,
-            bag=None,
-            started_at=started_at,
-            updated_at=updated_at,
-            value=value,
-            message=message,
-        )
+        """Open an alert about this sensor in its place; ``span`` is (started_at, updated_at)."""
+        return book.open_for_sensor(kind, self.sensor, self.place, span, value, message)
 
     def check_offline(self, now: datetime, book: AlertBook) -> None:
         """Open ``sensor_offline`` once nothing has been received for ``offline_after``."""

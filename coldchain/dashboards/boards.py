@@ -43,6 +43,19 @@ UNIT_TAGS = '"site", "unit"'
 """GROUP BY of a unit's tile: the series carry both tags, for the ``$tag_unit`` alias and the tile's link."""
 
 
+LAST_VALUE = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+TILE_OPTIONS = {
+    "reduceOptions": LAST_VALUE,
+    "colorMode": "background",
+    "graphMode": "none",
+    "textMode": "value",
+    "justifyMode": "center",
+    "orientation": "auto",
+}
+"""A stat tile: the last value, its background coloured by the thresholds."""
+BAR_OPTIONS = {"reduceOptions": LAST_VALUE, "orientation": "horizontal", "displayMode": "basic", "showUnfilled": True}
+"""A bar gauge of counts per series."""
+
 def unit_dashboard_link() -> Json:
     """Data link from a unit's tile to the unit dashboard on the tile's own site and unit.
 
@@ -82,15 +95,7 @@ def overview() -> Json:
             "noValue": "no reading in 7 days",
             "links": [unit_dashboard_link()],
         },
-        options={
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "background",
-            "graphMode": "none",
-            "textMode": "value",
-            "justifyMode": "center",
-            "orientation": "auto",
-            "wideLayout": True,
-        },
+        options={**TILE_OPTIONS, "wideLayout": True},
         time_from="7d",
         repeat="unit",
     )
@@ -118,14 +123,7 @@ def overview() -> Json:
             "noValue": "OK",
             "links": [unit_dashboard_link()],
         },
-        options={
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "background",
-            "graphMode": "none",
-            "textMode": "value",
-            "justifyMode": "center",
-            "orientation": "auto",
-        },
+        options=TILE_OPTIONS,
         time_from="90d",
         repeat="unit",
     )
@@ -523,12 +521,7 @@ def alerts_dashboard() -> Json:
         ],
         defaults={"decimals": 0, "min": 0, "color": {"mode": "continuous-GrYlRd"}},
         overrides=outcome_series_overrides(),
-        options={
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "orientation": "horizontal",
-            "displayMode": "basic",
-            "showUnfilled": True,
-        },
+        options=BAR_OPTIONS,
     )
     notifications = panel(
         4,
@@ -569,12 +562,7 @@ def alerts_dashboard() -> Json:
             )
         ],
         defaults={"decimals": 0, "min": 0, "color": {"mode": "fixed", "fixedColor": "orange"}},
-        options={
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "orientation": "horizontal",
-            "displayMode": "basic",
-            "showUnfilled": True,
-        },
+        options=BAR_OPTIONS,
     )
     rejected = panel(
         6,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,17 +29,20 @@ from coldchain.contract.status import Status
 from coldchain.contract.topics import Topics
 from coldchain.core.records import BagEvent, Record, Rejection, RejectReason, ShakeReading, TemperatureReading
 from coldchain.core.times import from_millis, to_millis
+from coldchain.roles.connected_loop import ConnectedLoop
 from coldchain.roles.fact_guard import FactGuard
 from coldchain.roles.rollup_keeper import RollupKeeper
-from coldchain.roles.supervision import Spawn, plain_thread
 
 log = logging.getLogger("coldchain.ingest")
 
 
-class Ingest:
+class Ingest(ConnectedLoop):
     """The ingest role: owns its MQTT connection (client id ``mqtt.client_id``) and its pipeline thread."""
 
+    role = "ingest"
+
     def __init__(self, settings: Settings, writer: DurableWriter, metrics: Metrics) -> None:
+        super().__init__()
         self.settings = settings
         self.parser = MessageParser(settings)
         self.writer = writer
@@ -54,8 +56,6 @@ class Ingest:
             on_connected=lambda up: metrics.broker_connected.labels("ingest").set(1 if up else 0),
             status=Status("ingest", settings.mqtt.client_id, __version__, datetime.now(UTC)),
         )
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._records: list[Record] = []
         self._messages: list[InboundMessage] = []
         self._batch_started = 0.0
@@ -66,22 +66,6 @@ class Ingest:
         """Beaten on every turn of the pipeline (set by the service's supervisor)."""
         self.rollups: RollupKeeper | None = None
         """Told of every batch once it is durable (set by the service when ``rollups.enabled``)."""
-
-    def start(self, spawn: Spawn | None = None) -> None:
-        """Start the pipeline (in ``spawn``'s supervised thread when given) and connect."""
-        self._thread = (spawn or plain_thread)("ingest", self._run)
-        self.connection.start()
-
-    def request_stop(self) -> None:
-        """Stop taking new messages; the batch in hand is still flushed and acked."""
-        self._stopping.set()
-
-    def stop(self) -> None:
-        """Flush the batch in hand (acking it), then disconnect, keeping the broker session."""
-        self.request_stop()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-        self.connection.stop()
 
     # -- the pipeline ----------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -78,9 +77,9 @@ from coldchain.core.times import from_millis, parse_time, to_millis
 from coldchain.roles import rebuild
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
+from coldchain.roles.connected_loop import ConnectedLoop
 from coldchain.roles.rules_view import RecentlyResolved, RulesView, view_of
 from coldchain.roles.signing_locks import SigningLocks
-from coldchain.roles.supervision import Spawn, plain_thread
 
 log = logging.getLogger("coldchain.rules")
 
@@ -137,8 +136,10 @@ def _take_batch(inbox: queue.SimpleQueue[InboundMessage], timeout: float) -> lis
     return messages
 
 
-class RulesWorker:
+class RulesWorker(ConnectedLoop):
     """The rules role: owns its MQTT connection, the engine, its snapshot and its thread."""
+
+    role = "rules"
 
     def __init__(
         self,
@@ -147,6 +148,7 @@ class RulesWorker:
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__()
         settings = settings.rules_partition()  # a partition (rules.sites) sees only its sites' inventory
         self.partition = tuple(settings.rules.sites)
         """The sites this worker judges; empty: every site."""
@@ -194,8 +196,6 @@ class RulesWorker:
         self._last_checkpoint = time.monotonic()
         # the clock rules first wait for the backlog queued for our session (or the grace to pass)
         self._clock_rules_from: float | None = time.monotonic() + _BACKLOG_GRACE
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._recent = RecentlyResolved(self._restore_recent())
         self._locks = SigningLocks((self._loaded or {}).get("signing_locks"))
@@ -410,20 +410,8 @@ class RulesWorker:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self, spawn: Spawn | None = None) -> None:
-        """Start the loop (in ``spawn``'s supervised thread when given) and connect."""
-        self._thread = (spawn or plain_thread)("rules", self._run)
-        self.connection.start()
-
-    def request_stop(self) -> None:
-        self._stopping.set()
-
-    def stop(self) -> None:
-        """Judge what is in hand, checkpoint, ack, disconnect."""
-        self.request_stop()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-        self.connection.stop()
+    def _closed(self) -> None:
+        """After the last checkpoint and the disconnect: close the state file and the audit log."""
         self.state.close()
         self.audit.close()
 

@@ -58,6 +58,16 @@ def test_a_partition_sees_only_its_sites() -> None:
     assert whole.rules_partition() is whole
 
 
+def test_a_partitions_frozen_inventory_is_its_own_even_after_the_whole_one_was_built() -> None:
+    """The frozen inventory is built once per settings; a partition (a copy) builds its own, not the whole's."""
+    north = settings(["north"])
+    assert sorted(north.frozen_inventory().units) == ["fridge-n", "fridge-s"]
+    assert north.frozen_inventory() is north.frozen_inventory()
+    part = north.rules_partition()
+    assert sorted(part.frozen_inventory().units) == ["fridge-n"]
+    assert sorted(part.frozen_inventory().sensors) == ["s-n", "t-n"]
+
+
 def test_a_partition_subscribes_to_its_own_inputs() -> None:
     """Own sensors' and scanners' topics one by one, the bag topics (no unit in them), nothing of other sites."""
     parser = MessageParser(settings(["north"]).rules_partition())

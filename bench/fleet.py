@@ -18,11 +18,11 @@ steady window of ``--window`` seconds is measured from ``/proc`` of the coldchai
 The targets at 100,000 sensors (issue 13): keeps up (every reading stored and judged within 5 s),
 at most 0.35 cores, 20 MB/min of disk writes, 1 GB peak RSS, ready 30 s after ``kill -9``.
 
-The baseline is measured in the same run: the code of ``--baseline REV`` (default: ``93dd78d``, main
-just before the fleet work; ``merge-base`` for the merge-base with ``main``) is checked out into a
+The baseline is measured in the same run: the code of ``--baseline REV`` (repeatable; default: ``93dd78d``,
+main just before the fleet work; ``merge-base`` for the merge-base with ``main``) is checked out into a
 temporary ``git worktree`` and run the same way on fresh servers, just before this tree's code,
-for every size. It reads its inventory from the TOML; this tree's code from CSV files
-(``[inventory]``) from ``--csv-from`` sensors on (default 10,000).
+for every size. Code that has the fleet work's ``[inventory]`` reads CSV files from ``--csv-from``
+sensors on (default 10,000), older code the TOML.
 ``--baseline none`` skips it. ``uptime`` is printed next to the figures (the machine is shared).
 
 Run from the repository root:
@@ -67,7 +67,7 @@ TARGETS = {"cores": 0.35, "write_mb_per_min": 20.0, "peak_rss_mb": 1024.0, "read
 
 
 def write_config(
-    directory: Path, mqtt_url: str, influx_url: str, prefix: str, sensors: int, csv: bool, this_tree: bool
+    directory: Path, mqtt_url: str, influx_url: str, prefix: str, sensors: int, csv: bool, fleet_era: bool
 ) -> tuple[Path, str]:
     """coldchain's TOML for ``sensors`` temperature sensors (the inventory in it, or in CSV files beside it);
     returns the path and the API's base URL."""
@@ -88,7 +88,7 @@ def write_config(
         f'spool_path = "{directory / "rules-spool.sqlite"}"',
         "[notify]",
         f'state_path = "{directory / "notify.sqlite"}"',
-        *(["[rollups]", f'state_path = "{directory / "rollups.sqlite"}"'] if this_tree else []),
+        *(["[rollups]", f'state_path = "{directory / "rollups.sqlite"}"'] if fleet_era else []),
         "[api]",
         f'listen = "127.0.0.1:{api_port}"',
         "[log]",
@@ -269,8 +269,8 @@ def measure(sensors: int, warmup: float, window: float, keep: bool, code: Path, 
         if not keep:
             stack.callback(shutil.rmtree, workdir, True)
         prefix = f"fleet{uuid.uuid4().hex[:6]}"
-        this_tree = code == ROOT  # the baseline predates [rollups]
-        config, api = write_config(workdir, mosquitto.url, influxd.url, prefix, sensors, csv, this_tree)
+        fleet_era = (code / "coldchain" / "config" / "rollups.py").exists()  # [rollups] and [inventory] exist
+        config, api = write_config(workdir, mosquitto.url, influxd.url, prefix, sensors, csv and fleet_era, fleet_era)
         service = Service(config, api, code)
         stack.callback(service.stop)
         startup = service.start()
@@ -340,17 +340,18 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep each run's work dir (config, log, state)")
     parser.add_argument(
         "--baseline",
-        default=BEFORE_ISSUE_13,
-        help="commit to measure as the baseline (merge-base: with main), or none; default: main before issue 13",
+        action="append",
+        help="commit to measure as a baseline (repeatable; merge-base: with main), or none; "
+        "default: main before issue 13",
     )
     parser.add_argument("--csv-from", type=int, default=10_000, help="this tree reads CSV inventories from N sensors")
     args = parser.parse_args()
     sizes = args.sensors or [2000]
     rows: list[Figures] = []
     with ExitStack() as stack:
-        base = baseline_tree(args.baseline, stack)
+        bases = [base for rev in args.baseline or [BEFORE_ISSUE_13] if (base := baseline_tree(rev, stack))]
         for sensors in sizes:
-            runs = [(base[0], f"base {base[1]}", False)] if base is not None else []
+            runs = [(tree, f"base {short}", sensors >= args.csv_from) for tree, short in bases]
             runs.append((ROOT, "this tree", sensors >= args.csv_from))
             for code, label, csv in runs:
                 print(f"measuring {sensors:,} sensors ({sensors / 60:,.0f} readings/s), {label} ...", flush=True)

@@ -107,6 +107,8 @@ class MqttConnection:
         client_id: str,
         subscriptions: Sequence[str] = (),
         inbox: queue.SimpleQueue[InboundMessage] | None = None,
+        unsubscribe: Sequence[str] = (),
+        shared: bool = False,
         on_connected: Callable[[bool], None] | None = None,
         status: Status | None = None,
     ) -> None:
@@ -115,8 +117,12 @@ class MqttConnection:
         self.status_topic = Topics(config.topic_prefix).status(client_id)
         self.client_id = client_id
         self.subscriptions = tuple(
-            f"$share/{config.shared_group}/{topic}" if config.shared_group else topic for topic in subscriptions
+            f"$share/{config.shared_group}/{topic}" if shared and config.shared_group else topic
+            for topic in subscriptions
         )
+        """``shared`` (ingest replicas): through ``$share/<mqtt.shared_group>/`` when a group is configured."""
+        self.unsubscribe = tuple(unsubscribe)
+        """Filters a persistent session may hold from an earlier run that it must no longer receive."""
         # SimpleQueue: C-implemented, no per-put wake-up bookkeeping (about 5% of ingest CPU, measured)
         self.inbox: queue.SimpleQueue[InboundMessage] = inbox if inbox is not None else queue.SimpleQueue()
         self._on_connected = on_connected
@@ -202,6 +208,9 @@ class MqttConnection:
         )
         if self.status is not None:
             client.publish(self.status_topic, self.status.payload("online"), qos=1, retain=True)
+        if self.unsubscribe and session_present:  # what the session still queues is delivered, then nothing
+            for i in range(0, len(self.unsubscribe), _SUBSCRIBE_CHUNK):
+                client.unsubscribe(list(self.unsubscribe[i : i + _SUBSCRIBE_CHUNK]))
         if self.subscriptions:
             # "connected" only once the broker confirms the subscriptions: before that, messages could miss us.
             # A rules partition subscribes to each of its sensors' topics: in SUBSCRIBE packets of at most
@@ -263,6 +272,11 @@ class MqttConnection:
                 epoch=self._epoch,
             )
         )
+
+    @property
+    def epoch(self) -> int:
+        """Which connection this is (counted from 1): a message is acked only on the connection it came on."""
+        return self._epoch
 
     # -- outbound --------------------------------------------------------------------------
 

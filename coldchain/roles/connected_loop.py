@@ -35,9 +35,17 @@ class ConnectedLoop:
 
     def stop(self) -> None:
         """Finish what is in hand (acking it), then disconnect, keeping the broker session."""
+        self.finish()
+        self.disconnect()
+
+    def finish(self) -> None:
+        """Stop taking new messages and wait for the loop to finish what it holds; still connected."""
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=60)
+
+    def disconnect(self) -> None:
+        """After ``finish``: disconnect, keeping the broker session, and close what the role holds open."""
         self.connection.stop()
         self._closed()
 

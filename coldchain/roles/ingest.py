@@ -8,6 +8,10 @@ redelivery overwrites the same points (series + sensor timestamp) instead of dup
 
 How many messages may be unacked at once is bounded by the MQTT 5 Receive Maximum we announce
 (``mqtt.receive_maximum``): the broker stops sending when that many await our ack.
+
+With a ``feed`` (``coldchain run``: the rules role in the same process, ``feed.py``) a durable batch
+is not acked here: its messages and their parse results go to the rules worker, which acks them on
+this session after the checkpoint that covers them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from coldchain.core.records import BagEvent, Record, Rejection, RejectReason, Sh
 from coldchain.core.times import from_millis, to_millis
 from coldchain.roles.connected_loop import ConnectedLoop
 from coldchain.roles.fact_guard import FactGuard
+from coldchain.roles.feed import Feed, ParsedMessage
 from coldchain.roles.rollup_keeper import RollupKeeper
 
 log = logging.getLogger("coldchain.ingest")
@@ -53,6 +58,7 @@ class Ingest(ConnectedLoop):
             settings.mqtt,
             client_id=settings.mqtt.client_id,
             subscriptions=self.parser.subscriptions,
+            shared=True,  # replicas split the messages (mqtt.shared_group)
             on_connected=lambda up: metrics.broker_connected.labels("ingest").set(1 if up else 0),
             status=Status("ingest", settings.mqtt.client_id, __version__, datetime.now(UTC)),
         )
@@ -66,6 +72,13 @@ class Ingest(ConnectedLoop):
         """Beaten on every turn of the pipeline (set by the service's supervisor)."""
         self.rollups: RollupKeeper | None = None
         """Told of every batch once it is durable (set by the service when ``rollups.enabled``)."""
+        self.feed: Feed | None = None
+        """Where durable batches go to be judged and acked (set by the service); None: acked here."""
+        self._parsed: list[ParsedMessage] = []
+
+    def holding(self) -> bool:
+        """Whether a batch is in hand, taken from the inbox but not yet stored (read from other threads)."""
+        return bool(self._messages)
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -102,6 +115,8 @@ class Ingest(ConnectedLoop):
             self._batch_started = time.monotonic()
         self._messages.append(message)
         parsed = self.parser.parse(message.topic, message.payload, message.received_at)
+        if self.feed is not None:  # the rules judge what the parser made of it, as their own session would
+            self._parsed.append(ParsedMessage(message, parsed))
         if not isinstance(parsed, Rejection):
             events = [record for record in parsed if type(record) is BagEvent]
             why = self.guard.bag_message(events) if events else None
@@ -155,16 +170,19 @@ class Ingest(ConnectedLoop):
             self.writer.write(records)
         except WriterStopped:
             log.warning("stopped before %d messages were stored; the broker will redeliver them", len(messages))
-            self._records, self._messages = [], []
+            self._records, self._messages, self._parsed = [], [], []
             return
         for record in records:
             if isinstance(record, TemperatureReading | ShakeReading):
                 self.metrics.saw_reading(record.sensor, record.ts.timestamp())
         if self.rollups is not None:
             self.rollups.observe(records)
-        for message in messages:
-            self.connection.ack(message)
-        self._records, self._messages = [], []
+        if self.feed is not None:
+            self.feed.put(self._parsed)  # acked by the rules worker once judged durably
+        else:
+            for message in messages:
+                self.connection.ack(message)
+        self._records, self._messages, self._parsed = [], [], []
         self.metrics.acks_pending.set(0)
 
 

@@ -1,8 +1,11 @@
 """The rules worker: MQTT readings and bag events -> ``RulesEngine`` -> alert transitions out.
 
-It has its own persistent MQTT session (``rules.client_id``), independent of ingest, so each
-consumer gets every message. Per batch of messages it parses them (rejections are ingest's to
-store), feeds the engine with the wall clock as ``now``, publishes every transition retained on
+Its input: in ``coldchain run`` (ingest in the same process, receiving every message) the batches
+ingest stored, parsed once, acked on ingest's session after the checkpoint that covers them
+(``feed.py``); otherwise (a rules-only process, a partition, shared ingest replicas) its own
+persistent MQTT session (``rules.client_id``), independent of ingest, so each consumer gets every
+message. Either way it has its own session to publish on. Per batch it feeds the engine with the
+wall clock as ``now`` (rejections are ingest's to store), publishes every transition retained on
 ``<prefix>/alerts/<kind>/<subject>`` (QoS 1) and stores it in measurement ``alert``. The clock
 rules run every ``rules.tick`` (at most 1 s).
 
@@ -78,6 +81,7 @@ from coldchain.roles import rebuild
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
 from coldchain.roles.connected_loop import ConnectedLoop
+from coldchain.roles.feed import Feed, ParsedMessage
 from coldchain.roles.rules_view import RecentlyResolved, RulesView, view_of
 from coldchain.roles.signing_locks import SigningLocks
 
@@ -147,7 +151,9 @@ class RulesWorker(ConnectedLoop):
         writer: DurableWriter,
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        feed: Feed | None = None,
     ) -> None:
+        """``feed``: judge ingest's stored batches (same process) instead of subscribing to the inputs."""
         super().__init__()
         settings = settings.rules_partition()  # a partition (rules.sites) sees only its sites' inventory
         self.partition = tuple(settings.rules.sites)
@@ -179,10 +185,18 @@ class RulesWorker(ConnectedLoop):
         self._began = False
         self._loaded = self.state.load()
         self.engine = self._restore()
+        self.feed = feed
+        inputs = self.parser.own_subscriptions if self.partition else self.parser.subscriptions
+        group = settings.mqtt.shared_group
+        # earlier versions subscribed this session through ingest's $share group too, so it took a share of
+        # the messages away from the ingest replicas, which never stored them: that subscription goes; fed,
+        # the inputs go as well (the session receives nothing)
+        stale = [f"$share/{group}/{topic}" for topic in inputs] if group else []
         self.connection = MqttConnection(
             settings.mqtt,
             client_id=settings.rules.client_id,
-            subscriptions=self.parser.own_subscriptions if self.partition else self.parser.subscriptions,
+            subscriptions=() if feed is not None else inputs,
+            unsubscribe=[*inputs, *stale] if feed is not None else stale,
             on_connected=self._connected,
             status=Status("rules", settings.rules.client_id, __version__, datetime.now(UTC)),
         )
@@ -190,7 +204,9 @@ class RulesWorker(ConnectedLoop):
         self._checkpoint_every = settings.rules.checkpoint_every.total_seconds()
         self.publisher = AlertPublisher(self.connection, writer, metrics, Topics(settings.mqtt.topic_prefix))
         self.homeassistant = HomeAssistant(settings, self.connection) if settings.homeassistant.discovery else None
-        self._pending: list[InboundMessage] = []
+        self._pending: list[tuple[MqttConnection, InboundMessage]] = []
+        """Judged, to be acked (each on the session it came on) after the checkpoint covering it."""
+        self._input_epoch = feed.connection.epoch if feed is not None else 0
         self._conflicts: list[Alert] = []
         self._dirty = False
         self._last_checkpoint = time.monotonic()
@@ -425,24 +441,37 @@ class RulesWorker(ConnectedLoop):
             self._guarded(lambda: self.audit.config_loaded(self.settings, source), "the audit of the configuration")
             rebuilt, self._rebuilt = self._rebuilt, []
             self._guarded(lambda: self._emit(rebuilt), "the alerts of the rebuilt state")
-        inbox = self.connection.inbox
         next_tick = time.monotonic() + self._tick
         while not self._stopping.is_set():
             self.heartbeat()
             self._run_commands()
-            messages = _take_batch(inbox, timeout=min(_COMMAND_POLL, max(0.0, next_tick - time.monotonic())))
-            if messages:
-                self._judge(messages)
+            wait = min(_COMMAND_POLL, max(0.0, next_tick - time.monotonic()))
+            self._take_input(wait)
             if time.monotonic() >= next_tick:
                 next_tick = max(next_tick + self._tick, time.monotonic())
                 # the system alerts and the clock rules run while the broker is down: nothing else pages
                 self._guarded(self._system_step, "system alerts")
-                if self._clock_rules_may_run(inbox.empty()):
+                if self._clock_rules_may_run():
                     self._guarded(self._clock_step, "clock rules")
             if time.monotonic() - self._last_checkpoint >= self._checkpoint_every:
                 self._checkpoint()
         self._run_commands()
+        if self.feed is not None:
+            self._take_input(0.0)  # what ingest handed over before it stopped: judged, then acked below
         self._checkpoint(wait=True, exact=True)
+
+    def _take_input(self, wait: float) -> None:
+        """Judge what arrived within ``wait`` seconds: ingest's batches when fed, and our own session's messages
+        (when fed, only what an earlier version's subscriptions left queued for it)."""
+        own_wait = wait
+        if self.feed is not None:
+            for batch in self.feed.take(wait):
+                self._judge(batch, self.feed.connection)
+            own_wait = 0.0
+        messages = _take_batch(self.connection.inbox, timeout=own_wait)
+        if messages:
+            parsed = [ParsedMessage(m, self.parser.parse(m.topic, m.payload, m.received_at)) for m in messages]
+            self._judge(parsed, self.connection)
 
     def _guarded(self, action: Callable[[], None], what: str) -> bool:
         """Run ``action``; False if it failed (logged). The worker outlives a bad batch."""
@@ -457,10 +486,16 @@ class RulesWorker(ConnectedLoop):
             return False
         return True
 
-    def _clock_rules_may_run(self, inbox_empty: bool) -> bool:
+    def _clock_rules_may_run(self) -> bool:
+        if self.feed is not None and self.feed.connection.epoch != self._input_epoch:
+            self._input_epoch = self.feed.connection.epoch  # ingest reconnected: its backlog is read first
+            self._clock_rules_from = time.monotonic() + _BACKLOG_GRACE
         if self._clock_rules_from is None:
             return True
-        backlog_read = inbox_empty and self.connection.connected.is_set()
+        if self.feed is not None:
+            backlog_read = self.feed.drained() and self.connection.inbox.empty()
+        else:
+            backlog_read = self.connection.inbox.empty() and self.connection.connected.is_set()
         if backlog_read or time.monotonic() >= self._clock_rules_from:
             self._clock_rules_from = None  # backlog read (or grace over): the clock rules run from now on
             return True
@@ -484,12 +519,13 @@ class RulesWorker(ConnectedLoop):
         for listener in self._listeners:
             listener((), self._view.alerts, now)
 
-    def _judge(self, messages: list[InboundMessage]) -> None:
+    def _judge(self, messages: Sequence[ParsedMessage], connection: MqttConnection) -> None:
+        """Judge a batch of parsed messages; they are acked on ``connection`` after the next checkpoint."""
         records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability] = []
         bags = self.engine.bag_ledger()
         ours: set[str] = set()
-        for message in messages:
-            parsed = self.parser.parse(message.topic, message.payload, message.received_at)
+        for item in messages:
+            parsed = item.parsed
             if isinstance(parsed, list) and self.partition:
                 parsed = self._own(parsed, ours)
             if isinstance(parsed, list):
@@ -509,7 +545,7 @@ class RulesWorker(ConnectedLoop):
         # A batch the engine cannot judge is acked all the same (logged, counted), so it cannot block the
         # session; only a batch cut short by stopping stays unacked, for redelivery.
         if judged or not self._stopping.is_set():
-            self._pending.extend(messages)
+            self._pending.extend((connection, item.message) for item in messages)
         self._dirty = True
         self._refresh_view()
 
@@ -591,8 +627,8 @@ class RulesWorker(ConnectedLoop):
         if written:
             self.metrics.rules_checkpoints.inc()
             self.metrics.rules_checkpoint_bytes.labels("snapshot" if full else "changes").inc(written)
-        for message in self._pending:
-            self.connection.ack(message)
+        for connection, message in self._pending:
+            connection.ack(message)
         self.metrics.rules_acked.inc(len(self._pending))
         self._pending = []
         self._dirty = False

@@ -44,6 +44,7 @@ from coldchain.core.policy import Policy
 from coldchain.core.rollups import local_day
 from coldchain.core.system_rules import DiskSpace, Fact, Link, RoleHealth
 from coldchain.roles.dispatch import Dispatcher
+from coldchain.roles.feed import Feed
 from coldchain.roles.ingest import Ingest
 from coldchain.roles.report_scheduler import ReportScheduler
 from coldchain.roles.rollup_keeper import RollupKeeper
@@ -135,7 +136,11 @@ class Service:
                 day_of=lambda site: local_day(inventory.site(site).timezone),  # the daily tables' local days
             )
             self.ingest.rollups = self.rollups
-        self.rules = RulesWorker(settings, self.writer, self.metrics, clock) if "rules" in self.roles else None
+        self.rules = (
+            RulesWorker(settings, self.writer, self.metrics, clock, feed=self._feed(settings))
+            if "rules" in self.roles
+            else None
+        )
         self.reports = (
             ReportScheduler(settings, self.store, self.rules, clock)
             if self.rules is not None and settings.reports
@@ -192,6 +197,14 @@ class Service:
         if self.api is not None:
             self.api.liveness = self.supervisor.dead
         self._stop = threading.Event()
+
+    def _feed(self, settings: Settings) -> Feed | None:
+        """Ingest's stored batches for the rules role, when this process's ingest receives every message the
+        rules judge (no shared replicas, no partition); None: the rules worker subscribes on its own session."""
+        if self.ingest is None or settings.mqtt.shared_group or settings.rules.sites:
+            return None
+        self.ingest.feed = Feed(self.ingest.connection, self.ingest.holding)
+        return self.ingest.feed
 
     def _open_outbox(self, path: Path) -> Outbox:
         """The outbox; an unreadable one is moved aside (kept) and a fresh one started, with ``state_reset``."""
@@ -322,9 +335,14 @@ class Service:
             if self._rollups_thread is not None:
                 self._rollups_thread.join(timeout=30)
         self.writer.stop()
+        # ingest first hands over its last stored batch; the rules worker judges it and acks it on ingest's
+        # session, so both disconnect only after both finished
         for role in (self.ingest, self.rules):
             if role is not None:
-                role.stop()
+                role.finish()
+        for role in (self.rules, self.ingest):
+            if role is not None:
+                role.disconnect()
         if self.rollups is not None and self.rollups.marks is not None:
             self.rollups.marks.close()  # after ingest's last batch, whose marks it takes
         if self.notifier is not None:

@@ -1,0 +1,68 @@
+"""Ingest's stored batches handed to the rules role in the same process: one MQTT session, not two.
+
+When one process runs both roles (``coldchain run``) and ingest receives every message (no
+``mqtt.shared_group``, no ``rules.sites`` partition), a second session that receives and decodes
+every message again only for the rules costs about half of the process's CPU at fleet size. So
+ingest parses each message once and, once its batch is durable (in the store or the spool), puts
+the messages with their parse results here instead of acking them; the rules worker judges them
+and acks them **on ingest's session** after the checkpoint that covers them. A message is
+therefore acked only when it is both stored and judged durably: after ``kill -9`` at any moment
+the broker redelivers it to ingest, which stores it again (the same point, overwritten) and hands
+it on again (judged again in event-time order: deterministic alert ids, no second episode).
+
+How many messages wait in between is bounded by ingest's MQTT Receive Maximum: the broker stops
+sending when that many await our ack.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from coldchain.adapters.mqtt import InboundMessage, MqttConnection
+from coldchain.contract.parser import ParsedRecord
+from coldchain.core.records import Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """A message and what the parser made of it (its records, or the one rejection)."""
+
+    message: InboundMessage
+    parsed: list[ParsedRecord] | Rejection
+
+
+class Feed:
+    """Stored batches on their way from ingest to the rules worker, acked on ``connection`` (ingest's)."""
+
+    def __init__(self, connection: MqttConnection, holding: Callable[[], bool]) -> None:
+        self.connection = connection
+        self._holding = holding
+        """Whether ingest holds a batch not yet stored (its messages are no longer in the inbox)."""
+        self._batches: queue.SimpleQueue[Sequence[ParsedMessage]] = queue.SimpleQueue()
+
+    def put(self, batch: Sequence[ParsedMessage]) -> None:
+        """Hand over a batch ingest made durable (ingest's thread)."""
+        self._batches.put(batch)
+
+    def take(self, timeout: float) -> list[Sequence[ParsedMessage]]:
+        """Wait up to ``timeout`` for a batch, then take every other batch already waiting (the worker's thread)."""
+        try:
+            batches = [self._batches.get(timeout=timeout)] if timeout > 0 else [self._batches.get_nowait()]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                batches.append(self._batches.get_nowait())
+            except queue.Empty:
+                return batches
+
+    def drained(self) -> bool:
+        """The broker's backlog for ingest's session is read and judged: connected, nothing queued or in hand."""
+        return (
+            self.connection.connected.is_set()
+            and self.connection.inbox.empty()
+            and not self._holding()
+            and self._batches.empty()
+        )

@@ -22,7 +22,7 @@ import pytest
 from coldchain.adapters.passwords import hash_password
 from tests.publishing import wait_for
 from tests.test_rules_integration import AlertWorld
-from tests.world import gauge, iso
+from tests.world import call, gauge, iso, token
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +30,6 @@ PASSWORD = "signing-secret-1"
 HASH = hash_password(PASSWORD)
 ROLE_USERS = {"viewer": "v.iew", "staff": "k.tech", "pharmacist": "j.doe", "auditor": "q.audit", "admin": "a.smith"}
 ROLES = list(ROLE_USERS)
-
-
-def token(user: str) -> str:
-    return f"token-of-{user}-0123"
 
 
 def users_toml() -> str:
@@ -68,11 +64,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, mosquitto: Any, influxd: Any
     w.service.start()
     yield w
     w.close()
-
-
-def call(world: AlertWorld, user: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token(user)}"}
-    return httpx.request(method, world.service.api + path, headers=headers, timeout=30, **kwargs)
 
 
 _opened: dict[str, dict[str, Any]] = {}

@@ -36,24 +36,18 @@ from coldchain.adapters.store.points import POINT_MAKERS, to_point
 from coldchain.core.alert import SEVERITY, Alert, alert_id
 from coldchain.core.local_days import calendar
 from coldchain.core.records import (
-    AuditEvent,
-    BagEvent,
-    BagStatus,
-    NotificationAttempt,
     NotificationOutcome,
-    Record,
     Rejection,
     RejectReason,
-    Review,
-    SensorAvailability,
     ShakeReading,
     TemperatureReading,
     measurement_of,
 )
-from coldchain.core.rollups import Band, Rollup, SensorPlace, daily_of, rollup_of, rollups_of
+from coldchain.core.rollups import Band, SensorPlace, daily_of, rollup_of, rollups_of
 from coldchain.core.times import format_time, from_millis
 from coldchain.dashboards.build import build_dashboards, render, with_datasource
 from coldchain.dashboards.parts import DATASOURCE_UID, SCHEMA_VERSION, UNIT_UID
+from tests.samples import EVERY_RECORD_TYPE
 from tests.servers import Influxd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -768,34 +762,6 @@ def _alerts_rejected(run: Runner, w: World) -> None:
 # -- the store's schema ---------------------------------------------------------------------
 
 
-def sample_records() -> list[Record]:
-    """One record of each type the store holds, every optional attribute set (so each field is written)."""
-    at = from_millis(1_700_000_000_000)
-    return [
-        TemperatureReading("t-001", "fridge-a", "main-pharmacy", at, 4.0, seq=1, battery_pct=90.0),
-        ShakeReading("s-001", "fridge-a", "main-pharmacy", at, 0.1, seq=1),
-        BagEvent("B-1", "diluted", at, "fridge-a", "main-pharmacy", "natalizumab", "L1", "j.doe"),
-        BagStatus("B-1", "fridge-a", "main-pharmacy", at, at, "running"),
-        Rejection(RejectReason.INVALID_JSON, "coldchain/x", "bad", b"{", at),
-        NotificationAttempt(
-            "a-1", "freezing", "critical", "main-pharmacy", "fridge-a", "mailto://x", "email", "opened", 1,
-            "failed", "HTTP 500", 1, at,
-        ),
-        AuditEvent(1, at, "j.doe", "ack", "a-1", "{}", "0" * 64, "1" * 64),
-        SensorAvailability("z-001", "fridge-a", "main-pharmacy", at, online=False),
-        Review("fridge-a", "main-pharmacy", at, "k.tech", "Kim Tech", "daily review", "ok", "2023-11-14", at, at,
-               "{}", "fridge-a-r1"),
-        Rollup("t-001", "fridge-a", "main-pharmacy", "temperature", "5m", at, 5, 4.0, 5.0, 22.0, 4.4, 0),
-        Rollup("t-001", "fridge-a", "main-pharmacy", "temperature", "1d", at, 5, 4.0, 5.0, 22.0, 4.4, 0),
-        Alert(
-            id="a-1", kind="temperature_high", subject="t-001", state="acknowledged", severity="critical",
-            site="main-pharmacy", unit="fridge-a", sensor="t-001", bag="B-1", started_at=at, updated_at=at,
-            resolved_at=at, value=9.0, message="m", acknowledged_by="j.doe", note="n", affected_bags=("B-1",),
-            disposition="quarantined", acknowledged_at=at,
-        ),
-    ]  # fmt: skip
-
-
 @dataclass(frozen=True)
 class Measurement:
     """The tag and field keys coldchain writes to one measurement."""
@@ -806,7 +772,7 @@ class Measurement:
 
 def store_schema() -> dict[str, Measurement]:
     """Every measurement the store writes, with its tag and field keys, as coldchain.store.points makes them."""
-    records = sample_records()
+    records = EVERY_RECORD_TYPE
     assert {type(record) for record in records} == set(POINT_MAKERS), "a record type without a sample"
     assert {measurement_of(record) for record in records} >= {"rollup_5m", "rollup_1d"}
     schema: dict[str, Measurement] = {}

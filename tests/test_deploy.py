@@ -230,31 +230,43 @@ def test_anonymous_clients_and_wrong_passwords_are_refused(clients: Any) -> None
     assert clients("t-001").accepted
 
 
-@pytest.mark.integration
-def test_a_scanner_publishes_only_under_its_own_id(clients: Any) -> None:
-    """scan-01 publishes bag events under its own id; as another scanner, as the API or as a sensor it is refused."""
-    ingest = clients("coldchain-ingest")
-    assert ingest.subscribe("coldchain/scanners/+/bags/+/events", "coldchain/api/bags/+/events") == [1, 1]
-    scanner = clients("scan-01")
-    assert scanner.publish("coldchain/scanners/scan-02/bags/B-1/events", b"{}") == NOT_AUTHORIZED
-    assert scanner.publish("coldchain/api/bags/B-1/events", b"{}") == NOT_AUTHORIZED
-    assert scanner.publish("coldchain/sensors/t-001/temperature", b"{}") == NOT_AUTHORIZED
-    assert clients("coldchain-bags").publish("coldchain/api/bags/B-1/events", b"{}") == NOT_AUTHORIZED
-    assert scanner.publish("coldchain/scanners/scan-01/bags/B-1/events", b"{}") == 0
-    mine = "coldchain/scanners/scan-01/bags/B-1/events"
-    assert delivered_up_to(ingest, mine) == [mine]
+# (account, what coldchain-ingest subscribes to, (account, topic) publishes refused in turn, the account's own topic)
+OWN_ID_CASES = [
+    pytest.param(
+        "scan-01",
+        ("coldchain/scanners/+/bags/+/events", "coldchain/api/bags/+/events"),
+        [
+            ("scan-01", "coldchain/scanners/scan-02/bags/B-1/events"),  # as another scanner
+            ("scan-01", "coldchain/api/bags/B-1/events"),  # as the API
+            ("scan-01", "coldchain/sensors/t-001/temperature"),  # as a sensor
+            ("coldchain-bags", "coldchain/api/bags/B-1/events"),  # the bag tool is not the API either
+        ],
+        "coldchain/scanners/scan-01/bags/B-1/events",
+        id="a scanner: bag events under its own id only",
+    ),
+    pytest.param(
+        "t-001",
+        ("coldchain/sensors/+/+", "coldchain/bags/+/events"),
+        [("t-001", "coldchain/sensors/t-002/temperature"), ("t-001", "coldchain/bags/B-1/events")],
+        "coldchain/sensors/t-001/temperature",
+        id="a sensor: never as another sensor, never a bag event",
+    ),
+]
 
 
 @pytest.mark.integration
-def test_a_sensor_cannot_publish_as_another_sensor(clients: Any) -> None:
-    """t-001 publishes under its own id; its publish as t-002 is refused and never reaches coldchain."""
+@pytest.mark.parametrize(("account", "subscriptions", "refused", "own"), OWN_ID_CASES)
+def test_a_device_publishes_only_under_its_own_id(
+    clients: Any, account: str, subscriptions: tuple[str, ...], refused: list[tuple[str, str]], own: str
+) -> None:
+    """A device's publishes as anyone else are refused and never reach coldchain; its own topic is delivered."""
     ingest = clients("coldchain-ingest")
-    assert ingest.subscribe("coldchain/sensors/+/+", "coldchain/bags/+/events") == [1, 1]
-    sensor = clients("t-001")
-    assert sensor.publish("coldchain/sensors/t-002/temperature", b'{"celsius": 4.0}') == NOT_AUTHORIZED
-    assert sensor.publish("coldchain/bags/B-1/events", b'{"event": "discarded"}') == NOT_AUTHORIZED
-    assert sensor.publish("coldchain/sensors/t-001/temperature", b'{"celsius": 4.1}') == 0
-    assert delivered_up_to(ingest, "coldchain/sensors/t-001/temperature") == ["coldchain/sensors/t-001/temperature"]
+    assert ingest.subscribe(*subscriptions) == [1, 1]
+    logged_in = {name: clients(name) for name in {account, *(name for name, _ in refused)}}
+    for name, topic in refused:
+        assert logged_in[name].publish(topic, b"{}") == NOT_AUTHORIZED, (name, topic)
+    assert logged_in[account].publish(own, b"{}") == 0
+    assert delivered_up_to(ingest, own) == [own]
 
 
 @pytest.mark.integration

@@ -16,6 +16,7 @@ from coldchain.adapters.http.server import HttpServer
 from coldchain.adapters.metrics import Metrics
 from coldchain.adapters.store.factory import open_store
 from coldchain.config import ConfigError, load_settings
+from tests.config_files import load_config
 from tests.samples import ONE_FRIDGE
 
 TOKEN = "s3cret-token-for-tests"
@@ -23,8 +24,8 @@ TIMEOUT = 1.0  # api.client_timeout of these tests
 
 
 def _settings(tmp_path: Path, max_connections: int = 4):
-    path = tmp_path / "coldchain.toml"
-    path.write_text(
+    return load_config(
+        tmp_path,
         f"""
 [store]
 url = "sqlite:///{tmp_path / "store.db"}"
@@ -35,9 +36,8 @@ max_connections = {max_connections}
 [[api.users]]
 name = "j.doe"
 token = "{TOKEN}"
-{ONE_FRIDGE}"""
+{ONE_FRIDGE}""",
     )
-    return load_settings(path)
 
 
 class Served:

@@ -12,22 +12,14 @@ from hypothesis import strategies as st
 
 from coldchain.config import ConfigError, load_settings
 from coldchain.contract.parser import MessageParser
+from tests.samples import ONE_FRIDGE
 
 TOML = """
 [inventory]
 sites = "assets/sites.csv"
 units = "assets/units.csv"
 sensors = "assets/sensors.csv"
-
-[[units]]
-id = "fridge-a"
-site = "main-pharmacy"
-
-[[sensors]]
-id = "t-001"
-unit = "fridge-a"
-kind = "temperature"
-"""
+""" + ONE_FRIDGE
 
 
 def write(tmp_path: Path, sites: str, units: str, sensors: str, toml: str = TOML) -> Path:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 import zoneinfo
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coldchain.core.daily import DailyAggregator, SensorInfo
+from coldchain.core.daily import DailyAggregator, DailyRow, SensorInfo
 from coldchain.core.local_days import DAY_MS, DayCalendar, calendar, index_of
 
 MIN = 60_000
@@ -20,72 +20,43 @@ def utc_ms(*args: int) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
 
 
-# (zone, local date, UTC start, UTC end, hours, utc_offset, note)
+HOUR_MS = 3_600_000
+
+# (zone, local date, UTC start, hours, utc_offset, note); a day ends at UTC start + its hours
 DAYS = [
     # Europe/Berlin springs forward on the last Sunday of March at 02:00 CET -> 03:00 CEST
-    ("Europe/Berlin", date(2026, 3, 28), utc_ms(2026, 3, 27, 23), utc_ms(2026, 3, 28, 23), 24, "+01:00", ""),
-    (
-        "Europe/Berlin",
-        date(2026, 3, 29),
-        utc_ms(2026, 3, 28, 23),
-        utc_ms(2026, 3, 29, 22),
-        23,
-        "+01:00→+02:00",
-        "23-hour day (DST)",
-    ),
-    ("Europe/Berlin", date(2026, 3, 30), utc_ms(2026, 3, 29, 22), utc_ms(2026, 3, 30, 22), 24, "+02:00", ""),
+    ("Europe/Berlin", date(2026, 3, 28), utc_ms(2026, 3, 27, 23), 24, "+01:00", ""),
+    ("Europe/Berlin", date(2026, 3, 29), utc_ms(2026, 3, 28, 23), 23, "+01:00→+02:00", "23-hour day (DST)"),
+    ("Europe/Berlin", date(2026, 3, 30), utc_ms(2026, 3, 29, 22), 24, "+02:00", ""),
     # ... and falls back on the last Sunday of October at 03:00 CEST -> 02:00 CET
-    (
-        "Europe/Berlin",
-        date(2026, 10, 25),
-        utc_ms(2026, 10, 24, 22),
-        utc_ms(2026, 10, 25, 23),
-        25,
-        "+02:00→+01:00",
-        "25-hour day (DST)",
-    ),
-    ("Europe/Berlin", date(2026, 10, 26), utc_ms(2026, 10, 25, 23), utc_ms(2026, 10, 26, 23), 24, "+01:00", ""),
+    ("Europe/Berlin", date(2026, 10, 25), utc_ms(2026, 10, 24, 22), 25, "+02:00→+01:00", "25-hour day (DST)"),
+    ("Europe/Berlin", date(2026, 10, 26), utc_ms(2026, 10, 25, 23), 24, "+01:00", ""),
     # America/New_York springs forward on the second Sunday of March at 02:00 EST -> 03:00 EDT
-    ("America/New_York", date(2026, 3, 7), utc_ms(2026, 3, 7, 5), utc_ms(2026, 3, 8, 5), 24, "-05:00", ""),
-    (
-        "America/New_York",
-        date(2026, 3, 8),
-        utc_ms(2026, 3, 8, 5),
-        utc_ms(2026, 3, 9, 4),
-        23,
-        "-05:00→-04:00",
-        "23-hour day (DST)",
-    ),
+    ("America/New_York", date(2026, 3, 7), utc_ms(2026, 3, 7, 5), 24, "-05:00", ""),
+    ("America/New_York", date(2026, 3, 8), utc_ms(2026, 3, 8, 5), 23, "-05:00→-04:00", "23-hour day (DST)"),
     # ... and falls back on the first Sunday of November at 02:00 EDT -> 01:00 EST
-    (
-        "America/New_York",
-        date(2026, 11, 1),
-        utc_ms(2026, 11, 1, 4),
-        utc_ms(2026, 11, 2, 5),
-        25,
-        "-04:00→-05:00",
-        "25-hour day (DST)",
-    ),
-    ("America/New_York", date(2026, 11, 2), utc_ms(2026, 11, 2, 5), utc_ms(2026, 11, 3, 5), 24, "-05:00", ""),
+    ("America/New_York", date(2026, 11, 1), utc_ms(2026, 11, 1, 4), 25, "-04:00→-05:00", "25-hour day (DST)"),
+    ("America/New_York", date(2026, 11, 2), utc_ms(2026, 11, 2, 5), 24, "-05:00", ""),
     # UTC has no changes; a half-hour zone writes its minutes
-    ("UTC", date(2026, 3, 29), utc_ms(2026, 3, 29), utc_ms(2026, 3, 30), 24, "+00:00", ""),
-    ("Asia/Kolkata", date(2026, 3, 29), utc_ms(2026, 3, 28, 18, 30), utc_ms(2026, 3, 29, 18, 30), 24, "+05:30", ""),
+    ("UTC", date(2026, 3, 29), utc_ms(2026, 3, 29), 24, "+00:00", ""),
+    ("Asia/Kolkata", date(2026, 3, 29), utc_ms(2026, 3, 28, 18, 30), 24, "+05:30", ""),
 ]
 
 
-@pytest.mark.parametrize(("zone", "day", "start", "end", "hours", "offset", "note"), DAYS)
-def test_local_day(zone: str, day: date, start: int, end: int, hours: int, offset: str, note: str) -> None:
+@pytest.mark.parametrize(("zone", "day", "start", "hours", "offset", "note"), DAYS)
+def test_local_day(zone: str, day: date, start: int, hours: int, offset: str, note: str) -> None:
     """A local day's UTC interval, length, offsets and note are exact, on and around DST changes."""
     local = DayCalendar(zone).day(index_of(day))
-    assert (local.date, local.start_ms, local.end_ms) == (day, start, end)
+    assert (local.date, local.start_ms, local.end_ms) == (day, start, start + hours * HOUR_MS)
     assert (local.hours, local.utc_offset, local.note) == (hours, offset, note)
 
 
-@pytest.mark.parametrize(("zone", "day", "start", "end"), [case[:4] for case in DAYS])
-def test_day_index_at_the_boundaries(zone: str, day: date, start: int, end: int) -> None:
+@pytest.mark.parametrize(("zone", "day", "start", "hours"), [case[:4] for case in DAYS])
+def test_day_index_at_the_boundaries(zone: str, day: date, start: int, hours: int) -> None:
     """The first and last millisecond of a local day belong to it; the ones next to them do not."""
     cal = DayCalendar(zone)
     index = index_of(day)
+    end = start + hours * HOUR_MS
     assert [cal.day_index(t) for t in (start - 1, start, end - 1, end)] == [index - 1, index, index, index + 1]
     # the cached interval answers the same after a jump away and back
     assert cal.day_index(start + 3_600_000 * 30) != index
@@ -125,11 +96,15 @@ def test_shared_calendars() -> None:
     assert calendar("Europe/Berlin") is calendar("Europe/Berlin")
 
 
-def _aggregate(zone: str, start: int, end: int, readings: list[tuple[int, float]]) -> list[tuple[object, ...]]:
+def _daily_rows(zone: str, start: int, end: int, readings: list[tuple[int, float]]) -> list[DailyRow]:
     info = SensorInfo("t-1", "main", "fridge-a", "temperature", 2.0, 8.0, zone)
     aggregator = DailyAggregator(start, end, 10 * MIN, [info])
     for t, value in readings:
         aggregator.add("t-1", "main", "fridge-a", "temperature", t, value)
+    return aggregator.finish()
+
+
+def _aggregate(zone: str, start: int, end: int, readings: list[tuple[int, float]]) -> list[tuple[object, ...]]:
     return [
         (
             r.local.date_text,
@@ -140,62 +115,33 @@ def _aggregate(zone: str, start: int, end: int, readings: list[tuple[int, float]
             r.ms_out / MIN,
             r.ms_unknown / MIN,
         )
-        for r in aggregator.finish()
+        for r in _daily_rows(zone, start, end, readings)
     ]
 
 
-# (zone, first local day, days, readings as (minute from the window's start, °C) every minute, expected rows)
+# (zone, first of three local days, each day's UTC offset, each day's hours). Readings every minute at 5 °C: a day
+# of h hours has h * 60 readings and h * 60 minutes in range, none out or unknown.
 DST_TABLES = [
-    pytest.param(
-        "Europe/Berlin",
-        date(2026, 3, 28),
-        [
-            ("2026-03-28", "+01:00", 24, 1440, 1440.0, 0.0, 0.0),
-            ("2026-03-29", "+01:00→+02:00", 23, 1380, 1380.0, 0.0, 0.0),
-            ("2026-03-30", "+02:00", 24, 1440, 1440.0, 0.0, 0.0),
-        ],
-        id="Berlin spring forward: the 29th has 1380 minutes and readings",
-    ),
-    pytest.param(
-        "Europe/Berlin",
-        date(2026, 10, 24),
-        [
-            ("2026-10-24", "+02:00", 24, 1440, 1440.0, 0.0, 0.0),
-            ("2026-10-25", "+02:00→+01:00", 25, 1500, 1500.0, 0.0, 0.0),
-            ("2026-10-26", "+01:00", 24, 1440, 1440.0, 0.0, 0.0),
-        ],
-        id="Berlin fall back: the 25th has 1500 minutes and readings",
-    ),
-    pytest.param(
-        "America/New_York",
-        date(2026, 3, 7),
-        [
-            ("2026-03-07", "-05:00", 24, 1440, 1440.0, 0.0, 0.0),
-            ("2026-03-08", "-05:00→-04:00", 23, 1380, 1380.0, 0.0, 0.0),
-            ("2026-03-09", "-04:00", 24, 1440, 1440.0, 0.0, 0.0),
-        ],
-        id="New York spring forward",
-    ),
-    pytest.param(
-        "America/New_York",
-        date(2026, 10, 31),
-        [
-            ("2026-10-31", "-04:00", 24, 1440, 1440.0, 0.0, 0.0),
-            ("2026-11-01", "-04:00→-05:00", 25, 1500, 1500.0, 0.0, 0.0),
-            ("2026-11-02", "-05:00", 24, 1440, 1440.0, 0.0, 0.0),
-        ],
-        id="New York fall back",
-    ),
+    # Berlin spring forward: the 29th has 1380 minutes and readings
+    ("Europe/Berlin", date(2026, 3, 28), ("+01:00", "+01:00→+02:00", "+02:00"), (24, 23, 24)),
+    # Berlin fall back: the 25th has 1500 minutes and readings
+    ("Europe/Berlin", date(2026, 10, 24), ("+02:00", "+02:00→+01:00", "+01:00"), (24, 25, 24)),
+    # New York spring forward
+    ("America/New_York", date(2026, 3, 7), ("-05:00", "-05:00→-04:00", "-04:00"), (24, 23, 24)),
+    # New York fall back
+    ("America/New_York", date(2026, 10, 31), ("-04:00", "-04:00→-05:00", "-05:00"), (24, 25, 24)),
 ]
 
 
-@pytest.mark.parametrize(("zone", "first", "rows"), DST_TABLES)
-def test_daily_table_around_dst(zone: str, first: date, rows: list[tuple[object, ...]]) -> None:
+@pytest.mark.parametrize(("zone", "first", "offsets", "hours"), DST_TABLES)
+def test_daily_table_around_dst(zone: str, first: date, offsets: tuple[str, ...], hours: tuple[int, ...]) -> None:
     """Readings every minute over three local days: each day's minutes are its own 1380, 1440 or 1500."""
     cal = DayCalendar(zone)
     start = cal.start_of(first)
     end = cal.day(index_of(first) + 2).end_ms
     readings = [(t, 5.0) for t in range(start, end + MIN, MIN)]
+    days = [(first + timedelta(days=i)).isoformat() for i in range(3)]
+    rows = [(day, offset, h, h * 60, h * 60.0, 0.0, 0.0) for day, offset, h in zip(days, offsets, hours, strict=True)]
     assert _aggregate(zone, start, end, readings) == rows
 
 
@@ -222,11 +168,7 @@ def test_minutes_add_up_to_each_local_day(zone: str, start: int, length: int, st
     """For any window, zone and reading rhythm: in + out + unknown = the local day's milliseconds in the window."""
     end = start + length
     readings = [(t, 1.0 + (t // step + seed) % 10) for t in range(start - 5 * MIN, end + 5 * MIN, step)]
-    info = SensorInfo("t-1", "main", "fridge-a", "temperature", 2.0, 8.0, zone)
-    aggregator = DailyAggregator(start, end, 10 * MIN, [info])
-    for t, value in readings:
-        aggregator.add("t-1", "main", "fridge-a", "temperature", t, value)
-    rows = aggregator.finish()
+    rows = _daily_rows(zone, start, end, readings)
     assert sum(r.ms_in + r.ms_out + r.ms_unknown for r in rows) == length
     for r in rows:
         inside = min(end, r.local.end_ms) - max(start, r.local.start_ms)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.adapters.store.sqlite import SqliteStore
-from coldchain.config import load_settings
 from coldchain.core.records import TemperatureReading
 from coldchain.reporting.manifest import MANIFEST
 from coldchain.roles.report_scheduler import RETRY_AFTER, ReportScheduler
+from tests.config_files import load_config
 
 NOW = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
 
@@ -27,8 +27,8 @@ class Outcomes:
 
 
 def settings_for(tmp_path: Path, directory: Path) -> Any:
-    path = tmp_path / "coldchain.toml"
-    path.write_text(
+    return load_config(
+        tmp_path,
         f"""
 [store]
 url = "sqlite:///{tmp_path / "store.sqlite"}"
@@ -45,9 +45,8 @@ kind = "temperature"
 name = "daily"
 every = "day"
 dir = "{directory}"
-"""
+""",
     )
-    return load_settings(path)
 
 
 def test_catch_up_then_a_failure_is_reported_retried_late_and_resolved(tmp_path: Path) -> None:

@@ -11,24 +11,14 @@ import pytest
 
 from coldchain.adapters.store.retention import go_duration
 from coldchain.cli.main import main
+from tests.samples import ONE_FRIDGE
 from tests.servers import Influxd, free_ports
-
-INVENTORY = """
-[[units]]
-id = "fridge-a"
-site = "main-pharmacy"
-
-[[sensors]]
-id = "t-001"
-unit = "fridge-a"
-kind = "temperature"
-"""
 
 
 def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> tuple[str, list[str]]:
     """check-config's retention line and its WARNING lines; it always exits 0."""
     path = tmp_path / "coldchain.toml"
-    path.write_text(text + INVENTORY)
+    path.write_text(text + ONE_FRIDGE)
     assert main(["check-config", "--config", str(path)]) == 0
     out, err = capsys.readouterr()
     (line,) = [line.strip() for line in out.splitlines() if line.strip().startswith("retention")]

@@ -16,22 +16,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from coldchain.adapters.passwords import hash_password
 from tests.publishing import wait_for
 from tests.test_rules_integration import AlertWorld
-from tests.world import iso
+from tests.world import call, iso, token
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "review-secret-1"
 USERS = {"k.tech": "staff", "v.iew": "viewer", "q.audit": "auditor"}
-
-
-def token(user: str) -> str:
-    return f"token-of-{user}-0123"
 
 
 def extra(timezone: str = "Europe/Berlin") -> str:
@@ -65,11 +60,6 @@ def utc_world(tmp_path: Any, mosquitto: Any, influxd: Any) -> Iterator[AlertWorl
     w.service.start()
     yield w
     w.close()
-
-
-def call(world: AlertWorld, user: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token(user)}"}
-    return httpx.request(method, world.service.api + path, headers=headers, timeout=30, **kwargs)
 
 
 def test_review_flow_over_the_api(world: AlertWorld) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,22 @@ def rollup(world: Scenario, start: datetime, sensor: str = "t-001") -> dict[str,
     return rows[0] if rows else None
 
 
+@contextmanager
+def running(tmp_path: Path, mosquitto: Any, influx: Any) -> Iterator[Scenario]:
+    """A started ``coldchain ingest`` with fast rollups; stopped (and its publisher closed) afterwards."""
+    world = Scenario(tmp_path, mosquitto, influx, env=FAST)
+    try:
+        world.service.start()
+        yield world
+    finally:
+        world.close()
+
+
+def reading(world: Scenario, at: datetime, celsius: float) -> None:
+    """Publishes t-001's reading taken at ``at`` and waits for the broker's acknowledgement."""
+    world.publisher_for().send(world.topic("t-001"), {"ts": iso(at), "celsius": celsius})
+
+
 def raw_extremes(world: Scenario, start: datetime, sensor: str = "t-001") -> tuple[float, float, int]:
     ms = int(start.timestamp() * 1000)
     rows = world.rows(
@@ -39,24 +57,19 @@ def raw_extremes(world: Scenario, start: datetime, sensor: str = "t-001") -> tup
 
 def test_a_late_reading_corrects_its_rollup(tmp_path: Path, mosquitto: Any, influxd: Any) -> None:
     """A reading that arrives after its interval's rollup was written rewrites that rollup in InfluxDB."""
-    world = Scenario(tmp_path, mosquitto, influxd, env=FAST)
-    try:
-        world.service.start()
-        pub = world.publisher_for()
+    with running(tmp_path, mosquitto, influxd) as world:
         start = interval_ago(20)
         for minute in range(5):
-            pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=minute)), "celsius": 5.0})
-        pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=5)), "celsius": 5.0})  # next interval
+            reading(world, start + timedelta(minutes=minute), 5.0)
+        reading(world, start + timedelta(minutes=5), 5.0)  # next interval
         first = wait_for(lambda: rollup(world, start), 20, "the interval's rollup from memory")
         assert (first["count"], first["max"], first["out_ms"]) == (5, 5.0, 0)
-        pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(seconds=90)), "celsius": 11.0})  # buffered
+        reading(world, start + timedelta(seconds=90), 11.0)  # buffered
         fixed = wait_for(
             lambda: (r := rollup(world, start)) is not None and r["count"] == 6 and r, 20, "the corrected rollup"
         )
         assert (fixed["min"], fixed["max"], fixed["count"]) == raw_extremes(world, start)
         assert fixed["out_ms"] == 30_000  # 11 °C from 1:30 until the 2:00 reading
-    finally:
-        world.close()
 
 
 def test_a_spool_replay_after_influxdb_was_down_corrects_the_rollups(
@@ -64,19 +77,16 @@ def test_a_spool_replay_after_influxdb_was_down_corrects_the_rollups(
 ) -> None:
     """Readings spooled while InfluxDB was down, and a late one among them, end in correct rollups."""
     influx = fresh_influxd()
-    world = Scenario(tmp_path, mosquitto, influx, env=FAST)
-    try:
-        world.service.start()
-        pub = world.publisher_for()
+    with running(tmp_path, mosquitto, influx) as world:
         start = interval_ago(30)
-        pub.send(world.topic("t-001"), {"ts": iso(start), "celsius": 4.0})
-        pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=5)), "celsius": 4.0})
+        reading(world, start, 4.0)
+        reading(world, start + timedelta(minutes=5), 4.0)
         wait_for(lambda: rollup(world, start), 20, "a first rollup while InfluxDB is up")
         influx.stop()
         for minute in range(1, 5):  # late for the first interval, and spooled
-            pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=minute)), "celsius": 1.0})
+            reading(world, start + timedelta(minutes=minute), 1.0)
         for minute in range(6, 12):  # the next intervals, spooled with their rollups
-            pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=minute)), "celsius": 9.5})
+            reading(world, start + timedelta(minutes=minute), 9.5)
         wait_for(lambda: "store unreachable" in world.service.get("/readyz").text, 15, "the outage seen")
         influx.start()
         for interval in (start, start + timedelta(minutes=5)):
@@ -90,23 +100,18 @@ def test_a_spool_replay_after_influxdb_was_down_corrects_the_rollups(
             )
         assert rollup(world, start)["out_ms"] == 240_000  # type: ignore[index]  # 1 °C from 1:00 to 5:00
         assert rollup(world, start + timedelta(minutes=5))["out_ms"] == 240_000  # type: ignore[index]
-    finally:
-        world.close()
 
 
 def test_a_late_readings_correction_survives_kill_9(tmp_path: Path, mosquitto: Any, fresh_influxd: Any) -> None:
     """A late reading taken while InfluxDB is down, then kill -9: after restart its rollup is still corrected."""
     influx = fresh_influxd()
-    world = Scenario(tmp_path, mosquitto, influx, env=FAST)
-    try:
-        world.service.start()
-        pub = world.publisher_for()
+    with running(tmp_path, mosquitto, influx) as world:
         start = interval_ago(20)
         for minute in range(6):
-            pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=minute)), "celsius": 5.0})
+            reading(world, start + timedelta(minutes=minute), 5.0)
         wait_for(lambda: rollup(world, start), 20, "the interval's rollup")
         influx.stop()
-        pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(seconds=90)), "celsius": 11.0})  # late
+        reading(world, start + timedelta(seconds=90), 11.0)  # late
         wait_for(
             lambda: gauge(world.service.get("/metrics").text, "coldchain_spool_depth_records") > 0,
             15,
@@ -119,5 +124,3 @@ def test_a_late_readings_correction_survives_kill_9(tmp_path: Path, mosquitto: A
             lambda: (r := rollup(world, start)) is not None and r["count"] == 6 and r, 30, "the corrected rollup"
         )
         assert (fixed["max"], fixed["out_ms"]) == (11.0, 30_000)
-    finally:
-        world.close()

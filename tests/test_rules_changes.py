@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -48,6 +49,20 @@ def _run(engine: RulesEngine, call: Call, data: st.DataObject) -> None:
         engine.system([data.draw(st.sampled_from(facts))], call.now)
 
 
+def _recorded(
+    calls: list[Call], data: st.DataObject, now_of: Callable[[Call], datetime | None]
+) -> tuple[RulesEngine, dict[str, Any], list[dict[str, Any]]]:
+    """A fresh engine after ``calls``, its base snapshot, and the change record taken after each call at ``now_of``."""
+    engine = RulesEngine(SETTINGS.frozen_inventory())
+    base = _json(engine.snapshot())
+    engine.mark_saved()
+    records = []
+    for call in calls:
+        _run(engine, call, data)
+        records.append(_json(engine.changes(now_of(call))))
+    return engine, base, records
+
+
 @settings(max_examples=150, deadline=None)
 @given(streams(ANY_CELSIUS), st.data())
 def test_base_plus_exact_changes_restores_the_whole_state(calls: list[Call], data: st.DataObject) -> None:
@@ -74,13 +89,7 @@ def test_coarse_changes_keep_episodes_exact_and_last_seen_within_a_grain(
     calls: list[Call], data: st.DataObject
 ) -> None:
     """Checkpoint records (coarse last-seen) restore every episode, alert and bag exactly; last-seen lags < a grain."""
-    engine = RulesEngine(SETTINGS.frozen_inventory())
-    base = _json(engine.snapshot())
-    engine.mark_saved()
-    records = []
-    for call in calls:
-        _run(engine, call, data)
-        records.append(_json(engine.changes(call.now)))
+    engine, base, records = _recorded(calls, data, lambda call: call.now)
     restored = RulesEngine.restore(SETTINGS.frozen_inventory(), base, changes=records).snapshot()
     full = engine.snapshot()
     grain = SETTINGS.units[0].offline_after / 10
@@ -100,13 +109,7 @@ def test_coarse_changes_keep_episodes_exact_and_last_seen_within_a_grain(
 @given(streams(ANY_CELSIUS), st.data())
 def test_merged_records_equal_the_records_applied_in_turn(calls: list[Call], data: st.DataObject) -> None:
     """A record that could not be saved, merged into the next, restores what the two did in turn."""
-    engine = RulesEngine(SETTINGS.frozen_inventory())
-    base = _json(engine.snapshot())
-    engine.mark_saved()
-    records = []
-    for call in calls:
-        _run(engine, call, data)
-        records.append(_json(engine.changes(call.now if data.draw(st.booleans()) else None)))
+    _, base, records = _recorded(calls, data, lambda call: call.now if data.draw(st.booleans()) else None)
     merged: dict[str, Any] = {}
     for record in records:
         merged = merge_changes(merged, record)

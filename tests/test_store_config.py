@@ -9,13 +9,8 @@ import pytest
 from coldchain.adapters.store.factory import describe_store, open_store
 from coldchain.adapters.store.influx import InfluxStore
 from coldchain.adapters.store.sqlite import SqliteStore
-from coldchain.config import ConfigError, Settings, load_settings
-
-
-def load(tmp_path: Path, text: str) -> Settings:
-    path = tmp_path / "coldchain.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_settings(path)
+from coldchain.config import ConfigError
+from tests.config_files import load_config
 
 
 @pytest.mark.parametrize(
@@ -30,7 +25,7 @@ def test_store_url_picks_the_adapter(
     env: pytest.MonkeyPatch, tmp_path: Path, url: str, store_type: type, described: str
 ) -> None:
     """``[store] url`` selects InfluxDB (``[influx]``) or a SQLite file."""
-    settings = load(tmp_path, f'[store]\nurl = "{url}"\n')
+    settings = load_config(tmp_path, f'[store]\nurl = "{url}"\n')
     store = open_store(settings)
     assert type(store) is store_type
     assert describe_store(settings) == described
@@ -52,13 +47,13 @@ def test_bad_store_or_broker_urls_name_the_key(
 ) -> None:
     """A wrong store URL, a mistyped scheme or shared subscriptions on the embedded broker are refused."""
     with pytest.raises(ConfigError) as caught:
-        load(tmp_path, text)
+        load_config(tmp_path, text)
     assert any(problem in line for line in caught.value.problems), caught.value.problems
 
 
 def test_embedded_broker_url_and_environment_override(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``embedded://host:port`` is accepted and says so; COLDCHAIN_STORE__URL overrides the file."""
     env.setenv("COLDCHAIN_STORE__URL", "sqlite:///from-env.db")
-    settings = load(tmp_path, '[mqtt]\nurl = "embedded://127.0.0.1:18830"\n')
+    settings = load_config(tmp_path, '[mqtt]\nurl = "embedded://127.0.0.1:18830"\n')
     assert settings.mqtt.embedded and (settings.mqtt.host, settings.mqtt.port) == ("127.0.0.1", 18830)
     assert settings.store.sqlite_path == Path("from-env.db")

@@ -18,23 +18,16 @@ from coldchain.adapters.store.influx import InfluxStore
 from coldchain.adapters.store.points import to_point
 from coldchain.adapters.store.port import Store, WriteResult
 from coldchain.adapters.store.sqlite import SqliteStore
-from coldchain.core.alert import Alert
 from coldchain.core.records import (
     RECORD_TYPES,
-    AuditEvent,
     BagEvent,
-    BagStatus,
-    NotificationAttempt,
     Record,
     Rejection,
     RejectReason,
-    Review,
-    SensorAvailability,
-    ShakeReading,
     TemperatureReading,
 )
-from coldchain.core.rollups import Rollup
 from coldchain.core.times import from_millis
+from tests.samples import EVERY_RECORD_TYPE, freezing_alert
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -64,83 +57,17 @@ def expected_row(record: Record) -> dict[str, Any]:
     return {"time": from_millis(point.time_ms), **point.tag_dict(), **dict(point.fields)}
 
 
-EVERY_RECORD_TYPE: list[Record] = [
-    reading(celsius=4.0, seq=1031, battery_pct=88),
-    ShakeReading("s-001", "fridge-a", "main", T0, 0.75, seq=12),
-    BagEvent("B-1", "diluted", T0, "fridge-a", "main", "natalizumab", "L1", None),
-    BagEvent("B-2", "discarded", T0, None, None, None, None, "j.doe"),
-    Rejection(RejectReason.INVALID_JSON, "cc/sensors/x/temperature", "not JSON", b"{oops \xff", T0),
-    Alert(
-        id="a1b2",
-        kind="temperature_high",
-        subject="t-001",
-        state="open",
-        severity="critical",
-        site="main",
-        unit="fridge-a",
-        sensor="t-001",
-        bag=None,
-        started_at=T0 - timedelta(minutes=15),
-        updated_at=T0,
-        resolved_at=None,
-        value=9.6,
-        message="Fridge A above 8.0 °C",
-        affected_bags=("B-1", "B-2"),
+UNSET_OPTIONALS: list[Record] = [
+    BagEvent("B-1", "diluted", T0, "fridge-a", "main", "natalizumab", "L1", None),  # no operator
+    BagEvent("B-2", "discarded", T0, None, None, None, None, "j.doe"),  # no place, product or lot
+    freezing_alert("a1b2"),  # open: not acknowledged, not resolved, no bag
+    freezing_alert(  # a bag's alert: no sensor, no affected bags, an int value
+        "c3d4", "acknowledged", kind="bag_expired", subject="B-1", sensor=None, bag="B-1", started_at=T0 - HOUR,
+        updated_at=T0 + MS, resolved_at=T0 + MS, value=3, message="expired", acknowledged_by="j.doe", note="binned",
+        disposition="discarded", acknowledged_at=T0, affected_bags=(),
     ),
-    Alert(
-        id="c3d4",
-        kind="bag_expired",
-        subject="B-1",
-        state="acknowledged",
-        severity="critical",
-        site="main",
-        unit="fridge-a",
-        sensor=None,
-        bag="B-1",
-        started_at=T0 - HOUR,
-        updated_at=T0 + MS,
-        resolved_at=T0 + MS,
-        value=3,
-        message="expired",
-        acknowledged_by="j.doe",
-        note="binned",
-        disposition="discarded",
-        acknowledged_at=T0,
-    ),
-    NotificationAttempt(
-        alert_id="a1b2",
-        kind="freezing",
-        severity="critical",
-        site="main",
-        unit="fridge-a",
-        target="mailto://x",
-        channel="email",
-        purpose="opened",
-        tier=1,
-        outcome="failed",
-        error="timeout",
-        attempt=2,
-        at=T0,
-    ),
-    BagStatus("B-1", "fridge-a", "main", T0 - timedelta(hours=8), T0, "running"),
-    AuditEvent(7, T0, "j.doe", "alert.acknowledge", "a1b2", '{"note":"binned"}', "0" * 64, "f" * 64),
-    SensorAvailability("z-001", "fridge-a", "main", T0, online=False),
-    Review(
-        unit="fridge-a",
-        site="main",
-        at=T0,
-        by="k.tech",
-        full_name="Kim Tech",
-        meaning="daily review",
-        note="min 3.1, max 6.0: checked",
-        local_date="2026-11-30",
-        window_from=T0 - timedelta(days=1),
-        window_to=T0,
-        figures='{"sensors":[]}',
-        signature_id="fridge-a-r1",
-    ),
-    Rollup("t-001", "fridge-a", "main", "temperature", "5m", T0, 5, 4.0, 5.0, 22.0, 4.4, 0),
-]
+]  # fmt: skip
+ROUND_TRIPS = EVERY_RECORD_TYPE + UNSET_OPTIONALS
 
 
 def test_every_record_type_has_a_sample() -> None:
@@ -148,7 +75,7 @@ def test_every_record_type_has_a_sample() -> None:
     assert {type(record) for record in EVERY_RECORD_TYPE} == set(RECORD_TYPES.values())
 
 
-@pytest.mark.parametrize("record", EVERY_RECORD_TYPE, ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize("record", ROUND_TRIPS, ids=lambda r: type(r).__name__)
 def test_every_record_type_round_trips_with_its_types(store: Store, record: Record) -> None:
     """Each record type reads back as its point: tags, fields, and each field's Python type."""
     assert store.write([record]) == WriteResult(stored=1)

@@ -92,6 +92,17 @@ class Scenario:
         self.service.kill()
 
 
+def token(user: str) -> str:
+    """The API token a test's ``[[api.users]]`` table gives ``user`` (``token-of-<user>-0123``)."""
+    return f"token-of-{user}-0123"
+
+
+def call(world: Scenario, user: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """``method path`` on the world's API, as ``user`` with their ``token``."""
+    headers = {"Authorization": f"Bearer {token(user)}"}
+    return httpx.request(method, world.service.api + path, headers=headers, timeout=30, **kwargs)
+
+
 def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 

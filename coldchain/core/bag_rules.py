@@ -116,17 +116,7 @@ class BagTimer:
 
     def _raise(self, kind: AlertKind, at: datetime, message: str, book: AlertBook) -> str:
         """Open this bag's alert of ``kind``, starting at ``at``; its id."""
-        return book.open(
-            kind,
-            self.bag,
-            self.place,
-            sensor=None,
-            bag=self.bag,
-            started_at=at,
-            updated_at=at,
-            value=None,
-            message=message,
-        )
+        return book.open(kind, self.bag, self.place, (at, at), None, message, bag=self.bag)
 
     def running_at(self, at: datetime) -> bool:
         """Diluted at or before ``at`` and not yet completed or discarded."""

@@ -23,6 +23,26 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer
 """A configuration duration: ``"90s"``, ``"15m"``, ``"8h"``, ``"1h30m"`` (or seconds)."""
 
 
+def _written(value: timedelta) -> str:
+    """A bound as the configuration writes it: ``10ms`` below a second, else ``format_duration``'s."""
+    if timedelta(0) < value < timedelta(seconds=1):
+        return f"{value // timedelta(milliseconds=1)}ms"
+    return format_duration(value)
+
+
+def between(low: timedelta, high: timedelta, why: str = "") -> AfterValidator:
+    """The check of ``Annotated[Duration, between(low, high)]``: ``low <= value <= high``, else the error
+    ``must be between 10ms and 1s`` (the bounds as written in the configuration), then `` (why)``."""
+    says = f"must be between {_written(low)} and {_written(high)}" + (f" ({why})" if why else "")
+
+    def check(value: timedelta) -> timedelta:
+        if not low <= value <= high:
+            raise ValueError(says)
+        return value
+
+    return AfterValidator(check)
+
+
 def known_zone(value: str) -> str:
     """``value`` when it names an IANA time zone (``Europe/Berlin``); else ValueError."""
     try:

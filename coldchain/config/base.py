@@ -81,3 +81,16 @@ def read_secret_file(path: Path | None, current: SecretStr) -> SecretStr:
         return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
     except OSError as exc:
         raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from exc
+
+
+MIN_KEY_BYTES = 16
+"""The shortest key coldchain accepts for an HMAC (acknowledge links, legacy export signatures)."""
+
+
+def read_key_file(path: Path | None, current: SecretStr, name: str, if_empty: str) -> SecretStr:
+    """``read_secret_file``, then a key given must have ``MIN_KEY_BYTES``; else ValueError naming the setting
+    ``name`` and what leaving it empty means (``if_empty``)."""
+    key = read_secret_file(path, current)
+    if 0 < len(key.get_secret_value().encode()) < MIN_KEY_BYTES:
+        raise ValueError(f"{name} needs at least {MIN_KEY_BYTES} bytes (or leave it empty {if_empty})")
+    return key

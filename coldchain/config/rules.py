@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from coldchain.config.base import ConfigModel, Duration, between, read_secret_file
+from coldchain.config.base import ConfigModel, Duration, between, read_key_file
 
 
 class RulesConfig(ConfigModel):
@@ -94,7 +94,6 @@ class ExportConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _load_secret(self) -> Self:
-        object.__setattr__(self, "signing_key", read_secret_file(self.signing_key_file, self.signing_key))
-        if 0 < len(self.signing_key.get_secret_value().encode()) < 16:
-            raise ValueError("export.signing_key needs at least 16 bytes (or leave it empty for unsigned manifests)")
+        key = read_key_file(self.signing_key_file, self.signing_key, "export.signing_key", "for unsigned manifests")
+        object.__setattr__(self, "signing_key", key)
         return self

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from coldchain.adapters.sqlite_files import open_durable, writing
+from coldchain.adapters.sqlite_files import immediate, open_durable, writing
 from coldchain.core.alert import Alert
 from coldchain.core.policy import Notice, Sent
 from coldchain.core.times import from_millis, to_millis
@@ -119,19 +119,13 @@ class Outbox:
         ]
         with self._lock, writing(self.path):
             before = self._db.total_changes
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._db):
                 self._db.executemany(
                     "INSERT OR IGNORE INTO notice"
                     " (alert_id, target, purpose, tier, reason, alert, created_at, next_attempt_at, state, attempts,"
                     " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
             return self._db.total_changes - before
 
     def history(self, alert_id: str) -> list[Sent]:

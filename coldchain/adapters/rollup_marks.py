@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coldchain.adapters.sqlite_files import move_aside, open_durable, writing
+from coldchain.adapters.sqlite_files import immediate, move_aside, open_durable, writing
 
 log = logging.getLogger("coldchain.rollups")
 
@@ -73,15 +73,8 @@ class RollupMarks:
     def _change(self, sql: str, rows: list[Mark]) -> None:
         if not rows:
             return
-        with self._lock, writing(self.path):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(sql, rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._lock, writing(self.path), immediate(self._db):
+            self._db.executemany(sql, rows)
 
     def close(self) -> None:
         with self._lock:

@@ -23,13 +23,11 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from coldchain.adapters.sqlite_files import move_aside, open_durable, writing
+from coldchain.adapters.sqlite_files import immediate, move_aside, open_durable, writing
 from coldchain.core.rules import migrate
 from coldchain.core.rules_changes import apply_changes
 
@@ -110,7 +108,7 @@ class RulesState:
         """Replace the snapshot and empty the change log, in one durable transaction (fsynced before
         returning); the bytes written. Raises DiskFull when it cannot."""
         body = json.dumps(snapshot, separators=(",", ":"))
-        with writing(self.path), self._transaction():
+        with writing(self.path), immediate(self._db):
             self._db.execute(
                 "INSERT INTO snapshot (id, saved_at, body) VALUES (1, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET saved_at = excluded.saved_at, body = excluded.body",
@@ -128,17 +126,6 @@ class RulesState:
         self.log_rows += 1
         self.log_bytes += len(body)
         return len(body)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         self._db.close()

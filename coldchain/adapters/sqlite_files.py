@@ -49,6 +49,20 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 @contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction on an autocommit connection: ``BEGIN IMMEDIATE``, ``COMMIT`` when the block
+    ends, ``ROLLBACK`` (if still open) when it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
 def writing(path: Path) -> Iterator[None]:
     """Translate a full or failing disk while writing ``path`` into ``DiskFull``; other errors pass."""
     try:

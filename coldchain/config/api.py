@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from coldchain.config.base import ConfigModel, Duration, read_secret_file
+from coldchain.config.base import ConfigModel, Duration, read_key_file, read_secret_file
 from coldchain.core.access import DEFAULT_ROLE, Role
 
 
@@ -103,9 +103,8 @@ class ApiConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _load_secret(self) -> Self:
-        object.__setattr__(self, "link_secret", read_secret_file(self.link_secret_file, self.link_secret))
-        if 0 < len(self.link_secret.get_secret_value().encode()) < 16:
-            raise ValueError("api.link_secret needs at least 16 bytes (or leave it empty for a generated key)")
+        key = read_key_file(self.link_secret_file, self.link_secret, "api.link_secret", "for a generated key")
+        object.__setattr__(self, "link_secret", key)
         return self
 
     @model_validator(mode="after")

@@ -23,6 +23,26 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer
 """A configuration duration: ``"90s"``, ``"15m"``, ``"8h"``, ``"1h30m"`` (or seconds)."""
 
 
+def _written(value: timedelta) -> str:
+    """A bound as the configuration writes it: ``10ms`` below a second, else ``format_duration``'s."""
+    if timedelta(0) < value < timedelta(seconds=1):
+        return f"{value // timedelta(milliseconds=1)}ms"
+    return format_duration(value)
+
+
+def between(low: timedelta, high: timedelta, why: str = "") -> AfterValidator:
+    """The check of ``Annotated[Duration, between(low, high)]``: ``low <= value <= high``, else the error
+    ``must be between 10ms and 1s`` (the bounds as written in the configuration), then `` (why)``."""
+    says = f"must be between {_written(low)} and {_written(high)}" + (f" ({why})" if why else "")
+
+    def check(value: timedelta) -> timedelta:
+        if not low <= value <= high:
+            raise ValueError(says)
+        return value
+
+    return AfterValidator(check)
+
+
 def known_zone(value: str) -> str:
     """``value`` when it names an IANA time zone (``Europe/Berlin``); else ValueError."""
     try:
@@ -61,3 +81,16 @@ def read_secret_file(path: Path | None, current: SecretStr) -> SecretStr:
         return SecretStr(path.read_text(encoding="utf-8").rstrip("\r\n"))
     except OSError as exc:
         raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from exc
+
+
+MIN_KEY_BYTES = 16
+"""The shortest key coldchain accepts for an HMAC (acknowledge links, legacy export signatures)."""
+
+
+def read_key_file(path: Path | None, current: SecretStr, name: str, if_empty: str) -> SecretStr:
+    """``read_secret_file``, then a key given must have ``MIN_KEY_BYTES``; else ValueError naming the setting
+    ``name`` and what leaving it empty means (``if_empty``)."""
+    key = read_secret_file(path, current)
+    if 0 < len(key.get_secret_value().encode()) < MIN_KEY_BYTES:
+        raise ValueError(f"{name} needs at least {MIN_KEY_BYTES} bytes (or leave it empty {if_empty})")
+    return key

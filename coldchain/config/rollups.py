@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from coldchain.config.base import ConfigModel, Duration
+from coldchain.config.base import ConfigModel, Duration, between
 
 
 class RollupsConfig(ConfigModel):
     """Rollups (measurements ``rollup_5m`` and ``rollup_1d``), kept by the process that ingests."""
 
     enabled: bool = Field(default=True, description="Write rollups as readings arrive (dashboards read them).")
-    settle: Duration = Field(
+    settle: Annotated[Duration, between(timedelta(0), timedelta(hours=1))] = Field(
         default=timedelta(minutes=1),
         description="How long after an interval (or day) ends its rollup is written; a reading arriving later "
         "corrects it by recomputing the interval from the stored readings.",
@@ -24,21 +25,7 @@ class RollupsConfig(ConfigModel):
         description="SQLite file keeping the intervals waiting to be recomputed (a late reading's correction "
         "survives a crash).",
     )
-    recompute_every: Duration = Field(
+    recompute_every: Annotated[Duration, between(timedelta(milliseconds=100), timedelta(minutes=10))] = Field(
         default=timedelta(seconds=10),
         description="How often intervals touched by late or buffered readings are recomputed from the store.",
     )
-
-    @field_validator("settle")
-    @classmethod
-    def _sane_settle(cls, value: timedelta) -> timedelta:
-        if not timedelta(0) <= value <= timedelta(hours=1):
-            raise ValueError("must be between 0s and 1h")
-        return value
-
-    @field_validator("recompute_every")
-    @classmethod
-    def _sane_every(cls, value: timedelta) -> timedelta:
-        if not timedelta(milliseconds=100) <= value <= timedelta(minutes=10):
-            raise ValueError("must be between 100ms and 10m")
-        return value

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import (
     Field,
     SecretStr,
-    field_validator,
     model_validator,
 )
 
-from coldchain.config.base import ConfigModel, Duration, read_secret_file
+from coldchain.config.base import ConfigModel, Duration, between, read_key_file
 
 
 class RulesConfig(ConfigModel):
@@ -45,8 +44,11 @@ class RulesConfig(ConfigModel):
         description="The sites this rules worker judges (its partition); empty: every site. Give each partition "
         "its own client_id, state_path, spool_path and audit_path.",
     )
-    tick: Duration = Field(default=timedelta(seconds=1), description="How often the clock rules run.")
-    checkpoint_every: Duration = Field(
+    tick: Annotated[
+        Duration,
+        between(timedelta(milliseconds=10), timedelta(seconds=1), "the clock rules run at least once a second"),
+    ] = Field(default=timedelta(seconds=1), description="How often the clock rules run.")
+    checkpoint_every: Annotated[Duration, between(timedelta(milliseconds=10), timedelta(minutes=1))] = Field(
         default=timedelta(seconds=1), description="Longest time between snapshots (messages are acked after one)."
     )
     calibration_warn_before: Duration = Field(
@@ -69,20 +71,6 @@ class RulesConfig(ConfigModel):
         """Where the audit log lives: ``audit_path``, or beside the snapshot."""
         return self.audit_path if self.audit_path is not None else self.state_path.with_name("coldchain-audit.sqlite")
 
-    @field_validator("tick")
-    @classmethod
-    def _at_most_a_second(cls, value: timedelta) -> timedelta:
-        if not timedelta(milliseconds=10) <= value <= timedelta(seconds=1):
-            raise ValueError("must be between 10ms and 1s (the clock rules run at least once a second)")
-        return value
-
-    @field_validator("checkpoint_every")
-    @classmethod
-    def _sane_checkpoint(cls, value: timedelta) -> timedelta:
-        if not timedelta(milliseconds=10) <= value <= timedelta(minutes=1):
-            raise ValueError("must be between 10ms and 1m")
-        return value
-
 
 class ExportConfig(ConfigModel):
     """Audit exports (``coldchain export``): how gaps are judged and how manifests are signed."""
@@ -98,22 +86,14 @@ class ExportConfig(ConfigModel):
         description="PEM file of the Ed25519 private key signing manifest.json; default: "
         "coldchain-export-ed25519.pem in the state directory, created once.",
     )
-    gap_after: Duration = Field(
+    gap_after: Annotated[Duration, between(timedelta(seconds=1), timedelta(days=1))] = Field(
         default=timedelta(minutes=10),
         description="Two consecutive readings of a sensor further apart than this leave the time between "
         "them unknown (a data gap), never in range.",
     )
 
-    @field_validator("gap_after")
-    @classmethod
-    def _sane_gap(cls, value: timedelta) -> timedelta:
-        if not timedelta(seconds=1) <= value <= timedelta(days=1):
-            raise ValueError("must be between 1s and 1d")
-        return value
-
     @model_validator(mode="after")
     def _load_secret(self) -> Self:
-        object.__setattr__(self, "signing_key", read_secret_file(self.signing_key_file, self.signing_key))
-        if 0 < len(self.signing_key.get_secret_value().encode()) < 16:
-            raise ValueError("export.signing_key needs at least 16 bytes (or leave it empty for unsigned manifests)")
+        key = read_key_file(self.signing_key_file, self.signing_key, "export.signing_key", "for unsigned manifests")
+        object.__setattr__(self, "signing_key", key)
         return self

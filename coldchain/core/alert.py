@@ -283,33 +283,23 @@ class AlertBook:
     ) -> str:
         """Open an alert about ``sensor`` in ``place`` (with the diluted bags stored there); ``span`` is
         (started_at, updated_at)."""
-        started_at, updated_at = span
-        return self.open(
-            kind,
-            sensor,
-            place,
-            sensor=sensor,
-            bag=None,
-            started_at=started_at,
-            updated_at=updated_at,
-            value=value,
-            message=message,
-        )
+        return self.open(kind, sensor, place, span, value, message, sensor=sensor)
 
     def open(
         self,
         kind: AlertKind,
         subject: str,
         place: Place,
-        *,
-        sensor: str | None,
-        bag: str | None,
-        started_at: datetime,
-        updated_at: datetime,
+        span: tuple[datetime, datetime],
         value: float | None,
         message: str,
+        *,
+        sensor: str | None = None,
+        bag: str | None = None,
     ) -> str:
-        """Open an episode (idempotent per id) and return its id."""
+        """Open an episode (idempotent per id) and return its id; ``span`` is (started_at, updated_at), as
+        for ``new_alert``. A sensor's alert carries the diluted bags stored in ``place`` at ``updated_at``."""
+        started_at, updated_at = span
         aid = alert_id(kind, subject, started_at)
         if sensor is not None:
             self.touched_sensors.add(sensor)
@@ -318,7 +308,6 @@ class AlertBook:
         if aid in self.open_alerts:
             return aid
         affected = self.bags_in(place.unit, updated_at) if sensor is not None else ()
-        span = (started_at, updated_at)
         alert = new_alert(kind, subject, place, span, value, message, sensor=sensor, bag=bag, affected_bags=affected)
         self.open_alerts[aid] = alert
         self.touched_alerts.add(aid)

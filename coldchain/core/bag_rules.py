@@ -116,17 +116,7 @@ class BagTimer:
 
     def _raise(self, kind: AlertKind, at: datetime, message: str, book: AlertBook) -> str:
         """Open this bag's alert of ``kind``, starting at ``at``; its id."""
-        return book.open(
-            kind,
-            self.bag,
-            self.place,
-            sensor=None,
-            bag=self.bag,
-            started_at=at,
-            updated_at=at,
-            value=None,
-            message=message,
-        )
+        return book.open(kind, self.bag, self.place, (at, at), None, message, bag=self.bag)
 
     def running_at(self, at: datetime) -> bool:
         """Diluted at or before ``at`` and not yet completed or discarded."""
@@ -138,14 +128,12 @@ class BagTimer:
             self.warned = True
             if self.ended is None or self.ended > self.warn_at:
                 self.expiring = self._open("bag_expiring", self.warn_at, "expires", book)
-                if self.ended is not None:
-                    self._close(book)
+                self._close(book)  # an ended bag's alert closes at once
         if not self.lapsed and to >= self.deadline:
             self.lapsed = True
             if self.ended is None or self.ended > self.deadline:
                 self.expired = self._open("bag_expired", self.deadline, "expired", book)
-                if self.ended is not None:
-                    self._close(book)
+                self._close(book)
 
     def _open(self, kind: Literal["bag_expiring", "bag_expired"], at: datetime, verb: str, book: AlertBook) -> str:
         message = (
@@ -181,6 +169,7 @@ class BagTimer:
         return True
 
     def _close(self, book: AlertBook) -> None:
+        """Resolve the bag's open expiry alerts at its end; nothing while it runs."""
         if self.ended is None:
             return
         what = "infusion completed" if self.ended_by == "infusion_completed" else "discarded"

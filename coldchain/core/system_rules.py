@@ -246,17 +246,7 @@ class SystemRules:
         key = (kind, subject)
         if key in self.alerts and self.alerts[key] in book.open_alerts:
             return
-        self.alerts[key] = book.open(
-            kind,
-            topic_safe(subject),
-            SYSTEM_PLACE,
-            sensor=None,
-            bag=None,
-            started_at=started,
-            updated_at=at,
-            value=value,
-            message=message,
-        )
+        self.alerts[key] = book.open(kind, topic_safe(subject), SYSTEM_PLACE, (started, at), value, message)
 
     def _resolve(self, kind: AlertKind, subject: str, now: datetime, message: str, book: AlertBook) -> None:
         aid = self.alerts.pop((kind, subject), None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -43,24 +43,17 @@ def head_payload(event: AuditEvent) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+@dataclass(eq=False)
 class AuditRecorder:
     """Turns the worker's facts into audit events and copies them to the store."""
 
-    def __init__(
-        self,
-        log: AuditLog,
-        writer: DurableWriter,
-        clock: Callable[[], datetime],
-        publish_head: HeadPublisher | None = None,
-        chain: str = "",
-    ) -> None:
-        self.chain = chain
-        """The chain the events link into in the store ("" unless the rules are partitioned)."""
-        self.log = log
-        self.writer = writer
-        self.clock = clock
-        self.publish_head = publish_head
-        self._continued = False
+    log: AuditLog
+    writer: DurableWriter
+    clock: Callable[[], datetime]
+    publish_head: HeadPublisher | None = None
+    chain: str = ""
+    """The chain the events link into in the store ("" unless the rules are partitioned)."""
+    _continued: bool = field(default=False, init=False, repr=False)
 
     def _continue_chain(self) -> None:
         """In an empty local log, continue from the store's chain (recording ``state_reset``) instead of seq 1.

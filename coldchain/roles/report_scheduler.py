@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -37,26 +38,20 @@ class ReportOutcomes(Protocol):
     ) -> None: ...
 
 
+@dataclass(eq=False)
 class ReportScheduler:
     """Runs due reports; ``check(now)`` is one pass (tests call it with an injected clock)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        outcomes: ReportOutcomes,
-        clock: Callable[[], datetime],
-        check_every: float = CHECK_EVERY,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.outcomes = outcomes
-        self.clock = clock
-        self.check_every = check_every
-        self.heartbeat: Callable[[], None] = lambda: None
-        self._failed: dict[tuple[str, str], datetime] = {}
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+    settings: Settings
+    store: Store
+    outcomes: ReportOutcomes
+    clock: Callable[[], datetime]
+    check_every: float = CHECK_EVERY
+    _: KW_ONLY
+    heartbeat: Callable[[], None] = lambda: None
+    _failed: dict[tuple[str, str], datetime] = field(default_factory=dict, init=False, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def start(self, spawn: Spawn | None = None) -> None:
         self._thread = (spawn or plain_thread)("reports", self._run)

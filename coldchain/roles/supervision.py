@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from coldchain.adapters.metrics import Metrics
 
@@ -61,29 +61,21 @@ class RoleState:
     threads: set[int] = field(default_factory=set)
 
 
+@dataclass(eq=False)
 class Supervisor:
     """Runs role loops, keeps their heartbeats, and says which roles are late, failing or dead."""
 
-    def __init__(
-        self,
-        metrics: Metrics,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        fatal_after: int = 5,
-        settle: float = 60.0,
-        backoff_min: float = _BACKOFF_MIN,
-        backoff_max: float = _BACKOFF_MAX,
-    ) -> None:
-        self.metrics = metrics
-        self.clock = clock
-        self.fatal_after = fatal_after
-        self.settle = settle
-        self.backoff_min = backoff_min
-        self.backoff_max = backoff_max
-        self.roles: dict[str, RoleState] = {}
-        self._by_thread: dict[int, RoleState] = {}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
+    metrics: Metrics
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+    fatal_after: int = 5
+    settle: float = 60.0
+    backoff_min: float = _BACKOFF_MIN
+    backoff_max: float = _BACKOFF_MAX
+    roles: dict[str, RoleState] = field(default_factory=dict, init=False)
+    _by_thread: dict[int, RoleState] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     # -- registering -----------------------------------------------------------------------
 

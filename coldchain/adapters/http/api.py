@@ -107,33 +107,27 @@ class Request:
     """The client's address (failed token checks are throttled per address)."""
 
 
+@dataclass(eq=False)
 class HttpApi:
     """The endpoints: ``route(request) -> reply``; ``server.HttpServer`` serves them on ``api.listen``."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        metrics: Metrics,
-        readiness: ReadinessCheck,
-        store: Store,
-        rules: RulesPort | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.readiness = readiness
-        self.store = store
-        self.rules = rules
-        self.parser = MessageParser(settings)
-        self.clock = clock
-        self.gate = Gatekeeper(
-            settings.api.users, metrics, clock, security=rules.security_event if rules is not None else None
-        )
+    settings: Settings
+    metrics: Metrics
+    readiness: ReadinessCheck
+    store: Store
+    rules: RulesPort | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def __post_init__(self) -> None:
+        self.parser = MessageParser(self.settings)
+        security = self.rules.security_event if self.rules is not None else None
+        self.gate = Gatekeeper(self.settings.api.users, self.metrics, self.clock, security=security)
         self.liveness: Callable[[], list[str]] = list
         """Roles that cannot recover (the supervisor's ``dead``): /healthz answers 503 while there are any."""
         self.extra_routes: list[Callable[[Request], Reply | None]] = []
         """Handlers tried before the built-in routes (the acknowledge page registers here)."""
-        self.reviews = ReviewDesk(settings, store, self.gate, self._rules, clock)
+        self.reviews = ReviewDesk(self.settings, self.store, self.gate, self._rules, self.clock)
+
     def route(self, request: Request) -> Reply:
         try:
             for extra in self.extra_routes:

@@ -10,6 +10,7 @@ same two functions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 
@@ -43,22 +44,15 @@ class ReviewBody(BaseModel):
     signature: SignatureBody | None = None
 
 
+@dataclass(eq=False)
 class ReviewDesk:
     """Figures and signing of reviews, for the API and the page."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        gate: Gatekeeper,
-        rules: Callable[[], RulesPort],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.gate = gate
-        self.rules = rules
-        self.clock = clock
+    settings: Settings
+    store: Store
+    gate: Gatekeeper
+    rules: Callable[[], RulesPort]
+    clock: Callable[[], datetime]
 
     def figures(self, unit: str) -> ReviewFigures:
         """404 for an unknown unit, 503 when the store cannot be read."""

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 
 from coldchain.adapters.metrics import Metrics
@@ -41,35 +42,31 @@ class WriterStopped(Exception):
     """The writer was stopped before the batch became durable; the caller must not ack it."""
 
 
+@dataclass(eq=False)
 class DurableWriter:
     """Write batches durably; owns the spool replay thread."""
 
-    def __init__(
-        self,
-        store: Store,
-        spool: Spool,
-        metrics: Metrics,
-        *,
-        max_attempts: int = 5,
-        heartbeat: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.store = store
-        self.spool = spool
-        self.metrics = metrics
-        self.max_attempts = max_attempts
-        self.heartbeat = heartbeat
-        """Called while a write waits for room (the waiting role is alive, only held up)."""
-        self.problem: str | None = None
-        """Why writes are held (spool or disk full), for readiness; None while they go through."""
-        self.store_down_since: float | None = None
-        """Monotonic time of the first failure of the current store outage; None while it answers."""
-        self._attempts: dict[int, int] = {}
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._replayer: threading.Thread | None = None
-        self._backoff = _BACKOFF_MIN
-        self._prepared = False
-        metrics.bind_spool(lambda: spool.depth, spool.oldest_age, lambda: spool.size_bytes)
+    store: Store
+    spool: Spool
+    metrics: Metrics
+    _: KW_ONLY
+    max_attempts: int = 5
+    heartbeat: Callable[[], None] = lambda: None
+    """Called while a write waits for room (the waiting role is alive, only held up)."""
+    problem: str | None = field(default=None, init=False)
+    """Why writes are held (spool or disk full), for readiness; None while they go through."""
+    store_down_since: float | None = field(default=None, init=False)
+    """Monotonic time of the first failure of the current store outage; None while it answers."""
+    _attempts: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _replayer: threading.Thread | None = field(default=None, init=False, repr=False)
+    _backoff: float = field(default=_BACKOFF_MIN, init=False, repr=False)
+    _prepared: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        spool = self.spool
+        self.metrics.bind_spool(lambda: spool.depth, spool.oldest_age, lambda: spool.size_bytes)
 
     # -- lifecycle -------------------------------------------------------------------------
 

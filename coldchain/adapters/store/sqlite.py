@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from coldchain.adapters.sqlite_files import is_disk_full, open_durable
+from coldchain.adapters.sqlite_files import immediate, is_disk_full, open_durable
 from coldchain.adapters.store.points import Point, to_point
 from coldchain.adapters.store.port import Refused, StoreMisconfigured, StoreUnavailable, WriteResult
 from coldchain.core.records import Record
@@ -149,18 +149,12 @@ class SqliteStore:
         with self._lock:
             db = self._connect()
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate(db):
                     ids = self._series_ids(db, {(measurement, tags) for measurement, tags, _, _ in rows})
                     db.executemany(
                         _UPSERT,
                         [(ids[(m, tags)], time_ms, m, fields) for m, tags, time_ms, fields in rows],
                     )
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 # a full or failing disk is transient for us: spooled (or held unacked) until space returns
                 prefix = "DISK FULL: " if is_disk_full(exc) else ""

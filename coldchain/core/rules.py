@@ -180,13 +180,25 @@ class RulesEngine:
                 if rules is None:
                     self.stats.unknown_sensor_readings += 1
                     continue
-                if not self._heard(rules, record.ts, now, book):
+                if now > rules.heard:
+                    rules.heard = now
+                    if now >= rules.seen_due:
+                        self._seen.add(record.sensor)
+                if rules.offline is not None:
+                    rules.back_online(now, book)
+                    self._offline_next = min(self._offline_next, now + rules.offline_after)
+                ts = record.ts
+                if ts <= rules.last:
+                    self._count_old(ts, rules.last)
                     continue
+                rules.last = ts
+                if ts >= rules.last_due:
+                    self._seen.add(record.sensor)
                 celsius = record.celsius
                 if rules.quiet and rules.lo <= celsius <= rules.hi:
                     continue  # the fast path: nothing in progress, nothing to start
                 self._touched.add(record.sensor)
-                rules.judge(record.ts, celsius, book)
+                rules.judge(ts, celsius, book)
                 if not rules.quiet:
                     self._active[record.sensor] = rules
             elif type(record) is ShakeReading:
@@ -194,13 +206,25 @@ class RulesEngine:
                 if srules is None:
                     self.stats.unknown_sensor_readings += 1
                     continue
-                if not self._heard(srules, record.ts, now, book):
+                if now > srules.heard:
+                    srules.heard = now
+                    if now >= srules.seen_due:
+                        self._seen.add(record.sensor)
+                if srules.offline is not None:
+                    srules.back_online(now, book)
+                    self._offline_next = min(self._offline_next, now + srules.offline_after)
+                ts = record.ts
+                if ts <= srules.last:
+                    self._count_old(ts, srules.last)
                     continue
+                srules.last = ts
+                if ts >= srules.last_due:
+                    self._seen.add(record.sensor)
                 peak_g = record.peak_g
                 if srules.agitation is None and peak_g < srules.threshold:
                     continue
                 self._touched.add(record.sensor)
-                srules.judge(record.ts, peak_g, book)
+                srules.judge(ts, peak_g, book)
                 if srules.agitation is not None:
                     self._active[record.sensor] = srules
             elif type(record) is BagEvent:
@@ -216,28 +240,11 @@ class RulesEngine:
         self.stats.records += len(batch)
         return out
 
-    def _heard(self, rules: SensorRules, ts: datetime, now: datetime, book: AlertBook) -> bool:
-        """A reading of ``rules``' sensor taken at ``ts`` arrived at ``now``: the sensor was heard (and is back
-        online). Whether the reading is newer than the last one judged, so to be judged; an older or a
-        repeated one is counted (late, duplicate) and is not."""
-        if now > rules.heard:
-            rules.heard = now
-            if now >= rules.seen_due:
-                self._seen.add(rules.sensor)
-        if rules.offline is not None:
-            rules.back_online(now, book)
-            self._offline_next = min(self._offline_next, now + rules.offline_after)
-        last = rules.last
-        if ts <= last:
-            if ts == last:
-                self.stats.duplicate_readings += 1
-            else:
-                self.stats.late_readings += 1
-            return False
-        rules.last = ts
-        if ts >= rules.last_due:
-            self._seen.add(rules.sensor)
-        return True
+    def _count_old(self, ts: datetime, last: datetime) -> None:
+        if ts == last:
+            self.stats.duplicate_readings += 1
+        else:
+            self.stats.late_readings += 1
 
     def _bag_event(self, event: BagEvent, book: AlertBook) -> None:
         outcome = self._bags.event(event, book)

@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -50,6 +49,7 @@ from coldchain.roles.report_scheduler import ReportScheduler
 from coldchain.roles.rollup_keeper import RollupKeeper
 from coldchain.roles.rules_worker import RulesWorker
 from coldchain.roles.steady_clock import SteadyClock
+from coldchain.roles.stop_request import StopRequest
 from coldchain.roles.supervision import Supervisor
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class Service:
         self.watchdog = Watchdog(settings.watchdog, health or self.readiness, self.metrics, os.environ)
         if self.api is not None:
             self.api.liveness = self.supervisor.dead
-        self._stop = threading.Event()
+        self._stop = StopRequest()
 
     def _feed(self, settings: Settings) -> Feed | None:
         """Ingest's stored batches for the rules role, when this process's ingest receives every message the
@@ -358,12 +358,11 @@ class Service:
         log.info("coldchain stopped")
 
     def request_stop(self) -> None:
-        self._stop.set()
+        self._stop.request()
 
     def run_until_signal(self) -> int:
         """Start, wait for SIGTERM or SIGINT (or a role that cannot recover), stop; the exit status."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.request_stop())
+        self._stop.install()
         return self.run()
 
     def run(self) -> int:

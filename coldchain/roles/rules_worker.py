@@ -51,15 +51,7 @@ from coldchain.contract.parser import MessageParser, ParsedRecord
 from coldchain.contract.status import Status
 from coldchain.contract.topics import Topics
 from coldchain.core.alert import Alert, Transition
-from coldchain.core.records import (
-    BagEvent,
-    Rejection,
-    RejectReason,
-    Review,
-    SensorAvailability,
-    ShakeReading,
-    TemperatureReading,
-)
+from coldchain.core.records import BagEvent, Rejection, RejectReason, Review
 from coldchain.core.report_rules import ReportFailures
 from coldchain.core.review import ReviewRequest, review_record
 from coldchain.core.review_rules import ReviewDeadlines
@@ -521,7 +513,7 @@ class RulesWorker(ConnectedLoop):
 
     def _judge(self, messages: Sequence[ParsedMessage], connection: MqttConnection) -> None:
         """Judge a batch of parsed messages; they are acked on ``connection`` after the next checkpoint."""
-        records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability] = []
+        records: list[ParsedRecord] = []
         bags = self.engine.bag_ledger()
         ours: set[str] = set()
         for item in messages:
@@ -562,7 +554,7 @@ class RulesWorker(ConnectedLoop):
             kept.append(record)
         return kept
 
-    def _observe(self, records: list[TemperatureReading | ShakeReading | BagEvent | SensorAvailability]) -> None:
+    def _observe(self, records: list[ParsedRecord]) -> None:
         transitions = self.engine.observe(records, self.clock())
         self._conflicts = [t.alert for t in transitions if t.alert.kind == "bag_conflict" and t.change == "opened"]
         self._emit(transitions)

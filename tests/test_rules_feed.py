@@ -96,6 +96,8 @@ def test_a_reading_stored_but_not_yet_checkpointed_is_judged_again_after_kill_9(
         pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=minute)), "celsius": 9.5})
     wait_for(lambda: world.count() == 3, 15, "the three readings stored")
     assert world.payloads("temperature_high", "t-001") == []
+    # stored and judged, unacked until the rules checkpoint: what /metrics tells the operator
+    assert gauge(world.service.get("/metrics").text, "coldchain_acks_pending") == 3
     world.service.kill()  # within the first minute: no rules checkpoint has covered them
     world.service.start()
     pub.send(world.topic("t-001"), {"ts": iso(start + timedelta(minutes=16)), "celsius": 9.6})

@@ -17,6 +17,7 @@ sending when that many await our ack.
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,10 +42,24 @@ class Feed:
         self._holding = holding
         """Whether ingest holds a batch not yet stored (its messages are no longer in the inbox)."""
         self._batches: queue.SimpleQueue[Sequence[ParsedMessage]] = queue.SimpleQueue()
+        self._unacked = 0
+        self._lock = threading.Lock()
+
+    @property
+    def unacked(self) -> int:
+        """Messages handed over and not yet acked (or let go unacked, for redelivery) by the rules worker."""
+        return self._unacked
 
     def put(self, batch: Sequence[ParsedMessage]) -> None:
         """Hand over a batch ingest made durable (ingest's thread)."""
+        with self._lock:
+            self._unacked += len(batch)
         self._batches.put(batch)
+
+    def done(self, count: int) -> None:
+        """``count`` handed-over messages were acked, or let go for redelivery (the worker's thread)."""
+        with self._lock:
+            self._unacked -= count
 
     def take(self, timeout: float) -> list[Sequence[ParsedMessage]]:
         """Wait up to ``timeout`` for a batch, then take every other batch already waiting (the worker's thread)."""

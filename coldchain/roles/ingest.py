@@ -75,6 +75,8 @@ class Ingest(ConnectedLoop):
         self.feed: Feed | None = None
         """Where durable batches go to be judged and acked (set by the service); None: acked here."""
         self._parsed: list[ParsedMessage] = []
+        # in hand, plus what waits for the rules worker's checkpoint when it acks for us
+        metrics.acks_pending.set_function(lambda: len(self._messages) + (self.feed.unacked if self.feed else 0))
 
     def holding(self) -> bool:
         """Whether a batch is in hand, taken from the inbox but not yet stored (read from other threads)."""
@@ -165,7 +167,6 @@ class Ingest(ConnectedLoop):
         if not self._messages:
             return
         records, messages = self._screen(self._records), self._messages
-        self.metrics.acks_pending.set(len(messages))
         try:
             self.writer.write(records)
         except WriterStopped:
@@ -183,7 +184,6 @@ class Ingest(ConnectedLoop):
             for message in messages:
                 self.connection.ack(message)
         self._records, self._messages, self._parsed = [], [], []
-        self.metrics.acks_pending.set(0)
 
 
 def messages_time(messages: list[InboundMessage]) -> datetime:

@@ -538,6 +538,8 @@ class RulesWorker(ConnectedLoop):
         # session; only a batch cut short by stopping stays unacked, for redelivery.
         if judged or not self._stopping.is_set():
             self._pending.extend((connection, item.message) for item in messages)
+        elif self.feed is not None and connection is self.feed.connection:
+            self.feed.done(len(messages))  # let go unacked: the broker redelivers them to ingest
         self._dirty = True
         self._refresh_view()
 
@@ -621,6 +623,8 @@ class RulesWorker(ConnectedLoop):
             self.metrics.rules_checkpoint_bytes.labels("snapshot" if full else "changes").inc(written)
         for connection, message in self._pending:
             connection.ack(message)
+        if self.feed is not None:
+            self.feed.done(sum(1 for connection, _ in self._pending if connection is self.feed.connection))
         self.metrics.rules_acked.inc(len(self._pending))
         self._pending = []
         self._dirty = False

@@ -244,6 +244,11 @@ USERS_TABLES = WARNED[WARNED.index("[[api.users]]") : WARNED.index("[[notify.tar
         ((f'password_hash = "{HASH}"', ""), "api.users 'j.doe': a pharmacist without password_hash"),
         (('full_name = "Jane Doe, PharmD"', ""), "api.users 'j.doe': no full_name"),
         (('role = "staff"', 'role = "admin"'), "api.users 'k.tech': an admin without password_hash"),
+        (
+            ("[export]", '[[sites]]\nid = "main-pharmacy"\nreview_due = "10:00"\n\n[export]'),
+            "api.users 'k.tech' (role staff): no password_hash (or password_hash_file): cannot sign the daily review "
+            "(review_due at main-pharmacy;",
+        ),
         (('default_targets = ["pharmacy-mail"]', 'default_targets = ["log"]'), "notify: alerts go only to the log"),
     ],
 )

@@ -45,7 +45,7 @@ from coldchain.config.state import StateConfig
 from coldchain.config.store import InfluxConfig, SpoolConfig, StoreConfig
 from coldchain.config.watchdog import WatchdogConfig
 from coldchain.core import inventory as core
-from coldchain.core.access import SIGNING_ROLES, with_article
+from coldchain.core.access import REVIEW_SIGNERS, SIGNING_ROLES, with_article
 from coldchain.core.inventory import Inventory
 
 _AS_GIVEN = ("sites", "units", "sensors")
@@ -340,6 +340,7 @@ def config_warnings(settings: Settings) -> list[str]:
         warnings.append(
             "api.users: no [[api.users]] configured: every /api/ call (acknowledge, bag events) is refused with 401"
         )
+    reviews_due = sorted(site.id for site in settings.sites if site.review_due is not None)
     for user in settings.api.users:
         if user.role in SIGNING_ROLES and not user.can_sign:
             warnings.append(
@@ -350,6 +351,12 @@ def config_warnings(settings: Settings) -> list[str]:
             warnings.append(
                 f"api.users {user.name!r}: no full_name: what this {user.role} signs shows the user name "
                 "instead of a printed name"
+            )
+        elif user.role in REVIEW_SIGNERS and not user.can_sign and reviews_due:
+            warnings.append(
+                f"api.users {user.name!r} (role {user.role}): no password_hash (or password_hash_file): cannot sign "
+                f"the daily review (review_due at {', '.join(reviews_due)}; make one with `coldchain users "
+                "hash-password`)"
             )
     if settings.rules.sites:
         others = sorted({unit.site for unit in settings.units} - set(settings.rules.sites))

@@ -40,6 +40,10 @@ ALLOWED: dict[Action, frozenset[Role]] = {
 SIGNING_ROLES: frozenset[Role] = ALLOWED["sign_disposition"]
 """Roles whose users need a signing password (``check-config`` warns about those without one)."""
 
+REVIEW_SIGNERS: frozenset[Role] = ALLOWED["sign_review"]
+"""Roles that sign the daily review (``check-config`` warns about those without a signing password where a site
+expects reviews)."""
+
 
 def with_article(role: Role) -> str:
     """``a pharmacist``, ``an admin``: a role in a sentence."""

@@ -273,6 +273,10 @@ class MqttConnection:
             )
         )
 
+    def caught_up(self) -> bool:
+        """Connected (and subscribed) with nothing waiting in the inbox: the session's backlog has been taken."""
+        return self.connected.is_set() and self.inbox.empty()
+
     @property
     def epoch(self) -> int:
         """Which connection this is (counted from 1): a message is acked only on the connection it came on."""

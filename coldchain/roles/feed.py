@@ -20,10 +20,28 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from coldchain.adapters.mqtt import InboundMessage, MqttConnection
 from coldchain.contract.parser import ParsedRecord
 from coldchain.core.records import Rejection
+
+T = TypeVar("T")
+
+
+def take_waiting(source: queue.SimpleQueue[T], timeout: float, most: int | None = None) -> list[T]:
+    """Wait up to ``timeout`` (0: not at all) for an item, then take whatever else is already waiting, at most
+    ``most`` in all."""
+    try:
+        items = [source.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while most is None or len(items) < most:
+        try:
+            items.append(source.get_nowait())
+        except queue.Empty:
+            break
+    return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,21 +81,8 @@ class Feed:
 
     def take(self, timeout: float) -> list[Sequence[ParsedMessage]]:
         """Wait up to ``timeout`` for a batch, then take every other batch already waiting (the worker's thread)."""
-        try:
-            batches = [self._batches.get(timeout=timeout)] if timeout > 0 else [self._batches.get_nowait()]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                batches.append(self._batches.get_nowait())
-            except queue.Empty:
-                return batches
+        return take_waiting(self._batches, timeout)
 
     def drained(self) -> bool:
         """The broker's backlog for ingest's session is read and judged: connected, nothing queued or in hand."""
-        return (
-            self.connection.connected.is_set()
-            and self.connection.inbox.empty()
-            and not self._holding()
-            and self._batches.empty()
-        )
+        return self.connection.caught_up() and not self._holding() and self._batches.empty()

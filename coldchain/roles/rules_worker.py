@@ -73,7 +73,7 @@ from coldchain.roles import rebuild
 from coldchain.roles.alert_publisher import AlertPublisher
 from coldchain.roles.audit_recorder import AuditRecorder
 from coldchain.roles.connected_loop import ConnectedLoop
-from coldchain.roles.feed import Feed, ParsedMessage
+from coldchain.roles.feed import Feed, ParsedMessage, take_waiting
 from coldchain.roles.rules_view import RecentlyResolved, RulesView, view_of
 from coldchain.roles.signing_locks import SigningLocks
 
@@ -116,20 +116,6 @@ def partition_fact(fact: Fact, partition: str) -> Fact:
 def alert_topic(prefix: str, transition: Transition) -> str:
     """``<prefix>/alerts/<kind>/<subject>``."""
     return f"{prefix}/alerts/{transition.alert.kind}/{transition.alert.subject}"
-
-
-def _take_batch(inbox: queue.SimpleQueue[InboundMessage], timeout: float) -> list[InboundMessage]:
-    """Wait up to ``timeout`` for a message, then take whatever else is already waiting (bounded)."""
-    try:
-        messages = [inbox.get(timeout=timeout)]
-    except queue.Empty:
-        return []
-    while len(messages) < _MAX_BATCH:
-        try:
-            messages.append(inbox.get_nowait())
-        except queue.Empty:
-            break
-    return messages
 
 
 class RulesWorker(ConnectedLoop):
@@ -460,7 +446,7 @@ class RulesWorker(ConnectedLoop):
             for batch in self.feed.take(wait):
                 self._judge(batch, self.feed.connection)
             own_wait = 0.0
-        messages = _take_batch(self.connection.inbox, timeout=own_wait)
+        messages = take_waiting(self.connection.inbox, own_wait, _MAX_BATCH)
         if messages:
             parsed = [ParsedMessage(m, self.parser.parse(m.topic, m.payload, m.received_at)) for m in messages]
             self._judge(parsed, self.connection)
@@ -487,7 +473,7 @@ class RulesWorker(ConnectedLoop):
         if self.feed is not None:
             backlog_read = self.feed.drained() and self.connection.inbox.empty()
         else:
-            backlog_read = self.connection.inbox.empty() and self.connection.connected.is_set()
+            backlog_read = self.connection.caught_up()
         if backlog_read or time.monotonic() >= self._clock_rules_from:
             self._clock_rules_from = None  # backlog read (or grace over): the clock rules run from now on
             return True
